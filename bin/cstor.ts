@@ -1,0 +1,45 @@
+// The `cstor` command: one subcommand per daemon. Each subcommand's module exports
+// `main(argv, env)`, the only place that reads argv and env (STYLE.md).
+import { describeError, isCstorError } from '../lib/errors.ts';
+
+export type CommandMain = (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<void>;
+
+interface Subcommand {
+  summary: string;
+  load: () => Promise<{ main: CommandMain }>;
+}
+
+const subcommands: Readonly<Record<string, Subcommand>> = {
+  'kube-lite': { summary: 'embedded Kubernetes API server (development and tests)', load: () => import('../kube-lite/main.ts') },
+  pool: { summary: 'cStor pool: copy-on-write replicas, replica protocol, mgmt API', load: () => import('../cstor-pool/main.ts') },
+  target: { summary: 'cStor target: replicated volumes over iSCSI, snapshots, mgmt API', load: () => import('../cstor-target/main.ts') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(subcommands).map((n) => n.length)) + 2;
+  const lines = ['Usage: cstor <command> [options]', '', 'Commands:'];
+  for (const [name, sub] of Object.entries(subcommands)) lines.push(`  ${name.padEnd(width)}${sub.summary}`);
+  lines.push('', 'Run `cstor <command> --help` for the options of one command.');
+  return lines.join('\n') + '\n';
+}
+
+export async function run(argv: readonly string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return;
+  }
+  const sub = subcommands[name];
+  if (!sub) {
+    process.stderr.write(`cstor: unknown command "${name}"\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    const { main } = await sub.load();
+    await main(rest, process.env);
+  } catch (err) {
+    process.stderr.write(`cstor ${name}: ${describeError(err)}\n`);
+    process.exitCode = isCstorError(err) && err.code === 'invalid' ? 2 : 1;
+  }
+}

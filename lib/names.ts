@@ -1,0 +1,39 @@
+// Kubernetes name rules. Volume and snapshot names become file names in pools, so they are
+// checked here once, with the same messages the API server gives.
+
+const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Problems with `name` as a DNS-1123 subdomain (max 253), or [] when valid. */
+export function dns1123SubdomainProblems(name: string): string[] {
+  const problems: string[] = [];
+  if (name.length === 0) problems.push('must not be empty');
+  if (name.length > 253) problems.push('must be no more than 253 characters');
+  if (name.length > 0 && !dns1123Subdomain.test(name)) {
+    problems.push(
+      "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+    );
+  }
+  return problems;
+}
+
+/** Problems with `name` as a DNS-1123 label (max 63), or [] when valid. */
+export function dns1123LabelProblems(name: string): string[] {
+  const problems: string[] = [];
+  if (name.length === 0) problems.push('must not be empty');
+  if (name.length > 63) problems.push('must be no more than 63 characters');
+  if (name.length > 0 && !dns1123Label.test(name)) {
+    problems.push(
+      "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+    );
+  }
+  return problems;
+}
+
+export function isDns1123Subdomain(name: string): boolean {
+  return dns1123SubdomainProblems(name).length === 0;
+}
+
+export function isDns1123Label(name: string): boolean {
+  return dns1123LabelProblems(name).length === 0;
+}
