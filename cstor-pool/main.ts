@@ -1,6 +1,135 @@
-// Entry point: not built yet (see the issue that adds this daemon).
-import { CstorError } from '../lib/errors.ts';
+// `cstor pool`: one pool daemon. Opens the pool directory, serves the replica protocol (target ↔
+// pool) and the mgmt HTTP API, and shuts down cleanly on SIGTERM/SIGINT (stop listening, close
+// connections, sync and close the pool). The only place that reads argv and env for the pool.
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { CstorError, describeError } from '../lib/errors.ts';
+import { announceListening, closeServer, listen } from '../lib/listen.ts';
+import { createLogger, type Logger } from '../lib/logger.ts';
+import { createRegistry } from '../lib/metrics.ts';
+import { dns1123SubdomainProblems } from '../lib/names.ts';
+import { createMgmtApp } from './mgmt/app.ts';
+import { createPoolMetrics } from './server/metrics.ts';
+import { ReplicaServer } from './server/replica-server.ts';
+import { openPool } from './store/pool.ts';
 
-export async function main(_argv: readonly string[], _env: NodeJS.ProcessEnv): Promise<void> {
-  throw new CstorError('unavailable', 'this daemon is not built yet');
+const spec = {
+  name: 'pool',
+  summary: 'cStor pool daemon: copy-on-write replicas (one per volume) served over the replica protocol, with a mgmt HTTP API.',
+  options: {
+    name: { type: 'string', required: true, value: 'NAME', description: 'Pool name (DNS-1123), e.g. the CStorPool name.' },
+    'data-dir': { type: 'string', required: true, value: 'DIR', description: 'Pool directory (created if absent).' },
+    listen: { type: 'string', default: '0.0.0.0:3232', value: 'HOST:PORT', description: 'Replica protocol listener (port 0: any free port).' },
+    mgmt: { type: 'string', default: '127.0.0.1:9501', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
+    'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
+    'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
+  },
+  notes: [
+    'Mgmt API: POST/GET /v1/replicas, GET/DELETE /v1/replicas/VOLUME, GET /v1/pool, GET /metrics, GET /healthz.',
+    'See docs/pool-daemon.md.',
+  ].join('\n'),
+} as const;
+
+export interface PoolConfig {
+  name: string;
+  dataDir: string;
+  listen: { host: string; port: number };
+  mgmt: { host: string; port: number };
+  logLevel: string;
+  logFormat: 'json' | 'text';
+}
+
+/** Builds the frozen config, listing every problem at once. */
+export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): PoolConfig | null {
+  const opts = parseCommand(spec, argv);
+  if (opts === null) return null;
+  const problems: string[] = [];
+  const nameProblems = dns1123SubdomainProblems(opts.name);
+  if (nameProblems.length > 0) problems.push(`--name "${opts.name}" is invalid: ${nameProblems.join('; ')}`);
+  const hostPort = (v: string, flag: string): { host: string; port: number } => {
+    try {
+      return parseHostPort(v, flag);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return { host: '', port: 0 };
+    }
+  };
+  const listenAddr = hostPort(opts.listen, '--listen');
+  const mgmtAddr = hostPort(opts.mgmt, '--mgmt');
+  const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
+  if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
+  if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push(`--log-format must be json or text`);
+  if (problems.length > 0) throw new CstorError('invalid', `cstor pool: ${problems.join('; ')}`);
+  return Object.freeze({
+    name: opts.name,
+    dataDir: path.resolve(opts['data-dir']),
+    listen: listenAddr,
+    mgmt: mgmtAddr,
+    logLevel,
+    logFormat: opts['log-format'] as 'json' | 'text',
+  });
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const config = poolConfig(argv, env);
+  if (config === null) return;
+  const logger = createLogger({ component: 'cstor-pool', level: config.logLevel, format: config.logFormat }).child({ pool: config.name });
+  await fs.mkdir(config.dataDir, { recursive: true });
+  const pool = await openPool({ dir: config.dataDir, name: config.name, logger });
+  const registry = createRegistry('cstor-pool');
+  const replicaServer = new ReplicaServer({ pool, logger, metrics: createPoolMetrics(registry) });
+  const app = createMgmtApp({ pool, logger, registry, dropVolume: (v) => replicaServer.dropVolume(v) });
+  const httpServer = http.createServer(app);
+  try {
+    announceListening(logger, 'replica', await replicaServer.listen(config.listen.host, config.listen.port));
+    announceListening(logger, 'mgmt', await listen(httpServer, config.mgmt.host, config.mgmt.port));
+  } catch (err) {
+    await replicaServer.close();
+    await closeServer(httpServer);
+    await pool.close();
+    throw err;
+  }
+  logger.info('pool ready', { dir: config.dataDir, replicas: (await pool.listReplicas()).length });
+  await waitForSignal(logger);
+  await shutdown(logger, async () => {
+    await replicaServer.close();
+    await closeServer(httpServer);
+    await pool.close();
+  });
+}
+
+function waitForSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      logger.info('shutting down', { signal });
+      resolve();
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+}
+
+/** Runs the shutdown steps; a second signal or 10 s without finishing forces the exit. */
+async function shutdown(logger: Logger, steps: () => Promise<void>): Promise<void> {
+  const force = (why: string): void => {
+    logger.error('forced exit', { why });
+    process.exit(1);
+  };
+  const timer = setTimeout(() => force('shutdown took longer than 10 s'), 10_000);
+  timer.unref();
+  process.once('SIGTERM', () => force('second signal'));
+  process.once('SIGINT', () => force('second signal'));
+  try {
+    await steps();
+    logger.info('pool stopped');
+  } catch (err) {
+    logger.error('shutdown failed', { error: describeError(err) });
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(timer);
+  }
 }

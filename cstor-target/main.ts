@@ -1,6 +1,154 @@
-// Entry point: not built yet (see the issue that adds this daemon).
-import { CstorError } from '../lib/errors.ts';
+// `cstor target`: one target daemon. Serves replicated volumes over iSCSI (one target per volume,
+// LUN 0) and a mgmt HTTP API; remembers served volumes in --data-dir; shuts down cleanly on
+// SIGTERM/SIGINT (stop the portal and the API, sync and close every replica). The only place that
+// reads argv and env for the target.
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { CstorError, describeError } from '../lib/errors.ts';
+import { announceListening, closeServer, listen } from '../lib/listen.ts';
+import { createLogger, type Logger } from '../lib/logger.ts';
+import { createRegistry } from '../lib/metrics.ts';
+import { connectReplica } from '../lib/replica-protocol/client.ts';
+import { IscsiPortal } from './iscsi/portal.ts';
+import { createMgmtApp } from './mgmt/app.ts';
+import { VolumeManager } from './mgmt/volume-manager.ts';
 
-export async function main(_argv: readonly string[], _env: NodeJS.ProcessEnv): Promise<void> {
-  throw new CstorError('unavailable', 'this daemon is not built yet');
+const spec = {
+  name: 'target',
+  summary: 'cStor target daemon: replicated volumes (quorum writes to cstor pools) served over iSCSI, with a mgmt HTTP API.',
+  options: {
+    iscsi: { type: 'string', default: '0.0.0.0:3260', value: 'HOST:PORT', description: 'iSCSI portal listener (port 0: any free port).' },
+    mgmt: { type: 'string', default: '127.0.0.1:9500', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
+    'data-dir': { type: 'string', value: 'DIR', description: 'Where served volumes are remembered (volumes.json); none: a restart forgets them.' },
+    'target-id': { type: 'string', value: 'ID', description: 'Names this target to the pools (default: hostname-pid).' },
+    'replica-timeout': { type: 'string', default: '10000', value: 'MS', description: 'Replica request deadline in ms; past it every request on that connection fails.' },
+    'quiesce-timeout': { type: 'string', default: '2000', value: 'MS', description: 'Longest wait for in-flight writes to drain before a snapshot.' },
+    'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
+    'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
+  },
+  notes: [
+    'Mgmt API: PUT/GET/DELETE /v1/volumes/VOLUME, GET /v1/volumes, POST/GET /v1/volumes/VOLUME/snapshots,',
+    'DELETE /v1/volumes/VOLUME/snapshots/NAME, GET /v1/volumes/VOLUME/stats, GET /metrics, GET /healthz.',
+    'IQN of a volume: iqn.2016-09.com.openebs.cstor:VOLUME, LUN 0. See docs/target.md.',
+  ].join('\n'),
+} as const;
+
+export interface TargetConfig {
+  iscsi: { host: string; port: number };
+  mgmt: { host: string; port: number };
+  dataDir: string | null;
+  targetId: string;
+  replicaTimeoutMs: number;
+  quiesceTimeoutMs: number;
+  logLevel: string;
+  logFormat: 'json' | 'text';
+}
+
+/** Builds the frozen config, listing every problem at once; null after --help. */
+export function targetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): TargetConfig | null {
+  const opts = parseCommand(spec, argv);
+  if (opts === null) return null;
+  const problems: string[] = [];
+  const hostPort = (v: string, flag: string): { host: string; port: number } => {
+    try {
+      return parseHostPort(v, flag);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return { host: '', port: 0 };
+    }
+  };
+  const ms = (v: string, flag: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 10 || n > 600_000) problems.push(`${flag} "${v}" must be an integer number of ms in 10..600000`);
+    return n;
+  };
+  const iscsi = hostPort(opts.iscsi, '--iscsi');
+  const mgmt = hostPort(opts.mgmt, '--mgmt');
+  const replicaTimeoutMs = ms(opts['replica-timeout'], '--replica-timeout');
+  const quiesceTimeoutMs = ms(opts['quiesce-timeout'], '--quiesce-timeout');
+  const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
+  if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
+  if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push('--log-format must be json or text');
+  if (problems.length > 0) throw new CstorError('invalid', `cstor target: ${problems.join('; ')}`);
+  return Object.freeze({
+    iscsi,
+    mgmt,
+    dataDir: opts['data-dir'] ? path.resolve(opts['data-dir']) : null,
+    targetId: opts['target-id'] ?? `${os.hostname()}-${process.pid}`,
+    replicaTimeoutMs,
+    quiesceTimeoutMs,
+    logLevel,
+    logFormat: opts['log-format'] as 'json' | 'text',
+  });
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const config = targetConfig(argv, env);
+  if (config === null) return;
+  const logger = createLogger({ component: 'cstor-target', level: config.logLevel, format: config.logFormat });
+  const registry = createRegistry('cstor-target');
+  const portal = new IscsiPortal({ logger });
+  const manager = new VolumeManager({
+    connect: (address) => connectReplica(address, { timeoutMs: config.replicaTimeoutMs, logger }),
+    portal,
+    stateFile: config.dataDir ? path.join(config.dataDir, 'volumes.json') : null,
+    logger,
+    targetId: config.targetId,
+    quiesceTimeoutMs: config.quiesceTimeoutMs,
+  });
+  const app = createMgmtApp({ manager, logger, registry, iscsiStats: (v) => portal.targetInfo(v) ?? null });
+  const httpServer = http.createServer(app);
+  try {
+    announceListening(logger, 'iscsi', await portal.listen(config.iscsi.host, config.iscsi.port));
+    announceListening(logger, 'mgmt', await listen(httpServer, config.mgmt.host, config.mgmt.port));
+    await manager.load();
+  } catch (err) {
+    await portal.close();
+    await closeServer(httpServer);
+    await manager.close();
+    throw err;
+  }
+  logger.info('target ready', { targetId: config.targetId, dataDir: config.dataDir, volumes: manager.list().length });
+  await waitForSignal(logger);
+  await shutdown(logger, async () => {
+    await closeServer(httpServer);
+    await portal.close();
+    await manager.close();
+  });
+}
+
+function waitForSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      logger.info('shutting down', { signal });
+      resolve();
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+}
+
+/** Runs the shutdown steps; a second signal or 10 s without finishing forces the exit. */
+async function shutdown(logger: Logger, steps: () => Promise<void>): Promise<void> {
+  const force = (why: string): void => {
+    logger.error('forced exit', { why });
+    process.exit(1);
+  };
+  const timer = setTimeout(() => force('shutdown took longer than 10 s'), 10_000);
+  timer.unref();
+  process.once('SIGTERM', () => force('second signal'));
+  process.once('SIGINT', () => force('second signal'));
+  try {
+    await steps();
+    logger.info('target stopped');
+  } catch (err) {
+    logger.error('shutdown failed', { error: describeError(err) });
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,6 +1,47 @@
-// Entry point: not built yet (see the issue that adds this daemon).
-import { CstorError } from '../lib/errors.ts';
+// `cstor kube-lite`: the embedded Kubernetes API server for development and tests.
+import path from 'node:path';
+import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { describeError } from '../lib/errors.ts';
+import { announceListening } from '../lib/listen.ts';
+import { createLogger } from '../lib/logger.ts';
+import { startKubeLite } from './server.ts';
 
-export async function main(_argv: readonly string[], _env: NodeJS.ProcessEnv): Promise<void> {
-  throw new CstorError('unavailable', 'this daemon is not built yet');
+const spec = {
+  name: 'kube-lite',
+  summary: 'A one-process Kubernetes API server for development and tests (NOT for production): core v1, storage, coordination and CRDs, watch, a PV binder. Writes DIR/kubeconfig for kubectl and @kubernetes/client-node.',
+  options: {
+    listen: { type: 'string', value: 'HOST:PORT', description: 'Address to serve the API on (port 0: any free port)', default: '127.0.0.1:6443' },
+    'data-dir': { type: 'string', value: 'DIR', description: 'Where objects (snapshot + write-ahead log), the token and the kubeconfig live', required: true },
+    'history-size': { type: 'string', value: 'N', description: 'Watch events retained for watches from an old resourceVersion', default: '10000' },
+    'log-level': { type: 'string', value: 'LEVEL', description: 'error, warn, info or debug (env LOG_LEVEL)' },
+  },
+  notes: 'Every request needs the bearer token from DIR/kubeconfig. Point kubectl at it with `kubectl --kubeconfig DIR/kubeconfig get ns`.',
+} as const;
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const args = parseCommand(spec, argv);
+  if (!args) return;
+  const { host, port } = parseHostPort(args.listen, '--listen');
+  const historySize = Number(args['history-size']);
+  if (!Number.isInteger(historySize) || historySize < 1) throw new Error(`--history-size: "${args['history-size']}" is not a positive integer`);
+  const config = Object.freeze({ host, port, dataDir: path.resolve(args['data-dir']), historySize, logLevel: args['log-level'] ?? env.LOG_LEVEL ?? 'info' });
+  const logger = createLogger({ component: 'kube-lite', level: config.logLevel });
+  logger.warn('kube-lite is a development Kubernetes API server, not a production one');
+  const kl = await startKubeLite({ host: config.host, port: config.port, dataDir: config.dataDir, historySize: config.historySize, logger });
+  announceListening(logger, 'api', kl.address);
+  logger.info('kubeconfig written', { path: kl.kubeconfigPath, server: kl.url });
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info('shutting down', { signal });
+      kl.close()
+        .catch((err: unknown) => logger.error('shutdown failed', { error: describeError(err) }))
+        .finally(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
 }

@@ -2,7 +2,7 @@
 // A Pool is one directory; it holds one Replica per volume, each a copy-on-write chain of
 // layers (DESIGN.md §6). Replica implements BlockDevice over its chain.
 import type { BlockDevice } from '../../lib/block-device.ts';
-import type { ReplicaMode, RunPage, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
+import type { ReplicaMode, ReplicaStats, RunPage, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
 
 export interface ReplicaInfo {
   volume: string;
@@ -70,5 +70,10 @@ export interface Replica extends BlockDevice {
   /** Marks a New replica Healthy (the target does this for a fresh volume's replicas). */
   markHealthy(): Promise<void>;
   info(): Promise<ReplicaInfo>;
+  /** Reads snapshot `name`'s point-in-time view (the chain up to it). Added by the layer store. */
+  readSnapshotAt(name: string, offset: number, length: number): Promise<Buffer>;
+  /** IO counters since the replica was loaded, and space used. Added by the layer store. */
+  stats(): ReplicaStats;
+  /** Syncs and releases this handle (the pool unloads the replica when its last handle closes). */
   close(): Promise<void>;
 }

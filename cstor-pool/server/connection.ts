@@ -1,0 +1,418 @@
+// One replica-protocol connection on the pool side. OPEN binds it to one volume; every later
+// request goes to that volume's Replica through its IoOrdering (arrival order per overlapping
+// range), many at once; replies go back as they complete (reads may overtake one another).
+// Garbage never crashes the daemon: a bad header closes the connection (after an error reply when
+// the frame's seq is known, e.g. an oversized length); a bad payload or an unknown opcode gets an
+// error reply and the connection carries on.
+import type net from 'node:net';
+import { CstorError, isCstorError, toCstorError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { dns1123SubdomainProblems } from '../../lib/names.ts';
+import type { MessageBody } from '../../lib/replica-protocol/codec.ts';
+import { FrameDecoder } from '../../lib/replica-protocol/frame-decoder.ts';
+import { encodeFrame } from '../../lib/replica-protocol/frame.ts';
+import { isReply, type Frame } from '../../lib/replica-protocol/header.ts';
+import { opcodeName, type OpcodeName } from '../../lib/replica-protocol/opcodes.ts';
+import { encodeErrorReply } from '../../lib/replica-protocol/messages/error-reply.ts';
+import { decodeImportLayerBeginRequest, encodeImportLayerBeginReply } from '../../lib/replica-protocol/messages/import-layer-begin.ts';
+import { decodeImportLayerEndRequest, encodeImportLayerEndReply } from '../../lib/replica-protocol/messages/import-layer-end.ts';
+import { decodeImportLayerWriteRequest, encodeImportLayerWriteReply } from '../../lib/replica-protocol/messages/import-layer-write.ts';
+import { decodeMarkHealthyRequest, encodeMarkHealthyReply } from '../../lib/replica-protocol/messages/mark-healthy.ts';
+import { decodeOpenRequest, encodeOpenReply } from '../../lib/replica-protocol/messages/open.ts';
+import { decodeReadHeadSinceRequest, encodeReadHeadSinceReply } from '../../lib/replica-protocol/messages/read-head-since.ts';
+import { decodeReadLayerRequest, encodeReadLayerReply } from '../../lib/replica-protocol/messages/read-layer.ts';
+import { decodeReadRequest, encodeReadReply } from '../../lib/replica-protocol/messages/read.ts';
+import { decodeRebuildDoneRequest, encodeRebuildDoneReply } from '../../lib/replica-protocol/messages/rebuild-done.ts';
+import { decodeRebuildStartRequest, encodeRebuildStartReply } from '../../lib/replica-protocol/messages/rebuild-start.ts';
+import { decodeStatusRequest, encodeStatusReply } from '../../lib/replica-protocol/messages/replica-status.ts';
+import { decodeSnapshotCreateRequest, encodeSnapshotCreateReply } from '../../lib/replica-protocol/messages/snapshot-create.ts';
+import { decodeSnapshotDestroyRequest, encodeSnapshotDestroyReply } from '../../lib/replica-protocol/messages/snapshot-destroy.ts';
+import { decodeSnapshotListRequest, encodeSnapshotListReply } from '../../lib/replica-protocol/messages/snapshot-list.ts';
+import { decodeStatsRequest, encodeStatsReply } from '../../lib/replica-protocol/messages/stats.ts';
+import { decodeSyncRequest, encodeSyncReply } from '../../lib/replica-protocol/messages/sync.ts';
+import { decodeUnmapRequest, encodeUnmapReply } from '../../lib/replica-protocol/messages/unmap.ts';
+import { decodeWriteIfNewerRequest, encodeWriteIfNewerReply } from '../../lib/replica-protocol/messages/write-if-newer.ts';
+import { decodeWriteRequest, encodeWriteReply } from '../../lib/replica-protocol/messages/write.ts';
+import type { ReplicaStatus } from '../../lib/replica-protocol/types.ts';
+import type { Pool } from '../store/types.ts';
+import type { PoolMetrics } from './metrics.ts';
+import type { VolumeHandle } from './volume-handle.ts';
+
+/** A rebuild page carries at most this much data (keeps its reply under the frame limit). */
+export const maxPageBytes = 8 * 1024 * 1024;
+
+export interface ConnectionContext {
+  pool: Pool;
+  logger: Logger;
+  metrics: PoolMetrics;
+  /** The shared handle of a volume (opened once per pool, shared by connections). */
+  handleFor(volume: string): Promise<VolumeHandle>;
+  /** Requests in flight past which the connection stops reading until some finish. */
+  maxInFlight: number;
+  /** Reply bytes queued past which the connection stops reading until the socket drains. */
+  maxQueuedReplyBytes: number;
+}
+
+const readOps: ReadonlySet<OpcodeName> = new Set(['read', 'readLayer', 'readHeadSince']);
+const writeOps: ReadonlySet<OpcodeName> = new Set(['write', 'unmap', 'writeIfNewer', 'importLayerWrite']);
+
+export class ReplicaConnection {
+  readonly remote: string;
+  private readonly decoder = new FrameDecoder();
+  private readonly openedAt = Date.now();
+  private handle: VolumeHandle | null = null;
+  private opening: Promise<void> | null = null;
+  private inflight = 0;
+  inflightRead = 0;
+  inflightWrite = 0;
+  private corked = false;
+  private paused = false;
+  private closing = false;
+  private log: Logger;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.log = ctx.logger.child({ remote: this.remote });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.maybeResume());
+    socket.on('error', (err) => this.log.debug('replica connection error', { error: err.message }));
+  }
+
+  /** The volume this connection serves, once OPEN succeeded. */
+  get volume(): string | null {
+    return this.handle?.replica.volume ?? null;
+  }
+
+  /** Closes the connection now; requests in flight finish but their replies are dropped. */
+  destroy(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing) return;
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.refuseStream(toCstorError(err, 'protocol'));
+      return;
+    }
+    for (const frame of frames) this.dispatch(frame);
+  }
+
+  /** A broken stream: answer when the frame's seq is known (oversized length), then close. */
+  private refuseStream(err: CstorError): void {
+    this.ctx.metrics.protocolError(err.code === 'too_large' ? 'too_large' : 'bad_header');
+    this.log.warn('closing replica connection: bad frame', { error: err.message, volume: this.volume ?? undefined });
+    this.closing = true;
+    const seq = err.details.seq;
+    const opcode = err.details.opcode;
+    if (typeof seq === 'number' && typeof opcode === 'number') {
+      const body = encodeErrorReply(err);
+      for (const p of encodeFrame({ opcode, seq, reply: true, status: body.status }, body)) this.socket.write(p);
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    } else {
+      this.socket.destroy();
+    }
+  }
+
+  private dispatch(frame: Frame): void {
+    const h = frame.header;
+    const name = opcodeName(h.opcode);
+    this.inflight++;
+    if (this.inflight >= this.ctx.maxInFlight) this.pause();
+    const kind = name && readOps.has(name) ? 'read' : name && writeOps.has(name) ? 'write' : null;
+    if (kind === 'read') this.inflightRead++;
+    if (kind === 'write') this.inflightWrite++;
+    const done = this.ctx.metrics.start(name ?? 'unknown');
+    let result: Promise<MessageBody>;
+    try {
+      if (name === undefined) throw new CstorError('invalid', `unknown opcode ${h.opcode}`);
+      if (isReply(h)) throw new CstorError('protocol', `${name}: got a reply frame where a request was due`);
+      result = this.route(name, frame);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (body) => {
+        done(true);
+        this.finish(kind);
+        this.reply(h.opcode, h.seq, body, 0);
+      },
+      (err: unknown) => {
+        done(false);
+        this.finish(kind);
+        const e = isCstorError(err) ? err : toCstorError(err, hasErrno(err) ? 'io' : 'internal', name ?? `opcode ${h.opcode}`);
+        if (name === undefined || e.code === 'protocol') this.ctx.metrics.protocolError(name === undefined ? 'unknown_opcode' : 'bad_payload');
+        if (e.code === 'internal' || e.code === 'io') {
+          this.log.error('replica request failed', { volume: this.volume ?? undefined, op: name ?? h.opcode, error: e.message });
+        }
+        const body = encodeErrorReply(e);
+        this.reply(h.opcode, h.seq, body, body.status);
+      },
+    );
+  }
+
+  private finish(kind: 'read' | 'write' | null): void {
+    this.inflight--;
+    if (kind === 'read') this.inflightRead--;
+    if (kind === 'write') this.inflightWrite--;
+    this.maybeResume();
+  }
+
+  /** Routes a request; requests pipelined behind OPEN wait for it, in arrival order. */
+  private route(name: OpcodeName, frame: Frame): Promise<MessageBody> {
+    if (name === 'open') return this.open(frame);
+    if (this.handle === null) {
+      if (this.opening === null) return Promise.reject(new CstorError('invalid', `${name}: send OPEN first; this connection serves no volume yet`));
+      return this.opening.then(() => this.serve(name, frame));
+    }
+    return this.serve(name, frame);
+  }
+
+  private open(frame: Frame): Promise<MessageBody> {
+    const req = decodeOpenRequest(frame);
+    if (this.opening !== null) return Promise.reject(new CstorError('conflict', `OPEN: this connection already serves a volume; open another connection for ${req.volume}`));
+    const problems = dns1123SubdomainProblems(req.volume);
+    if (problems.length > 0) return Promise.reject(new CstorError('invalid', `OPEN: volume name "${req.volume}" is invalid: ${problems.join('; ')}`));
+    let status!: ReplicaStatus;
+    this.opening = (async () => {
+      const info = await this.ctx.pool.getReplica(req.volume);
+      if (info === null) throw new CstorError('not_found', `OPEN: volume ${req.volume} has no replica in pool ${this.ctx.pool.name}`);
+      if (info.size !== req.size) throw new CstorError('invalid', `OPEN: volume ${req.volume} is ${info.size} bytes in pool ${this.ctx.pool.name}, not ${req.size}`);
+      if (info.blockSize !== req.blockSize) {
+        throw new CstorError('invalid', `OPEN: volume ${req.volume} has block size ${info.blockSize} in pool ${this.ctx.pool.name}, not ${req.blockSize}`);
+      }
+      const handle = await this.ctx.handleFor(req.volume);
+      if (this.closing) throw new CstorError('aborted', 'OPEN: connection closed');
+      this.handle = handle;
+      this.log = this.log.child({ volume: req.volume });
+      status = this.status();
+      this.log.info('replica opened', { targetId: req.targetId, replicationFactor: req.replicationFactor, mode: status.mode });
+    })();
+    const opening = this.opening;
+    // A failed OPEN leaves the connection unbound: a later OPEN may retry, pipelined requests fail.
+    opening.catch(() => {
+      if (this.opening === opening) this.opening = null;
+    });
+    return opening.then(() => encodeOpenReply(status));
+  }
+
+  private status(): ReplicaStatus {
+    const r = this.handle!.replica;
+    return {
+      volume: r.volume,
+      mode: r.mode,
+      checkpointedIoSeq: r.checkpointedIoSeq,
+      size: r.size,
+      blockSize: r.blockSize,
+      inflightRead: this.inflightRead,
+      inflightWrite: this.inflightWrite,
+      upTime: Math.floor((Date.now() - this.openedAt) / 1000),
+    };
+  }
+
+  private serve(name: OpcodeName, frame: Frame): Promise<MessageBody> {
+    const h = this.handle;
+    if (h === null) return Promise.reject(new CstorError('invalid', `${name}: send OPEN first; this connection serves no volume yet`));
+    const r = h.replica;
+    const o = h.ordering;
+    const m = this.ctx.metrics;
+    switch (name) {
+      case 'open':
+        return this.open(frame);
+      case 'read': {
+        const req = decodeReadRequest(frame);
+        return o.run('read', req.offset, req.length, async () => {
+          const data = await r.readAt(req.offset, req.length);
+          m.readBytes(data.length);
+          return encodeReadReply(data);
+        });
+      }
+      case 'write': {
+        const req = decodeWriteRequest(frame);
+        return o.run('write', req.offset, req.data.length, async () => {
+          await r.write(req.offset, req.data, req.ioSeq);
+          m.writeBytes(req.data.length);
+          return encodeWriteReply();
+        });
+      }
+      case 'unmap': {
+        const req = decodeUnmapRequest(frame);
+        return o.run('write', req.offset, req.length, async () => {
+          await r.unmapSeq(req.offset, req.length, req.ioSeq);
+          return encodeUnmapReply();
+        });
+      }
+      case 'sync':
+        decodeSyncRequest(frame);
+        return o.run('flush', 0, 0, async () => {
+          await r.sync();
+          return encodeSyncReply(r.checkpointedIoSeq);
+        });
+      case 'status':
+        decodeStatusRequest(frame);
+        return Promise.resolve(encodeStatusReply(this.status()));
+      case 'stats':
+        decodeStatsRequest(frame);
+        return Promise.resolve(encodeStatsReply(r.stats()));
+      case 'snapshotCreate': {
+        const req = decodeSnapshotCreateRequest(frame);
+        return o.run('barrier', 0, 0, async () => {
+          await r.snapshotCreate(checkedName(req.name, 'SNAPSHOT_CREATE'), req.ioSeq);
+          this.log.info('snapshot created', { snapshot: req.name, ioSeq: req.ioSeq });
+          return encodeSnapshotCreateReply();
+        });
+      }
+      case 'snapshotDestroy': {
+        const req = decodeSnapshotDestroyRequest(frame);
+        return o.run('barrier', 0, 0, async () => {
+          await r.snapshotDestroy(checkedName(req.name, 'SNAPSHOT_DESTROY'));
+          this.log.info('snapshot destroyed', { snapshot: req.name });
+          return encodeSnapshotDestroyReply();
+        });
+      }
+      case 'snapshotList':
+        decodeSnapshotListRequest(frame);
+        return Promise.resolve(encodeSnapshotListReply(r.snapshots()));
+      case 'readLayer': {
+        const req = decodeReadLayerRequest(frame);
+        const maxBytes = Math.min(Math.max(req.maxBytes, r.blockSize), maxPageBytes);
+        return o.run('read', 0, r.size, async () => {
+          const page = await r.readLayer(checkedName(req.name, 'READ_LAYER'), req.cursor, maxBytes);
+          m.readBytes(pageBytes(page.runs));
+          return encodeReadLayerReply(page);
+        });
+      }
+      case 'readHeadSince': {
+        const req = decodeReadHeadSinceRequest(frame);
+        const maxBytes = Math.min(Math.max(req.maxBytes, r.blockSize), maxPageBytes);
+        return o.run('read', 0, r.size, async () => {
+          const page = await r.readHeadSince(req.sinceIoSeq, req.cursor, maxBytes);
+          m.readBytes(pageBytes(page.runs));
+          return encodeReadHeadSinceReply(page);
+        });
+      }
+      case 'rebuildStart': {
+        const req = decodeRebuildStartRequest(frame);
+        return o.run('barrier', 0, 0, async () => {
+          await r.rebuildStart(req.keepThrough === null ? null : checkedName(req.keepThrough, 'REBUILD_START'));
+          this.log.info('rebuild started', { keepThrough: req.keepThrough });
+          return encodeRebuildStartReply();
+        });
+      }
+      case 'importLayerBegin': {
+        const req = decodeImportLayerBeginRequest(frame);
+        return o.run('barrier', 0, 0, async () => {
+          await r.importLayerBegin(checkedName(req.name, 'IMPORT_LAYER_BEGIN'), req.ioSeq);
+          return encodeImportLayerBeginReply();
+        });
+      }
+      case 'importLayerWrite': {
+        const req = decodeImportLayerWriteRequest(frame);
+        return o.run('write', req.offset, req.data.length, async () => {
+          await r.importLayerWrite(checkedName(req.name, 'IMPORT_LAYER_WRITE'), req.offset, req.data);
+          m.writeBytes(req.data.length);
+          return encodeImportLayerWriteReply();
+        });
+      }
+      case 'importLayerEnd': {
+        const req = decodeImportLayerEndRequest(frame);
+        return o.run('barrier', 0, 0, async () => {
+          await r.importLayerEnd(checkedName(req.name, 'IMPORT_LAYER_END'));
+          this.log.info('snapshot layer imported', { snapshot: req.name });
+          return encodeImportLayerEndReply();
+        });
+      }
+      case 'writeIfNewer': {
+        const req = decodeWriteIfNewerRequest(frame);
+        return o.run('write', req.offset, req.data.length, async () => {
+          await r.writeIfNewer(req.offset, req.data, req.ioSeq);
+          m.writeBytes(req.data.length);
+          return encodeWriteIfNewerReply();
+        });
+      }
+      case 'rebuildDone':
+        decodeRebuildDoneRequest(frame);
+        return o.run('barrier', 0, 0, async () => {
+          await r.rebuildDone();
+          this.log.info('rebuild done: replica Healthy');
+          return encodeRebuildDoneReply();
+        });
+      case 'markHealthy':
+        decodeMarkHealthyRequest(frame);
+        return o.run('barrier', 0, 0, async () => {
+          await r.markHealthy();
+          this.log.info('replica marked Healthy');
+          return encodeMarkHealthyReply();
+        });
+    }
+  }
+
+  private reply(opcode: number, seq: number, body: MessageBody, status: number): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    let parts: Buffer[];
+    try {
+      parts = encodeFrame({ opcode, seq, reply: true, status }, body);
+    } catch (err) {
+      const e = toCstorError(err, 'internal', 'encoding a reply');
+      this.log.error('cannot encode a reply', { error: e.message });
+      const eb = encodeErrorReply(e);
+      parts = encodeFrame({ opcode, seq, reply: true, status: eb.status }, eb);
+    }
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    for (const p of parts) this.socket.write(p);
+    if (this.socket.writableLength > this.ctx.maxQueuedReplyBytes) this.pause();
+  }
+
+  private pause(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private maybeResume(): void {
+    if (this.paused && this.inflight < this.ctx.maxInFlight && this.socket.writableLength <= this.ctx.maxQueuedReplyBytes) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+}
+
+/**
+ * Snapshot names are ids like `<pv>_<snapshot>_<unixNanos>` (DESIGN.md §3), so they allow `_` and
+ * capitals; the store validates them again, this refuses path tricks at the door.
+ */
+const snapshotNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+function checkedName(name: string, what: string): string {
+  if (!snapshotNamePattern.test(name)) {
+    throw new CstorError('invalid', `${what}: snapshot name ${JSON.stringify(name)} is invalid: use 1-253 of [A-Za-z0-9._-], starting with a letter or digit`);
+  }
+  return name;
+}
+
+function pageBytes(runs: readonly { data: Buffer }[]): number {
+  let n = 0;
+  for (const r of runs) n += r.data.length;
+  return n;
+}
+
+function hasErrno(err: unknown): boolean {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string';
+}
+

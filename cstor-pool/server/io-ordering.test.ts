@@ -1,0 +1,61 @@
+import { expect } from 'chai';
+import { IoOrdering } from './io-ordering.ts';
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('cstor-pool/server/io-ordering', () => {
+  it('applies overlapping writes in arrival order and lets disjoint ones run at once', async () => {
+    const o = new IoOrdering();
+    const log: string[] = [];
+    const a = deferred();
+    const w1 = o.run('write', 0, 4096, async () => {
+      log.push('w1 start');
+      await a.promise;
+      log.push('w1 end');
+    });
+    const w2 = o.run('write', 2048, 4096, async () => void log.push('w2'));
+    const w3 = o.run('write', 8192, 4096, async () => void log.push('w3'));
+    await new Promise((r) => setImmediate(r));
+    expect(log).to.deep.equal(['w1 start', 'w3']);
+    a.resolve();
+    await Promise.all([w1, w2, w3]);
+    expect(log).to.deep.equal(['w1 start', 'w3', 'w1 end', 'w2']);
+    expect(o.size).to.equal(0);
+  });
+
+  it('makes reads wait for earlier overlapping writes, barriers wait for everything', async () => {
+    const o = new IoOrdering();
+    const log: string[] = [];
+    const a = deferred();
+    const w = o.run('write', 0, 512, async () => {
+      await a.promise;
+      log.push('w');
+    });
+    const r1 = o.run('read', 0, 512, async () => void log.push('r-overlap'));
+    const r2 = o.run('read', 512, 512, async () => void log.push('r-disjoint'));
+    const b = o.run('barrier', 0, 0, async () => void log.push('snap'));
+    const r3 = o.run('read', 4096, 512, async () => void log.push('r-after-barrier'));
+    await new Promise((r) => setImmediate(r));
+    expect(log).to.deep.equal(['r-disjoint']);
+    a.resolve();
+    await Promise.all([w, r1, r2, b, r3]);
+    expect(log).to.deep.equal(['r-disjoint', 'w', 'r-overlap', 'snap', 'r-after-barrier']);
+  });
+
+  it('keeps going after a failed operation', async () => {
+    const o = new IoOrdering();
+    const w1 = o.run('write', 0, 512, async () => {
+      throw new Error('disk on fire');
+    });
+    const w2 = o.run('write', 0, 512, async () => 'ok');
+    await w1.then(
+      () => expect.fail('should reject'),
+      (e: Error) => expect(e.message).to.equal('disk on fire'),
+    );
+    expect(await w2).to.equal('ok');
+  });
+});

@@ -1,0 +1,51 @@
+// Orders the requests to one replica (shared by every connection to it) by arrival:
+// - a write (write, unmap, write-if-newer, import write) waits for every earlier write that
+//   overlaps its range, so overlapping writes land in arrival order; disjoint writes run at once;
+// - a read waits for earlier overlapping writes, so it sees every write that arrived before it;
+// - a flush (sync) waits for every earlier write, and holds nothing back;
+// - a barrier (snapshot create/destroy, rebuild and import steps, mark healthy) waits for
+//   everything earlier and holds back everything later.
+// Dependencies are taken at arrival, so the order is exactly the order requests were decoded in.
+
+export type IoKind = 'read' | 'write' | 'flush' | 'barrier';
+
+interface Entry {
+  kind: IoKind;
+  start: number;
+  end: number;
+  /** Settles (never rejects) when the operation has finished. */
+  done: Promise<void>;
+}
+
+function conflicts(earlier: Entry, kind: IoKind, start: number, end: number): boolean {
+  if (kind === 'barrier' || earlier.kind === 'barrier') return true;
+  if (earlier.kind !== 'write') return false;
+  if (kind === 'flush') return true;
+  return earlier.start < end && start < earlier.end;
+}
+
+const settle = (): void => {};
+
+export class IoOrdering {
+  private readonly inflight = new Set<Entry>();
+
+  /** Operations not yet finished. */
+  get size(): number {
+    return this.inflight.size;
+  }
+
+  /**
+   * Runs `fn` once every earlier conflicting operation has finished. `start`/`length` is the byte
+   * range (ignored for flush and barrier).
+   */
+  run<T>(kind: IoKind, start: number, length: number, fn: () => Promise<T>): Promise<T> {
+    const end = start + length;
+    const deps: Promise<void>[] = [];
+    for (const e of this.inflight) if (conflicts(e, kind, start, end)) deps.push(e.done);
+    const result = deps.length === 0 ? fn() : Promise.all(deps).then(fn);
+    const entry: Entry = { kind, start, end, done: result.then(settle, settle) };
+    this.inflight.add(entry);
+    void entry.done.then(() => this.inflight.delete(entry));
+    return result;
+  }
+}

@@ -1,0 +1,214 @@
+import { expect } from 'chai';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { hasErrorCode, type ErrorCode } from '../../lib/errors.ts';
+import { openPool } from './pool.ts';
+import type { Pool } from './types.ts';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+function fill(byte: number, len: number): Buffer {
+  return Buffer.alloc(len, byte);
+}
+
+async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    expect(hasErrorCode(err, code), String(err)).to.equal(true);
+    return;
+  }
+  expect.fail(`expected a ${code} error`);
+}
+
+describe('pool store', () => {
+  let dir: string;
+  let pool: Pool;
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pool-store-'));
+    pool = await openPool({ dir, name: 'pool-a' });
+  });
+  afterEach(async () => {
+    await pool.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads zeros before any write, then what was written, across a reopen', async () => {
+    await pool.createReplica({ volume: 'vol-1', size: 4 * MiB });
+    const r = await pool.openReplica('vol-1');
+    expect((await r.readAt(0, 64 * KiB)).equals(Buffer.alloc(64 * KiB))).to.equal(true);
+    await r.write(8 * KiB, fill(7, 12 * KiB), 1);
+    await r.write(1 * MiB, fill(9, 1 * MiB), 2);
+    await r.sync();
+    expect(r.checkpointedIoSeq).to.equal(2);
+    const got = await r.readAt(0, 2 * MiB + 4 * KiB);
+    expect(got.subarray(0, 8 * KiB).every((b) => b === 0)).to.equal(true);
+    expect(got.subarray(8 * KiB, 20 * KiB).every((b) => b === 7)).to.equal(true);
+    expect(got.subarray(1 * MiB, 2 * MiB).every((b) => b === 9)).to.equal(true);
+    await pool.close();
+    pool = await openPool({ dir, name: 'pool-a' });
+    const r2 = await pool.openReplica('vol-1');
+    expect(r2.checkpointedIoSeq).to.equal(2);
+    expect((await r2.readAt(0, 2 * MiB + 4 * KiB)).equals(got)).to.equal(true);
+    const info = await pool.getReplica('vol-1');
+    expect(info?.usedBytes).to.equal(12 * KiB + 1 * MiB);
+  });
+
+  it('snapshots keep their data while the volume changes; unmap over a snapshot reads zeros live only', async () => {
+    await pool.createReplica({ volume: 'vol-1', size: 1 * MiB });
+    const r = await pool.openReplica('vol-1');
+    await r.write(0, fill(1, 64 * KiB), 1);
+    await r.snapshotCreate('s1', 2);
+    await r.snapshotCreate('s1', 2); // idempotent
+    await r.write(0, fill(2, 4 * KiB), 3);
+    await r.unmapSeq(16 * KiB, 16 * KiB, 4);
+    const live = await r.readAt(0, 64 * KiB);
+    expect(live.subarray(0, 4 * KiB).every((b) => b === 2)).to.equal(true);
+    expect(live.subarray(4 * KiB, 16 * KiB).every((b) => b === 1)).to.equal(true);
+    expect(live.subarray(16 * KiB, 32 * KiB).every((b) => b === 0)).to.equal(true);
+    const snap = await r.readSnapshotAt('s1', 0, 64 * KiB);
+    expect(snap.every((b) => b === 1)).to.equal(true);
+    expect(r.snapshots().map((s) => [s.name, s.ioSeq, s.usedBytes])).to.deep.equal([['s1', 2, 64 * KiB]]);
+    // Deleting the snapshot folds it into the head: the live view is unchanged.
+    await r.snapshotDestroy('s1');
+    await r.snapshotDestroy('s1');
+    expect(r.snapshots()).to.deep.equal([]);
+    expect((await r.readAt(0, 64 * KiB)).equals(live)).to.equal(true);
+    await pool.close();
+    pool = await openPool({ dir, name: 'pool-a' });
+    const r2 = await pool.openReplica('vol-1');
+    expect((await r2.readAt(0, 64 * KiB)).equals(live)).to.equal(true);
+    expect(await fs.readdir(path.join(dir, 'layers'))).to.have.length(2);
+  });
+
+  it('clones survive deleting their source snapshot and volume', async () => {
+    await pool.createReplica({ volume: 'src', size: 1 * MiB });
+    const r = await pool.openReplica('src');
+    await r.write(0, fill(5, 8 * KiB), 1);
+    await r.snapshotCreate('snap', 2);
+    await r.write(0, fill(6, 8 * KiB), 3);
+    await r.snapshotCreate('later', 4);
+    const ci = await pool.createReplica({ volume: 'clone', size: 2 * MiB, cloneOf: { volume: 'src', snapshot: 'snap' } });
+    expect(ci.cloneOf).to.equal('src@snap');
+    expect((await pool.getReplica('src'))?.clones).to.deep.equal(['clone']);
+    await expectCode(pool.createReplica({ volume: 'small', size: 512 * KiB, cloneOf: { volume: 'src', snapshot: 'snap' } }), 'invalid');
+    await expectCode(pool.createReplica({ volume: 'x', size: 1 * MiB, cloneOf: { volume: 'src', snapshot: 'nope' } }), 'not_found');
+    const c = await pool.openReplica('clone');
+    await c.write(4 * KiB, fill(8, 4 * KiB), 1);
+    await r.snapshotDestroy('snap');
+    expect(r.snapshots().map((s) => s.name)).to.deep.equal(['later']);
+    expect((await r.readSnapshotAt('later', 0, 8 * KiB)).every((b) => b === 6)).to.equal(true);
+    await pool.deleteReplica('src');
+    await pool.deleteReplica('src');
+    const got = await c.readAt(0, 12 * KiB);
+    expect(got.subarray(0, 4 * KiB).every((b) => b === 5)).to.equal(true);
+    expect(got.subarray(4 * KiB, 8 * KiB).every((b) => b === 8)).to.equal(true);
+    expect(got.subarray(8 * KiB).every((b) => b === 0)).to.equal(true);
+    await pool.close();
+    pool = await openPool({ dir, name: 'pool-a' });
+    const c2 = await pool.openReplica('clone');
+    expect((await c2.readAt(0, 12 * KiB)).equals(got)).to.equal(true);
+    // Only the clone's base layer and head are left.
+    expect(await fs.readdir(path.join(dir, 'layers'))).to.have.length(4);
+    await pool.deleteReplica('clone');
+    expect(await fs.readdir(path.join(dir, 'layers'))).to.have.length(0);
+    expect((await pool.space()).usedBytes).to.equal(0);
+  });
+
+  it('refuses bad names without creating anything outside the pool directory', async () => {
+    const bad = ['../x', 'a/b', '.', '..', '', 'A', 'Vol', 'x'.repeat(251), '/etc/passwd', 'a\0b', '-a', 'a_b'];
+    for (const name of bad) {
+      await expectCode(pool.createReplica({ volume: name, size: 1 * MiB }), 'invalid');
+      await expectCode(pool.openReplica(name), 'invalid');
+      await expectCode(pool.deleteReplica(name), 'invalid');
+    }
+    await pool.createReplica({ volume: 'ok', size: 1 * MiB });
+    const r = await pool.openReplica('ok');
+    for (const name of [...bad.filter((n) => n.length < 250), 'x'.repeat(254)]) {
+      await expectCode(r.snapshotCreate(name, 1), 'invalid');
+      await expectCode(r.snapshotDestroy(name), 'invalid');
+      await expectCode(r.readLayer(name, 0, 4096), 'invalid');
+    }
+    expect(r.snapshots()).to.deep.equal([]);
+    await expectCode(pool.createReplica({ volume: 'c', size: 1 * MiB, cloneOf: { volume: '../x', snapshot: 's' } }), 'invalid');
+    expect((await fs.readdir(dir)).sort()).to.deep.equal(['layers', 'pool.json', 'replicas']);
+    expect(await fs.readdir(path.join(dir, 'replicas'))).to.deep.equal(['ok.json']);
+    const parent = await fs.readdir(path.dirname(dir));
+    expect(parent.filter((f) => f === 'x' || f === 'b')).to.deep.equal([]);
+  });
+
+  it('refuses out-of-range and unaligned IO and bad sizes', async () => {
+    await expectCode(pool.createReplica({ volume: 'v', size: 1000 }), 'invalid');
+    await expectCode(pool.createReplica({ volume: 'v', size: 0 }), 'invalid');
+    await expectCode(pool.createReplica({ volume: 'v', size: 1 * MiB, blockSize: 1000 }), 'invalid');
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    await expectCode(pool.createReplica({ volume: 'v', size: 2 * MiB }), 'already_exists');
+    const r = await pool.openReplica('v');
+    await expectCode(r.readAt(1 * MiB, 4 * KiB), 'invalid');
+    await expectCode(r.readAt(-4096, 4 * KiB), 'invalid');
+    await expectCode(r.readAt(100, 4 * KiB), 'invalid');
+    await expectCode(r.write(1 * MiB - 4 * KiB, fill(1, 8 * KiB), 1), 'invalid');
+    await expectCode(r.write(0, fill(1, 100), 1), 'invalid');
+    await expectCode(r.unmapSeq(0, 2 * MiB, 1), 'invalid');
+    await expectCode(r.write(0, fill(1, 4 * KiB), -1), 'invalid');
+    await expectCode(r.readLayer('nope', 0, 1 * MiB), 'not_found');
+    await expectCode(r.readHeadSince(0, -1, 1 * MiB), 'invalid');
+  });
+
+  it('rebuilds a second replica from snapshots and the head, importing beneath live writes', async () => {
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    const src = await pool.openReplica('v');
+    await src.write(0, fill(1, 16 * KiB), 1);
+    await src.snapshotCreate('a', 2);
+    await src.write(8 * KiB, fill(2, 16 * KiB), 2);
+    await src.unmapSeq(0, 4 * KiB, 3);
+    await src.snapshotCreate('b', 4);
+    await src.write(64 * KiB, fill(3, 4 * KiB), 4);
+    await src.unmapSeq(8 * KiB, 4 * KiB, 5);
+
+    const dir2 = await fs.mkdtemp(path.join(os.tmpdir(), 'pool-store-'));
+    const pool2 = await openPool({ dir: dir2, name: 'pool-b' });
+    try {
+      await pool2.createReplica({ volume: 'v', size: 1 * MiB });
+      const dst = await pool2.openReplica('v');
+      await dst.write(0, fill(9, 4 * KiB), 1); // stale data, discarded by rebuildStart
+      await dst.rebuildStart(null);
+      expect(dst.mode).to.equal('Rebuilding');
+      await dst.write(128 * KiB, fill(7, 4 * KiB), 6); // a live write during the rebuild
+      for (const s of src.snapshots()) {
+        await dst.importLayerBegin(s.name, s.ioSeq);
+        for (let cursor: number | null = 0; cursor !== null; ) {
+          const page = await src.readLayer(s.name, cursor, 8 * KiB);
+          for (const run of page.runs) await dst.importLayerWrite(s.name, run.offset, run.data);
+          cursor = page.next;
+        }
+        await dst.importLayerEnd(s.name);
+      }
+      for (let cursor: number | null = 0; cursor !== null; ) {
+        const page = await src.readHeadSince(3, cursor, 1 * MiB);
+        for (const run of page.runs) await dst.writeIfNewer(run.offset, run.data, run.ioSeq ?? 0);
+        cursor = page.next;
+      }
+      await src.write(128 * KiB, fill(7, 4 * KiB), 6);
+      await dst.rebuildDone();
+      expect(dst.mode).to.equal('Healthy');
+      expect((await dst.readAt(0, 1 * MiB)).equals(await src.readAt(0, 1 * MiB))).to.equal(true);
+      for (const s of ['a', 'b']) {
+        expect((await dst.readSnapshotAt(s, 0, 1 * MiB)).equals(await src.readSnapshotAt(s, 0, 1 * MiB))).to.equal(true);
+      }
+      expect(dst.snapshots().map((s) => s.name)).to.deep.equal(['a', 'b']);
+    } finally {
+      await pool2.close();
+      await fs.rm(dir2, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a pool directory holding another pool', async () => {
+    await pool.close();
+    await expectCode(openPool({ dir, name: 'pool-b' }), 'conflict');
+    pool = await openPool({ dir, name: 'pool-a' });
+  });
+});

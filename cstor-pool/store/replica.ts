@@ -1,0 +1,924 @@
+// One replica: a chain of layers (oldest first) plus a writable head, with an in-memory index of
+// which layer holds each block. See docs/pool-storage.md for the on-disk format and invariants.
+import { checkRange } from '../../lib/block-device.ts';
+import { CstorError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { BlockRun, ReplicaMode, ReplicaStats, RunPage, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
+import { bitsetWords, clearBit, countBits, getBit, lowestBit, setBit } from './bitset.ts';
+import { blocksPerMapPage, fsyncDir, LayerFile, mapPageBytes, type LayerBits } from './layer-file.ts';
+import { Mutex, RWLock } from './lock.ts';
+import { isListed, type LayerRef, type ReplicaMeta } from './metadata.ts';
+import { checkSnapshotName } from './names.ts';
+import type { Replica, ReplicaInfo } from './types.ts';
+
+/** What a replica needs from its pool. */
+export interface ReplicaHost {
+  readonly layersDir: string;
+  readonly logger: Logger;
+  /** Runs `fn` holding the pool's structural mutex. */
+  structural<T>(fn: () => Promise<T>): Promise<T>;
+  /** Persists the replica's chain (atomically) and updates the pool's reference counts. */
+  saveMeta(meta: ReplicaMeta): Promise<void>;
+  /** The chain as last saved. */
+  metaOf(volume: string): ReplicaMeta;
+  /** Number of replica chains referencing a layer. */
+  refCount(layerId: string): number;
+  /** Deletes the files of these layers if no chain references them any more. */
+  releaseLayers(ids: string[]): Promise<void>;
+  info(replica: StoreReplica): Promise<ReplicaInfo>;
+  release(replica: StoreReplica): Promise<void>;
+}
+
+/** Largest chain: the index stores layer ordinals in a Uint16Array (0 = reads zeros). */
+const maxLayers = 65534;
+const seqChunkBlocks = 4096;
+/** Largest single data-file IO when copying or paging. */
+const maxIoBytes = 1 << 20;
+
+type HeadState = 'data' | 'zero' | 'drop';
+
+interface PendingImport {
+  layer: LayerFile;
+  bits: LayerBits;
+  ioSeq: number;
+}
+
+interface Source {
+  layer: LayerFile;
+  bits: LayerBits;
+  /** io_seq of block b in this source (head runs only). */
+  seq?: (b: number) => number;
+}
+
+function checkSeq(ioSeq: number): void {
+  if (!Number.isSafeInteger(ioSeq) || ioSeq < 0) throw new CstorError('invalid', `io_seq ${ioSeq} is not a non-negative safe integer`);
+}
+
+export class StoreReplica implements Replica {
+  readonly volume: string;
+  readonly size: number;
+  readonly blockSize: number;
+  readonly blocks: number;
+  openCount = 0;
+  private closed = false;
+
+  private meta: ReplicaMeta;
+  private layers: LayerFile[] = [];
+  private layerAlloc: number[] = [];
+  private head!: LayerFile;
+  private headBits!: LayerBits;
+  private headAlloc = 0;
+  /** Per block: 0 = reads zeros; k = layers[k-1]; layers.length+1 = head. */
+  private index: Uint16Array;
+  /** Per block: the sealed chain (without the head) reads data there. */
+  private lowerHas: Uint32Array;
+  private seqChunks: (Float64Array | undefined)[] = [];
+  /** io_seq assumed for head blocks without a recorded one (the checkpoint, after a restart). */
+  private headBaseSeq = 0;
+  private dirtyPages = new Set<number>();
+  private dataDirty = false;
+  private maxSeq = 0;
+  private lastLocalSeq = 0;
+  private readonly inflight = new Map<number, number>();
+  private ckpt = 0;
+  private readonly lock = new RWLock();
+  private readonly syncMutex = new Mutex();
+  private readonly imports = new Map<string, PendingImport>();
+  private readonly bitsCache = new Map<string, LayerBits>();
+  private readonly counters = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0 };
+
+  private constructor(
+    private readonly host: ReplicaHost,
+    meta: ReplicaMeta,
+  ) {
+    this.meta = meta;
+    this.volume = meta.volume;
+    this.size = meta.size;
+    this.blockSize = meta.blockSize;
+    this.blocks = meta.size / meta.blockSize;
+    this.index = new Uint16Array(this.blocks);
+    this.lowerHas = new Uint32Array(bitsetWords(this.blocks));
+  }
+
+  static async load(host: ReplicaHost, meta: ReplicaMeta): Promise<StoreReplica> {
+    const r = new StoreReplica(host, meta);
+    try {
+      for (const ref of meta.layers) {
+        const layer = await LayerFile.open(host.layersDir, ref.id);
+        r.layers.push(layer);
+        r.checkLayer(layer);
+      }
+      r.head = await LayerFile.open(host.layersDir, meta.head);
+      r.checkLayer(r.head);
+      if (r.head.blocks !== r.blocks) throw new CstorError('io', `replica ${meta.volume}: head layer size mismatch`);
+      r.headBits = await r.head.loadBits();
+      r.headAlloc = countBits(r.headBits.alloc);
+      r.ckpt = Math.max(meta.checkpointedIoSeq, r.head.checkpoint);
+      r.maxSeq = r.ckpt;
+      r.lastLocalSeq = r.ckpt;
+      r.headBaseSeq = r.ckpt;
+      await r.computeIndex(true);
+    } catch (err) {
+      for (const l of r.layers) await l.close();
+      await r.head?.close();
+      throw err;
+    }
+    return r;
+  }
+
+  private checkLayer(layer: LayerFile): void {
+    if (layer.blockSize !== this.blockSize || layer.blocks > this.blocks) {
+      throw new CstorError('io', `replica ${this.volume}: layer ${layer.id} does not fit (${layer.blockSize}x${layer.blocks})`);
+    }
+  }
+
+  get mode(): ReplicaMode {
+    return this.meta.mode;
+  }
+  get checkpointedIoSeq(): number {
+    return this.ckpt;
+  }
+  get chain(): Readonly<ReplicaMeta> {
+    return this.meta;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new CstorError('aborted', `replica ${this.volume} is closed`);
+  }
+
+  // ---- index ----
+
+  private async layerBits(layer: LayerFile): Promise<LayerBits> {
+    let bits = this.bitsCache.get(layer.id);
+    if (!bits) {
+      bits = await layer.loadBits();
+      if (this.bitsCache.size >= 8) this.bitsCache.delete(this.bitsCache.keys().next().value as string);
+      this.bitsCache.set(layer.id, bits);
+    }
+    return bits;
+  }
+
+  /** Rebuilds the index and lowerHas from every layer's bitmap (after a chain change). */
+  private async computeIndex(countLayers = false): Promise<void> {
+    const index = new Uint16Array(this.blocks);
+    const lower = new Uint32Array(bitsetWords(this.blocks));
+    const apply = (bits: LayerBits, words: number, ord: number, updateLower: boolean): void => {
+      for (let w = 0; w < words; w++) {
+        const a = bits.alloc[w]!;
+        let m = a | bits.zero[w]!;
+        while (m !== 0) {
+          const bit = lowestBit(m);
+          m &= m - 1;
+          const b = w * 32 + bit;
+          if (b >= this.blocks) break;
+          if ((a >>> bit) & 1) {
+            index[b] = ord;
+            if (updateLower) setBit(lower, b);
+          } else {
+            index[b] = 0;
+            if (updateLower) clearBit(lower, b);
+          }
+        }
+      }
+    };
+    for (let k = 0; k < this.layers.length; k++) {
+      const layer = this.layers[k]!;
+      const bits = await this.layerBits(layer);
+      if (countLayers) this.layerAlloc[k] = countBits(bits.alloc);
+      apply(bits, bitsetWords(layer.blocks), k + 1, true);
+    }
+    apply(this.headBits, bitsetWords(this.blocks), this.layers.length + 1, false);
+    this.index = index;
+    this.lowerHas = lower;
+  }
+
+  private seqOf(b: number): number {
+    const chunk = this.seqChunks[Math.floor(b / seqChunkBlocks)];
+    const v = chunk ? chunk[b % seqChunkBlocks]! : 0;
+    if (v > 0) return v;
+    return getBit(this.headBits.alloc, b) || getBit(this.headBits.zero, b) ? this.headBaseSeq : 0;
+  }
+
+  private setSeq(b: number, seq: number): void {
+    const c = Math.floor(b / seqChunkBlocks);
+    let chunk = this.seqChunks[c];
+    if (!chunk) {
+      chunk = new Float64Array(seqChunkBlocks);
+      this.seqChunks[c] = chunk;
+    }
+    chunk[b % seqChunkBlocks] = seq;
+  }
+
+  /** Records head state for blocks [b0, b0+n). */
+  private markHead(b0: number, n: number, state: HeadState, seq: number): void {
+    const { alloc, zero } = this.headBits;
+    const headOrd = this.layers.length + 1;
+    for (let b = b0; b < b0 + n; b++) {
+      const wasAlloc = getBit(alloc, b);
+      if (state === 'data') {
+        if (!wasAlloc) {
+          setBit(alloc, b);
+          this.headAlloc++;
+        }
+        clearBit(zero, b);
+        this.index[b] = headOrd;
+      } else {
+        if (wasAlloc) {
+          clearBit(alloc, b);
+          this.headAlloc--;
+        }
+        if (state === 'zero') setBit(zero, b);
+        else clearBit(zero, b);
+        this.index[b] = 0;
+      }
+      this.setSeq(b, seq);
+    }
+    const p0 = Math.floor(b0 / blocksPerMapPage);
+    const p1 = Math.floor((b0 + n - 1) / blocksPerMapPage);
+    for (let p = p0; p <= p1; p++) this.dirtyPages.add(p);
+  }
+
+  private beginSeq(seq: number): void {
+    this.inflight.set(seq, (this.inflight.get(seq) ?? 0) + 1);
+  }
+
+  private endSeq(seq: number, done: boolean): void {
+    const n = (this.inflight.get(seq) ?? 1) - 1;
+    if (n <= 0) this.inflight.delete(seq);
+    else this.inflight.set(seq, n);
+    if (done && seq > this.maxSeq) this.maxSeq = seq;
+  }
+
+  /** Highest io_seq such that no write at or below it is still in flight. */
+  private checkpointCandidate(): number {
+    let c = this.maxSeq;
+    for (const s of this.inflight.keys()) c = Math.min(c, s - 1);
+    return Math.max(c, this.ckpt);
+  }
+
+  // ---- BlockDevice ----
+
+  async readAt(offset: number, length: number): Promise<Buffer> {
+    this.checkOpen();
+    checkRange(this, offset, length);
+    return this.lock.shared(async () => {
+      this.checkOpen();
+      const out = Buffer.alloc(length);
+      await this.readIndexed(out, offset / this.blockSize, length / this.blockSize);
+      this.counters.reads++;
+      this.counters.readBytes += length;
+      return out;
+    });
+  }
+
+  private async readIndexed(out: Buffer, b0: number, n: number): Promise<void> {
+    const bs = this.blockSize;
+    const reads: Promise<void>[] = [];
+    const index = this.index;
+    let i = 0;
+    while (i < n) {
+      const ord = index[b0 + i]!;
+      if (ord === 0) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < n && index[b0 + j] === ord) j++;
+      const layer = ord <= this.layers.length ? this.layers[ord - 1]! : this.head;
+      reads.push(layer.read(out, i * bs, (j - i) * bs, (b0 + i) * bs));
+      i = j;
+    }
+    await Promise.all(reads);
+  }
+
+  async writeAt(offset: number, data: Buffer): Promise<void> {
+    const seq = Math.max(this.lastLocalSeq, this.maxSeq) + 1;
+    this.lastLocalSeq = seq;
+    await this.write(offset, data, seq);
+  }
+
+  async write(offset: number, data: Buffer, ioSeq: number): Promise<void> {
+    this.checkOpen();
+    checkRange(this, offset, data.length);
+    checkSeq(ioSeq);
+    if (data.length === 0) return;
+    await this.lock.shared(async () => {
+      this.checkOpen();
+      this.beginSeq(ioSeq);
+      let ok = false;
+      try {
+        await this.head.write(data, 0, data.length, offset);
+        this.dataDirty = true;
+        this.markHead(offset / this.blockSize, data.length / this.blockSize, 'data', ioSeq);
+        ok = true;
+      } finally {
+        this.endSeq(ioSeq, ok);
+      }
+      this.counters.writes++;
+      this.counters.writeBytes += data.length;
+    });
+  }
+
+  async unmap(offset: number, length: number): Promise<void> {
+    const seq = Math.max(this.lastLocalSeq, this.maxSeq) + 1;
+    this.lastLocalSeq = seq;
+    await this.unmapSeq(offset, length, seq);
+  }
+
+  async unmapSeq(offset: number, length: number, ioSeq: number): Promise<void> {
+    this.checkOpen();
+    checkRange(this, offset, length);
+    checkSeq(ioSeq);
+    if (length === 0) return;
+    await this.lock.shared(async () => {
+      this.checkOpen();
+      const b0 = offset / this.blockSize;
+      const n = length / this.blockSize;
+      const rebuilding = this.meta.mode === 'Rebuilding';
+      // Runs of blocks whose sealed chain holds data get a zero marker; the rest are dropped.
+      // While rebuilding, layers may still be imported beneath: always mark.
+      let i = 0;
+      while (i < n) {
+        const keep = rebuilding || getBit(this.lowerHas, b0 + i);
+        let j = i + 1;
+        while (j < n && (rebuilding || getBit(this.lowerHas, b0 + j)) === keep) j++;
+        this.markHead(b0 + i, j - i, keep ? 'zero' : 'drop', ioSeq);
+        i = j;
+      }
+      this.maxSeq = Math.max(this.maxSeq, ioSeq);
+    });
+  }
+
+  async sync(): Promise<void> {
+    this.checkOpen();
+    await this.lock.shared(() => this.syncMutex.run(() => this.syncInner()));
+  }
+
+  /** fsync data, then the bitmap pages captured before it, then the checkpoint header. */
+  private async syncInner(): Promise<void> {
+    const target = this.checkpointCandidate();
+    const pages = new Map<number, { alloc: Buffer; zero: Buffer }>();
+    for (const p of this.dirtyPages) {
+      const off = p * mapPageBytes;
+      pages.set(p, {
+        alloc: Buffer.from(Buffer.from(this.headBits.alloc.buffer, off, mapPageBytes)),
+        zero: Buffer.from(Buffer.from(this.headBits.zero.buffer, off, mapPageBytes)),
+      });
+    }
+    this.dirtyPages.clear();
+    const dataDirty = this.dataDirty;
+    this.dataDirty = false;
+    try {
+      if (dataDirty) await this.head.syncData();
+      if (pages.size > 0) await this.head.writePages(pages);
+      if (target > this.head.checkpoint) await this.head.writeCheckpoint(target);
+    } catch (err) {
+      for (const p of pages.keys()) this.dirtyPages.add(p);
+      if (dataDirty) this.dataDirty = true;
+      throw new CstorError('io', `replica ${this.volume}: sync failed`, { cause: err });
+    }
+    if (target > this.ckpt) this.ckpt = target;
+  }
+
+  // ---- snapshots ----
+
+  private findListed(name: string): number {
+    return this.meta.layers.findIndex((l) => isListed(l) && l.snapshot.name === name);
+  }
+
+  snapshots(): SnapshotInfo[] {
+    const out: SnapshotInfo[] = [];
+    this.meta.layers.forEach((l, k) => {
+      if (isListed(l)) out.push({ ...l.snapshot, usedBytes: (this.layerAlloc[k] ?? 0) * this.blockSize });
+    });
+    return out;
+  }
+
+  /** Runs `fn` with the pool mutex and this replica's exclusive lock. */
+  private structural<T>(fn: () => Promise<T>): Promise<T> {
+    this.checkOpen();
+    return this.host.structural(() =>
+      this.lock.exclusive(async () => {
+        this.checkOpen();
+        return fn();
+      }),
+    );
+  }
+
+  async snapshotCreate(name: string, ioSeq: number): Promise<void> {
+    checkSnapshotName(name);
+    checkSeq(ioSeq);
+    await this.structural(async () => {
+      if (this.findListed(name) >= 0) return;
+      if (this.layers.length + 1 >= maxLayers) throw new CstorError('too_large', `replica ${this.volume}: too many layers`);
+      await this.syncInner();
+      const newHead = await LayerFile.create({
+        dir: this.host.layersDir,
+        blockSize: this.blockSize,
+        blocks: this.blocks,
+        checkpoint: this.ckpt,
+      });
+      try {
+        await fsyncDir(this.host.layersDir);
+        await this.host.saveMeta({
+          ...this.meta,
+          layers: [...this.meta.layers, { id: this.head.id, snapshot: { name, ioSeq, createdAt: Date.now() } }],
+          head: newHead.id,
+          checkpointedIoSeq: this.ckpt,
+        });
+      } catch (err) {
+        await newHead.remove();
+        throw err;
+      }
+      this.meta = this.host.metaOf(this.volume);
+      const old = this.headBits;
+      for (let w = 0; w < this.lowerHas.length; w++) {
+        this.lowerHas[w] = (this.lowerHas[w]! & ~old.zero[w]!) | old.alloc[w]!;
+      }
+      this.layers.push(this.head);
+      this.layerAlloc.push(this.headAlloc);
+      this.bitsCache.set(this.head.id, old);
+      this.head = newHead;
+      this.headBits = { alloc: new Uint32Array(newHead.words), zero: new Uint32Array(newHead.words) };
+      this.headAlloc = 0;
+      this.seqChunks = [];
+      this.headBaseSeq = 0;
+      this.dirtyPages.clear();
+      this.host.logger.info('snapshot created', { volume: this.volume, snapshot: name, ioSeq });
+    });
+  }
+
+  async snapshotDestroy(name: string): Promise<void> {
+    checkSnapshotName(name);
+    await this.structural(async () => {
+      const idx = this.findListed(name);
+      if (idx < 0) return;
+      const ref = this.meta.layers[idx]!;
+      if (this.host.refCount(ref.id) > 1) {
+        const layers = this.meta.layers.map((l, k) => (k === idx ? { ...l, hidden: true } : l));
+        await this.host.saveMeta({ ...this.meta, layers });
+        this.meta = this.host.metaOf(this.volume);
+        this.host.logger.info('snapshot hidden (a clone still uses it)', { volume: this.volume, snapshot: name });
+      } else {
+        await this.foldLocked(idx);
+        this.host.logger.info('snapshot deleted', { volume: this.volume, snapshot: name });
+      }
+      await this.compactLocked();
+    });
+  }
+
+  /** Folds hidden layers that no other chain uses any more. Caller holds the pool mutex. */
+  async compact(): Promise<void> {
+    await this.lock.exclusive(() => this.compactLocked());
+  }
+
+  private async compactLocked(): Promise<void> {
+    for (let guard = 0; guard < maxLayers; guard++) {
+      const idx = this.meta.layers.findIndex((l) => l.hidden === true && this.host.refCount(l.id) === 1);
+      if (idx < 0) return;
+      const name = this.meta.layers[idx]!.snapshot.name;
+      await this.foldLocked(idx);
+      this.host.logger.info('hidden snapshot folded (its last clone is gone)', { volume: this.volume, snapshot: name });
+    }
+  }
+
+  /**
+   * Merges layer `idx` into its child (the next layer up, or the head) and drops it. Crash-safe:
+   * the child only gains blocks it did not have, copied from the layer below it, so its view is
+   * the same before and after; the chain changes in one metadata rename at the end.
+   */
+  private async foldLocked(idx: number): Promise<void> {
+    const layer = this.layers[idx]!;
+    const ref = this.meta.layers[idx]!;
+    const childIsHead = idx === this.layers.length - 1;
+    const child = childIsHead ? this.head : this.layers[idx + 1]!;
+    const src = await layer.loadBits();
+    const dst = childIsHead ? this.headBits : await child.loadBits();
+    const bs = this.blockSize;
+    const headSeq = Math.max(0, ref.snapshot.ioSeq - 1);
+    let added = 0;
+    const words = bitsetWords(layer.blocks);
+    let runStart = -1;
+    let runLen = 0;
+    const flush = async (): Promise<void> => {
+      if (runLen === 0) return;
+      const buf = Buffer.allocUnsafe(runLen * bs);
+      await layer.read(buf, 0, buf.length, runStart * bs);
+      await child.write(buf, 0, buf.length, runStart * bs);
+      runLen = 0;
+    };
+    for (let w = 0; w < words; w++) {
+      let m = (src.alloc[w]! | src.zero[w]!) & ~(dst.alloc[w]! | dst.zero[w]!);
+      while (m !== 0) {
+        const bit = lowestBit(m);
+        m &= m - 1;
+        const b = w * 32 + bit;
+        if (b >= layer.blocks) break;
+        if (getBit(src.alloc, b)) {
+          setBit(dst.alloc, b);
+          added++;
+          if (runLen > 0 && runStart + runLen === b && runLen * bs < maxIoBytes) {
+            runLen++;
+          } else {
+            await flush();
+            runStart = b;
+            runLen = 1;
+          }
+        } else {
+          setBit(dst.zero, b);
+        }
+        if (childIsHead) {
+          this.setSeq(b, headSeq);
+          this.dirtyPages.add(Math.floor(b / blocksPerMapPage));
+        }
+      }
+    }
+    await flush();
+    if (childIsHead) {
+      this.headAlloc += added;
+      this.dataDirty = true;
+      await this.syncInner();
+    } else {
+      await child.syncData();
+      await child.writeBits(dst);
+      this.layerAlloc[idx + 1] = (this.layerAlloc[idx + 1] ?? 0) + added;
+    }
+    this.bitsCache.delete(child.id);
+    this.bitsCache.delete(layer.id);
+    const insertAt = this.meta.rebuildInsertAt;
+    await this.host.saveMeta({
+      ...this.meta,
+      layers: this.meta.layers.filter((_l, k) => k !== idx),
+      rebuildInsertAt: insertAt !== null && idx < insertAt ? insertAt - 1 : insertAt,
+    });
+    this.meta = this.host.metaOf(this.volume);
+    this.layers.splice(idx, 1);
+    this.layerAlloc.splice(idx, 1);
+    await layer.close();
+    await this.host.releaseLayers([layer.id]);
+    await this.computeIndex();
+  }
+
+  /** Reads a snapshot's view (the chain up to and including it). */
+  async readSnapshotAt(name: string, offset: number, length: number): Promise<Buffer> {
+    this.checkOpen();
+    checkRange(this, offset, length);
+    return this.lock.shared(async () => {
+      const idx = this.findListed(name);
+      if (idx < 0) throw new CstorError('not_found', `replica ${this.volume} has no snapshot ${name}`);
+      const b0 = offset / this.blockSize;
+      const n = length / this.blockSize;
+      const index = new Uint16Array(n);
+      for (let k = 0; k <= idx; k++) {
+        const layer = this.layers[k]!;
+        const bits = await this.layerBits(layer);
+        for (let i = 0; i < n; i++) {
+          const b = b0 + i;
+          if (b >= layer.blocks) break;
+          if (getBit(bits.alloc, b)) index[i] = k + 1;
+          else if (getBit(bits.zero, b)) index[i] = 0;
+        }
+      }
+      const out = Buffer.alloc(length);
+      const reads: Promise<void>[] = [];
+      for (let i = 0; i < n; i++) {
+        const ord = index[i]!;
+        if (ord > 0) reads.push(this.layers[ord - 1]!.read(out, i * this.blockSize, this.blockSize, (b0 + i) * this.blockSize));
+      }
+      await Promise.all(reads);
+      return out;
+    });
+  }
+
+  // ---- rebuild, source side ----
+
+  /** Pages the blocks of `sources` (topmost first) from `cursor` on, keeping those `accept` takes. */
+  private async pageRuns(
+    sources: Source[],
+    cursor: number,
+    maxBytes: number,
+    accept: (seq: number) => boolean = () => true,
+  ): Promise<RunPage> {
+    if (!Number.isSafeInteger(cursor) || cursor < 0) throw new CstorError('invalid', `cursor ${cursor} is invalid`);
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new CstorError('invalid', `maxBytes ${maxBytes} is invalid`);
+    const bs = this.blockSize;
+    const budget = Math.max(bs, maxBytes - (maxBytes % bs));
+    const runs: BlockRun[] = [];
+    let bytes = 0;
+    const pick = (b: number): { src: Source; zero: boolean; seq: number } | null => {
+      for (const src of sources) {
+        if (b >= src.layer.blocks) continue;
+        const a = getBit(src.bits.alloc, b);
+        if (a || getBit(src.bits.zero, b)) {
+          const seq = src.seq ? src.seq(b) : 0;
+          return accept(seq) ? { src, zero: !a, seq } : null;
+        }
+      }
+      return null;
+    };
+    let b = cursor;
+    while (b < this.blocks && bytes < budget) {
+      if ((b & 31) === 0) {
+        let any = 0;
+        const w = b >>> 5;
+        for (const s of sources) any |= (s.bits.alloc[w] ?? 0) | (s.bits.zero[w] ?? 0);
+        if (any === 0) {
+          b += 32;
+          continue;
+        }
+      }
+      const first = pick(b);
+      if (!first) {
+        b++;
+        continue;
+      }
+      const start = b;
+      const pieces = [first];
+      b++;
+      while (b < this.blocks && bytes + (pieces.length + 1) * bs <= budget) {
+        const p = pick(b);
+        if (!p) break;
+        pieces.push(p);
+        b++;
+      }
+      const data = Buffer.alloc(pieces.length * bs);
+      const reads: Promise<void>[] = [];
+      let seq = 0;
+      let i = 0;
+      while (i < pieces.length) {
+        const p = pieces[i]!;
+        seq = Math.max(seq, p.seq);
+        let j = i + 1;
+        while (j < pieces.length && pieces[j]!.src === p.src && pieces[j]!.zero === p.zero) {
+          seq = Math.max(seq, pieces[j]!.seq);
+          j++;
+        }
+        if (!p.zero) reads.push(p.src.layer.read(data, i * bs, (j - i) * bs, (start + i) * bs));
+        i = j;
+      }
+      await Promise.all(reads);
+      const run: BlockRun = { offset: start * bs, data };
+      if (sources.some((s) => s.seq)) run.ioSeq = seq;
+      runs.push(run);
+      bytes += data.length;
+    }
+    return { runs, next: b < this.blocks ? b : null };
+  }
+
+  async readLayer(name: string, cursor: number, maxBytes: number): Promise<RunPage> {
+    this.checkOpen();
+    checkSnapshotName(name);
+    return this.lock.shared(async () => {
+      const idx = this.findListed(name);
+      if (idx < 0) throw new CstorError('not_found', `replica ${this.volume} has no snapshot ${name}`);
+      // The snapshot's own layer plus any unlisted (hidden) layers between it and the previous
+      // listed snapshot, so the listed snapshots alone compose the chain.
+      const sources: Source[] = [];
+      for (let k = idx; k >= 0; k--) {
+        const ref = this.meta.layers[k]!;
+        if (ref.base || (k < idx && isListed(ref))) break;
+        sources.push({ layer: this.layers[k]!, bits: await this.layerBits(this.layers[k]!) });
+      }
+      return this.pageRuns(sources, cursor, maxBytes);
+    });
+  }
+
+  async readHeadSince(sinceIoSeq: number, cursor: number, maxBytes: number): Promise<RunPage> {
+    this.checkOpen();
+    checkSeq(sinceIoSeq);
+    return this.lock.shared(async () => {
+      const sources: Source[] = [{ layer: this.head, bits: this.headBits, seq: (b) => this.seqOf(b) }];
+      for (let k = this.layers.length - 1; k >= 0; k--) {
+        const ref = this.meta.layers[k]!;
+        if (ref.base || isListed(ref)) break;
+        const seq = Math.max(0, ref.snapshot.ioSeq - 1);
+        sources.push({ layer: this.layers[k]!, bits: await this.layerBits(this.layers[k]!), seq: () => seq });
+      }
+      return this.pageRuns(sources, cursor, maxBytes, (seq) => seq > sinceIoSeq);
+    });
+  }
+
+  // ---- rebuild, destination side ----
+
+  async rebuildStart(keepThrough: string | null): Promise<void> {
+    if (keepThrough !== null) checkSnapshotName(keepThrough);
+    await this.structural(async () => {
+      let keep: number;
+      let ckpt = 0;
+      if (keepThrough !== null) {
+        keep = this.findListed(keepThrough);
+        if (keep < 0) throw new CstorError('not_found', `replica ${this.volume} has no snapshot ${keepThrough}`);
+        ckpt = Math.max(0, this.meta.layers[keep]!.snapshot.ioSeq - 1);
+        keep++;
+      } else {
+        keep = 0;
+        while (keep < this.meta.layers.length && this.meta.layers[keep]!.base) keep++;
+      }
+      const newHead = await LayerFile.create({ dir: this.host.layersDir, blockSize: this.blockSize, blocks: this.blocks, checkpoint: ckpt });
+      try {
+        await fsyncDir(this.host.layersDir);
+        await this.host.saveMeta({
+          ...this.meta,
+          mode: 'Rebuilding',
+          layers: this.meta.layers.slice(0, keep),
+          head: newHead.id,
+          checkpointedIoSeq: ckpt,
+          rebuildInsertAt: keep,
+        });
+      } catch (err) {
+        await newHead.remove();
+        throw err;
+      }
+      this.meta = this.host.metaOf(this.volume);
+      const dropped = [...this.layers.slice(keep), this.head];
+      this.layers = this.layers.slice(0, keep);
+      this.layerAlloc = this.layerAlloc.slice(0, keep);
+      this.head = newHead;
+      this.headBits = { alloc: new Uint32Array(newHead.words), zero: new Uint32Array(newHead.words) };
+      this.headAlloc = 0;
+      this.seqChunks = [];
+      this.headBaseSeq = 0;
+      this.dirtyPages.clear();
+      this.dataDirty = false;
+      this.ckpt = ckpt;
+      this.maxSeq = ckpt;
+      this.inflight.clear();
+      await this.discardImports();
+      for (const l of dropped) {
+        this.bitsCache.delete(l.id);
+        await l.close();
+      }
+      await this.host.releaseLayers(dropped.map((l) => l.id));
+      await this.computeIndex();
+      this.host.logger.info('rebuild started', { volume: this.volume, keepThrough });
+    });
+  }
+
+  private async discardImports(): Promise<void> {
+    for (const imp of this.imports.values()) await imp.layer.remove();
+    this.imports.clear();
+  }
+
+  async importLayerBegin(name: string, ioSeq: number): Promise<void> {
+    checkSnapshotName(name);
+    checkSeq(ioSeq);
+    await this.structural(async () => {
+      if (this.meta.mode !== 'Rebuilding') throw new CstorError('conflict', `replica ${this.volume} is ${this.meta.mode}, not Rebuilding`);
+      if (this.findListed(name) >= 0) throw new CstorError('already_exists', `replica ${this.volume} already has snapshot ${name}`);
+      const old = this.imports.get(name);
+      if (old) {
+        this.imports.delete(name);
+        await old.layer.remove();
+      }
+      const layer = await LayerFile.create({ dir: this.host.layersDir, blockSize: this.blockSize, blocks: this.blocks });
+      this.imports.set(name, { layer, bits: { alloc: new Uint32Array(layer.words), zero: new Uint32Array(layer.words) }, ioSeq });
+    });
+  }
+
+  async importLayerWrite(name: string, offset: number, data: Buffer): Promise<void> {
+    this.checkOpen();
+    checkSnapshotName(name);
+    checkRange(this, offset, data.length);
+    await this.lock.shared(async () => {
+      const imp = this.imports.get(name);
+      if (!imp) throw new CstorError('not_found', `replica ${this.volume}: no import of ${name} in progress`);
+      const bs = this.blockSize;
+      const b0 = offset / bs;
+      const n = data.length / bs;
+      const zeroBlock = Buffer.alloc(bs);
+      let i = 0;
+      while (i < n) {
+        const isZero = data.subarray(i * bs, (i + 1) * bs).equals(zeroBlock);
+        let j = i + 1;
+        while (j < n && data.subarray(j * bs, (j + 1) * bs).equals(zeroBlock) === isZero) j++;
+        if (!isZero) await imp.layer.write(data, i * bs, (j - i) * bs, (b0 + i) * bs);
+        for (let b = b0 + i; b < b0 + j; b++) {
+          if (isZero) {
+            clearBit(imp.bits.alloc, b);
+            setBit(imp.bits.zero, b);
+          } else {
+            setBit(imp.bits.alloc, b);
+            clearBit(imp.bits.zero, b);
+          }
+        }
+        i = j;
+      }
+    });
+  }
+
+  async importLayerEnd(name: string): Promise<void> {
+    checkSnapshotName(name);
+    await this.structural(async () => {
+      const imp = this.imports.get(name);
+      if (!imp) throw new CstorError('not_found', `replica ${this.volume}: no import of ${name} in progress`);
+      if (this.findListed(name) >= 0) throw new CstorError('already_exists', `replica ${this.volume} already has snapshot ${name}`);
+      await imp.layer.syncData();
+      await imp.layer.writeBits(imp.bits);
+      await fsyncDir(this.host.layersDir);
+      const at = Math.min(this.meta.rebuildInsertAt ?? this.meta.layers.length, this.meta.layers.length);
+      const ref: LayerRef = { id: imp.layer.id, snapshot: { name, ioSeq: imp.ioSeq, createdAt: Date.now() } };
+      await this.host.saveMeta({
+        ...this.meta,
+        layers: [...this.meta.layers.slice(0, at), ref, ...this.meta.layers.slice(at)],
+        rebuildInsertAt: at + 1,
+      });
+      this.meta = this.host.metaOf(this.volume);
+      this.imports.delete(name);
+      this.layers.splice(at, 0, imp.layer);
+      this.layerAlloc.splice(at, 0, countBits(imp.bits.alloc));
+      this.bitsCache.set(imp.layer.id, imp.bits);
+      await this.computeIndex();
+    });
+  }
+
+  async writeIfNewer(offset: number, data: Buffer, ioSeq: number): Promise<void> {
+    this.checkOpen();
+    checkRange(this, offset, data.length);
+    checkSeq(ioSeq);
+    await this.lock.exclusive(async () => {
+      this.checkOpen();
+      const bs = this.blockSize;
+      const b0 = offset / bs;
+      const n = data.length / bs;
+      let i = 0;
+      while (i < n) {
+        if (this.seqOf(b0 + i) >= ioSeq) {
+          i++;
+          continue;
+        }
+        let j = i + 1;
+        while (j < n && this.seqOf(b0 + j) < ioSeq) j++;
+        await this.head.write(data, i * bs, (j - i) * bs, (b0 + i) * bs);
+        this.dataDirty = true;
+        this.markHead(b0 + i, j - i, 'data', ioSeq);
+        i = j;
+      }
+      if (ioSeq > this.maxSeq) this.maxSeq = ioSeq;
+    });
+  }
+
+  async rebuildDone(): Promise<void> {
+    await this.structural(async () => {
+      if (this.meta.mode === 'Healthy') return;
+      if (this.meta.mode !== 'Rebuilding') throw new CstorError('conflict', `replica ${this.volume} is ${this.meta.mode}, not Rebuilding`);
+      await this.discardImports();
+      await this.syncInner();
+      await this.host.saveMeta({ ...this.meta, mode: 'Healthy', rebuildInsertAt: null, checkpointedIoSeq: this.ckpt });
+      this.meta = this.host.metaOf(this.volume);
+      this.host.logger.info('rebuild done', { volume: this.volume });
+    });
+  }
+
+  async markHealthy(): Promise<void> {
+    await this.structural(async () => {
+      if (this.meta.mode === 'Healthy') return;
+      if (this.meta.mode !== 'New') throw new CstorError('conflict', `replica ${this.volume} is ${this.meta.mode}; only a New replica can be marked Healthy`);
+      await this.host.saveMeta({ ...this.meta, mode: 'Healthy' });
+      this.meta = this.host.metaOf(this.volume);
+    });
+  }
+
+  // ---- info ----
+
+  /** Allocated bytes per layer id (chain and head), from memory. */
+  usage(): Map<string, number> {
+    const m = new Map<string, number>();
+    this.layers.forEach((l, k) => m.set(l.id, (this.layerAlloc[k] ?? 0) * this.blockSize));
+    m.set(this.head.id, this.headAlloc * this.blockSize);
+    return m;
+  }
+
+  stats(): ReplicaStats {
+    let used = this.headAlloc * this.blockSize;
+    this.meta.layers.forEach((l, k) => {
+      if (this.host.refCount(l.id) === 1) used += (this.layerAlloc[k] ?? 0) * this.blockSize;
+    });
+    return { ...this.counters, usedBytes: used, snapshots: this.snapshots().length };
+  }
+
+  info(): Promise<ReplicaInfo> {
+    this.checkOpen();
+    return this.host.info(this);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.host.release(this);
+  }
+
+  /** Unloads: syncs (unless deleted), closes every file. Called by the pool. */
+  async unload(sync: boolean): Promise<void> {
+    await this.lock.exclusive(async () => {
+      if (this.closed) return;
+      try {
+        if (sync) await this.syncInner();
+      } finally {
+        this.closed = true;
+        await this.discardImports();
+        for (const l of this.layers) await l.close();
+        await this.head.close();
+        this.bitsCache.clear();
+      }
+    });
+  }
+}

@@ -1,0 +1,701 @@
+// One iSCSI connection, and with MaxConnections=1 its session: login, then the full feature phase
+// (RFC 7143): CmdSN ordering, SCSI commands with R2T/Data-Out and Data-In, NOP keepalive, task
+// management, text (SendTargets), logout, and Reject for PDUs we cannot take.
+import type { Socket } from 'node:net';
+import type { Logger } from '../../lib/logger.ts';
+import { describeError, hasErrorCode } from '../../lib/errors.ts';
+import { ScsiStatus } from '../scsi/sense.ts';
+import type { ScsiResult } from '../scsi/disk.ts';
+import { BHS_LENGTH, NO_TAG, Opcode, decodeBhsCommon, encodeLun, type RawPdu } from './pdu/bhs.ts';
+import { PduReader, framePdu } from './pdu/pdu-reader.ts';
+import { decodeLoginRequest } from './pdu/login-request.ts';
+import { encodeLoginResponse } from './pdu/login-response.ts';
+import { decodeTextRequest } from './pdu/text-request.ts';
+import { encodeTextResponse } from './pdu/text-response.ts';
+import { decodeScsiCommand } from './pdu/scsi-command.ts';
+import { Residual, encodeScsiResponse, encodeSenseSegment } from './pdu/scsi-response.ts';
+import { encodeDataIn } from './pdu/data-in.ts';
+import { decodeDataOut, type DataOut } from './pdu/data-out.ts';
+import { encodeR2t } from './pdu/r2t.ts';
+import { decodeNopOut } from './pdu/nop-out.ts';
+import { encodeNopIn } from './pdu/nop-in.ts';
+import { TmfFunction, decodeTaskMgmtRequest, type TaskMgmtRequest } from './pdu/task-mgmt-request.ts';
+import { TmfResponse, encodeTaskMgmtResponse } from './pdu/task-mgmt-response.ts';
+import { decodeLogoutRequest } from './pdu/logout-request.ts';
+import { encodeLogoutResponse } from './pdu/logout-response.ts';
+import { RejectReason, encodeReject } from './pdu/reject.ts';
+import { LoginPhase, type LoginContext } from './login.ts';
+import type { SessionParams } from './negotiation.ts';
+import { decodeKeys, encodeKeys, type KeyValues } from './text-keys.ts';
+import { snAdd, snInRange, snLess } from './serial.ts';
+import { ScsiTask } from './scsi-task.ts';
+import type { IscsiTarget, TargetMember } from './target.ts';
+
+export interface ConnectionHost extends LoginContext {
+  listTargets(): IscsiTarget[];
+  /** "host:port,tpgt" for SendTargets. */
+  targetAddress(): string;
+  allocateTsih(): number;
+  /** A Normal session logged in: the host ends any older session of the same initiator and ISID. */
+  sessionStarted(conn: IscsiConnection, key: string): Promise<void>;
+  connectionClosed(conn: IscsiConnection): void;
+  /** Resets the LUN (or the whole target): aborts every task of every session on it. */
+  resetTarget(target: IscsiTarget, lun: number | undefined, cold: boolean, from: IscsiConnection): Promise<void>;
+}
+
+export interface ConnectionOptions {
+  /** Send a NOP-In ping after this long without traffic from the initiator (0: never). */
+  readonly nopInIntervalMs: number;
+  /** Drop the connection when a ping goes unanswered this long. */
+  readonly nopInTimeoutMs: number;
+  /** Commands the initiator may have queued beyond ExpCmdSN. */
+  readonly queueDepth: number;
+  /** Longest a login may take before the connection is dropped. */
+  readonly loginTimeoutMs: number;
+}
+
+const LOGIN_MAX_SEGMENT = 65536;
+
+export class IscsiConnection implements TargetMember {
+  private readonly reader = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: LOGIN_MAX_SEGMENT });
+  private readonly login: LoginPhase;
+  private phase: 'login' | 'full' | 'closing' | 'closed' = 'login';
+  private params: SessionParams | undefined;
+  private digests = { header: false, data: false };
+  target: IscsiTarget | undefined;
+  private discovery = false;
+  initiatorName = '';
+  isid: Buffer = Buffer.alloc(6);
+  tsih = 0;
+  private cid = 0;
+  private loginStarted = false;
+  private statSN = 0;
+  private expCmdSN = 0;
+  /** Non-immediate commands that arrived ahead of ExpCmdSN, by CmdSN. */
+  private readonly ahead = new Map<number, () => void>();
+  private readonly tasks = new Map<number, ScsiTask>();
+  /** Tags of tasks we aborted or finished recently: late Data-Out for them is dropped quietly. */
+  private readonly retired = new Set<number>();
+  private nextTtt = 1;
+  private corked = false;
+  private lastRx = Date.now();
+  private pingTtt: number | undefined;
+  private pingSentAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private textContinuation: { itt: number; ttt: number; rest: Buffer } | undefined;
+  private closedPromise: Promise<void>;
+  private resolveClosed!: () => void;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly host: ConnectionHost,
+    private readonly options: ConnectionOptions,
+    private readonly logger: Logger,
+  ) {
+    this.login = new LoginPhase(host);
+    this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.onClose());
+    const started = Date.now();
+    const tick = Math.max(100, Math.min(1000, options.nopInIntervalMs || 1000));
+    this.timer = setInterval(() => this.onTimer(started), tick);
+    this.timer.unref();
+  }
+
+  get nexus(): string {
+    return `${this.initiatorName},i,0x${this.isid.toString('hex')}`;
+  }
+
+  get sessionKey(): string {
+    return `${this.initiatorName}|${this.isid.toString('hex')}|${this.target?.iqn ?? ''}`;
+  }
+
+  get isFullFeature(): boolean {
+    return this.phase === 'full';
+  }
+
+  get inFlight(): number {
+    return this.tasks.size;
+  }
+
+  private get maxCmdSN(): number {
+    return snAdd(this.expCmdSN, this.options.queueDepth - 1);
+  }
+
+  private numbers(advance: boolean): { statSN: number; expCmdSN: number; maxCmdSN: number } {
+    const statSN = this.statSN;
+    if (advance) this.statSN = snAdd(this.statSN, 1);
+    return { statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN };
+  }
+
+  // ---- socket plumbing -------------------------------------------------------------------
+
+  private send(header: Buffer, data?: Buffer): void {
+    if (this.phase === 'closed' || this.socket.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    for (const part of framePdu(header, data, this.digests)) this.socket.write(part);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'closed' || this.phase === 'closing') return;
+    this.lastRx = Date.now();
+    let pdus: RawPdu[];
+    try {
+      pdus = this.reader.push(chunk);
+    } catch (err) {
+      this.protocolFailure(describeError(err), hasErrorCode(err, 'too_large') ? this.peekHeader() : undefined);
+      return;
+    }
+    for (const pdu of pdus) {
+      if (!this.isOpen()) return;
+      try {
+        this.onPdu(pdu);
+      } catch (err) {
+        // A decoder's bound check or a handler's invariant: reject the PDU and end the connection.
+        this.protocolFailure(describeError(err), pdu.bhs);
+        return;
+      }
+    }
+  }
+
+  private peekHeader(): Buffer | undefined {
+    return undefined;
+  }
+
+  private isOpen(): boolean {
+    return this.phase === 'login' || this.phase === 'full';
+  }
+
+  private protocolFailure(reason: string, bhs: Buffer | undefined): void {
+    this.logger.warn('iSCSI protocol error: dropping the connection', { reason, initiator: this.initiatorName || undefined });
+    if (bhs && this.phase === 'full') this.reject(RejectReason.protocolError, bhs);
+    void this.close(reason);
+  }
+
+  private onTimer(started: number): void {
+    const now = Date.now();
+    if (this.phase === 'login') {
+      if (now - started > this.options.loginTimeoutMs) void this.close('login timed out');
+      return;
+    }
+    if (this.phase !== 'full' || this.options.nopInIntervalMs <= 0) return;
+    if (this.pingTtt !== undefined) {
+      if (now - this.pingSentAt > this.options.nopInTimeoutMs) {
+        this.logger.warn('initiator did not answer NOP-In: dropping the connection', { initiator: this.initiatorName });
+        void this.close('NOP-In timeout');
+      }
+      return;
+    }
+    if (now - this.lastRx >= this.options.nopInIntervalMs) {
+      this.pingTtt = this.allocTtt();
+      this.pingSentAt = now;
+      this.send(encodeNopIn({ lunField: encodeLun(0), itt: NO_TAG, ttt: this.pingTtt, dataLength: 0, ...this.numbers(false) }));
+    }
+  }
+
+  private allocTtt(): number {
+    const t = this.nextTtt;
+    this.nextTtt = this.nextTtt >= 0x7fffffff ? 1 : this.nextTtt + 1;
+    return t;
+  }
+
+  /** Ends the connection: in-flight device IO settles, then the socket is destroyed. */
+  async close(reason: string): Promise<void> {
+    if (this.phase === 'closed' || this.phase === 'closing') return this.closedPromise;
+    this.phase = 'closing';
+    this.logger.debug('closing iSCSI connection', { reason });
+    for (const t of this.tasks.values()) t.aborted = true;
+    this.socket.end();
+    const t = setTimeout(() => this.socket.destroy(), 2000);
+    t.unref();
+    await Promise.allSettled([...this.tasks.values()].map((x) => x.done));
+    this.socket.destroy();
+    return this.closedPromise;
+  }
+
+  private onClose(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const t of this.tasks.values()) t.aborted = true;
+    const wasClosed = this.phase === 'closed';
+    this.phase = 'closed';
+    if (!wasClosed) {
+      this.target?.disk.releaseReservations(this.nexus);
+      this.host.connectionClosed(this);
+      // Settle once the in-flight tasks have (they no longer respond).
+      void Promise.allSettled([...this.tasks.values()].map((x) => x.done)).then(() => this.resolveClosed());
+    }
+  }
+
+  // ---- dispatch ------------------------------------------------------------------------
+
+  private onPdu(pdu: RawPdu): void {
+    const h = decodeBhsCommon(pdu.bhs);
+    if (this.phase === 'login') {
+      if (h.opcode !== Opcode.LoginRequest) {
+        this.protocolFailure(`opcode 0x${h.opcode.toString(16)} before login completed`, undefined);
+        return;
+      }
+      this.onLogin(pdu);
+      return;
+    }
+    switch (h.opcode) {
+      case Opcode.ScsiCommand:
+        if (this.discovery) {
+          this.reject(RejectReason.protocolError, pdu.bhs);
+          return;
+        }
+        this.onScsiCommand(pdu);
+        return;
+      case Opcode.DataOut:
+        this.onDataOut(decodeDataOut(pdu), pdu.bhs);
+        return;
+      case Opcode.NopOut:
+        this.onNopOut(pdu);
+        return;
+      case Opcode.TextRequest:
+        this.onText(pdu);
+        return;
+      case Opcode.TaskMgmtRequest:
+        this.onTaskMgmt(pdu);
+        return;
+      case Opcode.LogoutRequest:
+        this.onLogout(pdu);
+        return;
+      case Opcode.SnackRequest:
+        this.reject(RejectReason.snackReject, pdu.bhs);
+        return;
+      case Opcode.LoginRequest:
+        this.protocolFailure('Login Request in full feature phase', pdu.bhs);
+        return;
+      default:
+        this.reject(RejectReason.commandNotSupported, pdu.bhs);
+    }
+  }
+
+  private reject(reason: number, bhs: Buffer): void {
+    this.send(encodeReject({ reason, dataSN: 0, ...this.numbers(true) }), Buffer.from(bhs.subarray(0, BHS_LENGTH)));
+  }
+
+  /** Runs `fn` in CmdSN order: now if immediate or next in sequence, later if ahead, never if outside the window. */
+  private ordered(cmdSN: number, immediate: boolean, fn: () => void): void {
+    if (immediate) {
+      fn();
+      return;
+    }
+    if (cmdSN === this.expCmdSN) {
+      this.expCmdSN = snAdd(this.expCmdSN, 1);
+      fn();
+      for (let next = this.ahead.get(this.expCmdSN); next; next = this.ahead.get(this.expCmdSN)) {
+        this.ahead.delete(this.expCmdSN);
+        this.expCmdSN = snAdd(this.expCmdSN, 1);
+        next();
+      }
+      return;
+    }
+    if (snInRange(cmdSN, this.expCmdSN, this.maxCmdSN) && !this.ahead.has(cmdSN)) {
+      this.ahead.set(cmdSN, fn);
+      return;
+    }
+    // Outside [ExpCmdSN, MaxCmdSN] (or a duplicate): silently ignored (RFC 7143 §4.2.2.1).
+  }
+
+  // ---- login ---------------------------------------------------------------------------
+
+  private onLogin(pdu: RawPdu): void {
+    const req = decodeLoginRequest(pdu);
+    if (!this.loginStarted) {
+      this.loginStarted = true;
+      this.isid = req.isid;
+      this.cid = req.cid;
+      this.expCmdSN = req.cmdSN;
+      this.statSN = req.expStatSN;
+    }
+    if (req.tsih !== 0) {
+      // Adding a connection to, or reinstating, an existing session: we run one connection per session.
+      this.sendLogin(req, { transit: false, cont: false, csg: req.csg, nsg: 0, status: [2, 10], data: Buffer.alloc(0) }, 0);
+      void this.close('login with a TSIH');
+      return;
+    }
+    const reply = this.login.handle(req);
+    if (reply.failed) {
+      this.logger.info('iSCSI login refused', { initiator: this.initiatorName || undefined, reason: reply.reason, status: reply.status });
+      this.sendLogin(req, reply, 0);
+      void this.close(reply.reason ?? 'login failed');
+      return;
+    }
+    if (!reply.complete) {
+      this.sendLogin(req, reply, 0);
+      return;
+    }
+    const result = this.login.result();
+    this.params = result.params;
+    this.target = result.target;
+    this.discovery = result.sessionType === 'Discovery';
+    this.initiatorName = result.initiatorName;
+    this.tsih = this.host.allocateTsih();
+    this.sendLogin(req, reply, this.tsih);
+    // Digests and our receive limit apply from the first PDU after the final login response.
+    this.digests = { header: this.params.headerDigest, data: this.params.dataDigest };
+    this.reader.options.headerDigest = this.params.headerDigest;
+    this.reader.options.dataDigest = this.params.dataDigest;
+    this.reader.options.maxDataSegmentLength = this.params.maxRecvDataSegmentLength;
+    this.phase = 'full';
+    if (this.target) {
+      this.target.members.add(this);
+      void this.host.sessionStarted(this, this.sessionKey);
+    }
+    this.logger.info('iSCSI login', { initiator: this.initiatorName, target: this.target?.iqn, sessionType: result.sessionType, tsih: this.tsih });
+  }
+
+  private sendLogin(req: ReturnType<typeof decodeLoginRequest>, reply: { transit: boolean; cont: boolean; csg: number; nsg: number; status: readonly [number, number]; data: Buffer }, tsih: number): void {
+    const header = encodeLoginResponse({
+      transit: reply.transit,
+      cont: reply.cont,
+      csg: reply.csg,
+      nsg: reply.nsg,
+      isid: req.isid,
+      tsih,
+      itt: req.itt,
+      statusClass: reply.status[0],
+      statusDetail: reply.status[1],
+      dataLength: reply.data.length,
+      ...this.numbers(true),
+    });
+    this.send(header, reply.data);
+  }
+
+  // ---- text (SendTargets) -----------------------------------------------------------------
+
+  private onText(pdu: RawPdu): void {
+    const req = decodeTextRequest(pdu);
+    this.ordered(req.cmdSN, req.immediate, () => {
+      const max = this.params!.maxXmitDataSegmentLength;
+      let body: Buffer;
+      if (req.ttt !== NO_TAG && this.textContinuation && this.textContinuation.ttt === req.ttt) {
+        body = this.textContinuation.rest;
+      } else {
+        this.textContinuation = undefined;
+        let keys: KeyValues;
+        try {
+          keys = decodeKeys(req.data);
+        } catch {
+          this.reject(RejectReason.protocolError, pdu.bhs);
+          return;
+        }
+        const answers: KeyValues = [];
+        for (const [k, v] of keys) {
+          if (k === 'SendTargets') answers.push(...this.sendTargets(v));
+          else answers.push([k, 'NotUnderstood']);
+        }
+        body = encodeKeys(answers);
+      }
+      if (body.length > max) {
+        const ttt = this.allocTtt();
+        this.textContinuation = { itt: req.itt, ttt, rest: body.subarray(max) };
+        this.send(encodeTextResponse({ final: false, cont: true, itt: req.itt, ttt, dataLength: max, ...this.numbers(true) }), body.subarray(0, max));
+        return;
+      }
+      this.textContinuation = undefined;
+      this.send(encodeTextResponse({ final: true, cont: false, itt: req.itt, ttt: NO_TAG, dataLength: body.length, ...this.numbers(true) }), body);
+    });
+  }
+
+  private sendTargets(value: string): KeyValues {
+    const out: KeyValues = [];
+    const all = this.host.listTargets();
+    const wanted = value === 'All' ? (this.discovery ? all : all.filter((t) => t === this.target)) : value === '' ? (this.target ? [this.target] : []) : all.filter((t) => t.iqn === value);
+    for (const t of wanted) {
+      out.push(['TargetName', t.iqn], ['TargetAddress', this.host.targetAddress()]);
+    }
+    return out;
+  }
+
+  // ---- NOP -------------------------------------------------------------------------------
+
+  private onNopOut(pdu: RawPdu): void {
+    const req = decodeNopOut(pdu);
+    if (req.itt === NO_TAG) {
+      // The answer to our ping (or a ping that wants no answer).
+      if (req.ttt !== NO_TAG && req.ttt === this.pingTtt) this.pingTtt = undefined;
+      return;
+    }
+    this.ordered(req.cmdSN, req.immediate, () => {
+      const data = req.data.subarray(0, this.params!.maxXmitDataSegmentLength);
+      this.send(encodeNopIn({ lunField: req.lunField, itt: req.itt, ttt: NO_TAG, dataLength: data.length, ...this.numbers(true) }), Buffer.from(data));
+    });
+  }
+
+  // ---- logout ----------------------------------------------------------------------------
+
+  private onLogout(pdu: RawPdu): void {
+    const req = decodeLogoutRequest(pdu);
+    this.ordered(req.cmdSN, req.immediate, () => {
+      let response = 0;
+      if (req.reason === 1 && req.cid !== this.cid) response = 1;
+      else if (req.reason === 2) response = 2;
+      else if (req.reason > 2) {
+        this.reject(RejectReason.invalidPduField, pdu.bhs);
+        return;
+      }
+      const tasks = [...this.tasks.values()].map((t) => t.done);
+      void Promise.allSettled(tasks).then(() => {
+        this.send(encodeLogoutResponse({ itt: req.itt, response, time2Wait: 0, time2Retain: 0, ...this.numbers(true) }));
+        if (response === 0) {
+          this.target?.disk.releaseReservations(this.nexus);
+          void this.close('logout');
+        }
+      });
+    });
+  }
+
+  // ---- task management -------------------------------------------------------------------
+
+  private onTaskMgmt(pdu: RawPdu): void {
+    const req = decodeTaskMgmtRequest(pdu);
+    const cmdSNAtArrival = req.cmdSN;
+    this.ordered(req.cmdSN, req.immediate, () => {
+      void this.runTaskMgmt(req, cmdSNAtArrival).then((response) => {
+        this.send(encodeTaskMgmtResponse({ itt: req.itt, response, ...this.numbers(true) }));
+      });
+    });
+  }
+
+  private async runTaskMgmt(req: TaskMgmtRequest, cmdSN: number): Promise<number> {
+    if (this.discovery || !this.target) return TmfResponse.rejected;
+    switch (req.func) {
+      case TmfFunction.abortTask: {
+        const task = this.tasks.get(req.refTaskTag);
+        if (!task) {
+          // Not here: if its CmdSN is below this request's, it completed or never came; both count as done.
+          return snLess(req.refCmdSN, cmdSN) || req.immediate ? TmfResponse.complete : TmfResponse.taskDoesNotExist;
+        }
+        await this.abortTask(task);
+        return TmfResponse.complete;
+      }
+      case TmfFunction.abortTaskSet:
+      case TmfFunction.clearTaskSet:
+        if (req.lun !== 0) return TmfResponse.lunDoesNotExist;
+        if (req.func === TmfFunction.clearTaskSet) await this.host.resetTarget(this.target, 0, false, this);
+        else await this.abortAll(0);
+        return TmfResponse.complete;
+      case TmfFunction.lunReset:
+        if (req.lun !== 0) return TmfResponse.lunDoesNotExist;
+        await this.host.resetTarget(this.target, 0, false, this);
+        return TmfResponse.complete;
+      case TmfFunction.targetWarmReset:
+        await this.host.resetTarget(this.target, undefined, false, this);
+        return TmfResponse.complete;
+      case TmfFunction.targetColdReset:
+        await this.host.resetTarget(this.target, undefined, true, this);
+        return TmfResponse.complete;
+      case TmfFunction.clearAca:
+      case TmfFunction.taskReassign:
+        return TmfResponse.notSupported;
+      default:
+        return TmfResponse.rejected;
+    }
+  }
+
+  private async abortTask(task: ScsiTask): Promise<void> {
+    task.aborted = true;
+    this.retire(task);
+    if (task.done) await task.done.catch(() => undefined);
+  }
+
+  async abortAll(lun?: number): Promise<void> {
+    const victims = [...this.tasks.values()].filter((t) => lun === undefined || t.cmd.lun === lun);
+    await Promise.all(victims.map((t) => this.abortTask(t)));
+  }
+
+  private retire(task: ScsiTask): void {
+    this.tasks.delete(task.itt);
+    this.retired.add(task.itt);
+    if (this.retired.size > 1024) {
+      const first = this.retired.values().next().value;
+      if (first !== undefined) this.retired.delete(first);
+    }
+  }
+
+  // ---- SCSI commands ---------------------------------------------------------------------
+
+  private onScsiCommand(pdu: RawPdu): void {
+    const cmd = decodeScsiCommand(pdu);
+    const params = this.params!;
+    this.ordered(cmd.cmdSN, cmd.immediate, () => {
+      if (this.tasks.has(cmd.itt)) {
+        this.reject(RejectReason.taskInProgress, pdu.bhs);
+        return;
+      }
+      if (cmd.data.length > 0 && (!cmd.write || !params.immediateData || cmd.data.length > Math.min(params.firstBurstLength, cmd.expectedLength))) {
+        this.protocolFailure('SCSI Command carries more immediate data than negotiated', pdu.bhs);
+        return;
+      }
+      const task = new ScsiTask(cmd);
+      this.tasks.set(cmd.itt, task);
+      this.retired.delete(cmd.itt);
+      if (!cmd.write || cmd.expectedLength === 0) {
+        this.execute(task, undefined);
+        return;
+      }
+      if (cmd.data.length > 0) task.accept(0, cmd.data);
+      task.unsolicitedLimit = params.initialR2T ? cmd.data.length : Math.min(params.firstBurstLength, cmd.expectedLength);
+      task.unsolicitedDone = cmd.final || params.initialR2T;
+      task.nextR2tOffset = task.unsolicitedDone ? cmd.data.length : task.unsolicitedLimit;
+      this.advanceWrite(task);
+    });
+  }
+
+  /** Issues R2Ts for data not yet asked for, or runs the command once all data is in. */
+  private advanceWrite(task: ScsiTask): void {
+    if (task.aborted) return;
+    if (task.dataComplete) {
+      if (!task.executing) this.execute(task, task.buffer);
+      return;
+    }
+    if (!task.unsolicitedDone) return;
+    const params = this.params!;
+    const total = task.cmd.expectedLength;
+    while (task.r2ts.size < params.maxOutstandingR2T && task.nextR2tOffset < total) {
+      const offset = task.nextR2tOffset;
+      const length = Math.min(params.maxBurstLength, total - offset);
+      const ttt = this.allocTtt();
+      task.r2ts.set(ttt, { ttt, offset, length, received: 0, nextDataSN: 0 });
+      task.nextR2tOffset += length;
+      this.send(encodeR2t({ lun: task.cmd.lun, itt: task.itt, ttt, r2tSN: task.r2tSN, bufferOffset: offset, desiredLength: length, ...this.numbers(false) }));
+      task.r2tSN++;
+    }
+  }
+
+  private onDataOut(d: DataOut, bhs: Buffer): void {
+    const task = this.tasks.get(d.itt);
+    if (!task || task.executing) {
+      if (this.retired.has(d.itt)) return; // data for a task we aborted: discard (RFC 7143 §4.2.3.3)
+      this.reject(RejectReason.invalidPduField, bhs);
+      return;
+    }
+    const total = task.cmd.expectedLength;
+    const end = d.bufferOffset + d.data.length;
+    if (end > total) {
+      this.protocolFailure(`Data-Out past the expected data transfer length (${end} > ${total})`, bhs);
+      return;
+    }
+    if (d.data.length > this.params!.maxRecvDataSegmentLength) {
+      this.protocolFailure('Data-Out larger than MaxRecvDataSegmentLength', bhs);
+      return;
+    }
+    if (d.ttt === NO_TAG) {
+      if (task.unsolicitedDone || end > task.unsolicitedLimit || d.dataSN !== task.unsolicitedDataSN) {
+        this.protocolFailure(`unexpected unsolicited Data-Out (DataSN ${d.dataSN}, offset ${d.bufferOffset})`, bhs);
+        return;
+      }
+      task.unsolicitedDataSN++;
+      task.accept(d.bufferOffset, d.data);
+      if (d.final) task.unsolicitedDone = true;
+    } else {
+      const r2t = task.r2ts.get(d.ttt);
+      if (!r2t || d.bufferOffset < r2t.offset || end > r2t.offset + r2t.length || d.dataSN !== r2t.nextDataSN) {
+        this.protocolFailure(`Data-Out does not match an outstanding R2T (TTT ${d.ttt}, DataSN ${d.dataSN}, offset ${d.bufferOffset})`, bhs);
+        return;
+      }
+      r2t.nextDataSN++;
+      r2t.received += d.data.length;
+      task.accept(d.bufferOffset, d.data);
+      if (d.final || r2t.received >= r2t.length) task.r2ts.delete(d.ttt);
+    }
+    this.advanceWrite(task);
+  }
+
+  private execute(task: ScsiTask, dataOut: Buffer | undefined): void {
+    const target = this.target!;
+    task.executing = true;
+    task.done = target.disk
+      .execute({ lun: task.cmd.lun, cdb: task.cmd.cdb, dataOut, nexus: this.nexus })
+      .then(
+        (result) => this.complete(task, result),
+        (err: unknown) => {
+          this.logger.error('SCSI command failed unexpectedly', { error: describeError(err) });
+          this.complete(task, { status: ScsiStatus.busy });
+        },
+      );
+  }
+
+  private complete(task: ScsiTask, result: ScsiResult): void {
+    if (task.aborted || this.phase !== 'full') {
+      this.retire(task);
+      return;
+    }
+    this.retire(task);
+    const cmd = task.cmd;
+    const edtl = cmd.expectedLength;
+    const max = this.params!.maxXmitDataSegmentLength;
+    const burst = this.params!.maxBurstLength;
+    let residualFlag: number = Residual.none;
+    let residualCount = 0;
+    const wanted = result.data ? result.data.length : this.target!.disk.dataOutLength(cmd.cdb);
+    if (result.status === ScsiStatus.good || result.data) {
+      if (wanted > edtl) {
+        residualFlag = Residual.overflow;
+        residualCount = wanted - edtl;
+      } else if (wanted < edtl) {
+        residualFlag = Residual.underflow;
+        residualCount = edtl - wanted;
+      }
+    }
+    let dataSN = 0;
+    const data = result.data && cmd.read ? result.data.subarray(0, Math.min(result.data.length, edtl)) : undefined;
+    const collapse = result.status === ScsiStatus.good && !result.sense;
+    if (data && data.length > 0) {
+      for (let off = 0; off < data.length; ) {
+        const n = Math.min(max, data.length - off);
+        const last = off + n >= data.length;
+        const endOfBurst = last || (off + n) % burst === 0;
+        const withStatus = last && collapse;
+        this.send(
+          encodeDataIn({
+            final: endOfBurst,
+            hasStatus: withStatus,
+            status: result.status,
+            residualFlag,
+            residualCount,
+            itt: task.itt,
+            dataSN: dataSN++,
+            bufferOffset: off,
+            dataLength: n,
+            ...this.numbers(withStatus),
+          }),
+          data.subarray(off, off + n),
+        );
+        off += n;
+      }
+      if (collapse) return;
+    } else if (result.data && !cmd.read && result.data.length > 0) {
+      // Data-in for a command sent without the R bit: nothing can be transferred.
+      residualFlag = Residual.overflow;
+      residualCount = result.data.length;
+    }
+    const senseSeg = result.sense ? encodeSenseSegment(result.sense) : undefined;
+    this.send(
+      encodeScsiResponse({
+        itt: task.itt,
+        response: 0,
+        status: result.status,
+        residualFlag,
+        residualCount,
+        expDataSN: cmd.write ? task.r2tSN : dataSN,
+        dataLength: senseSeg?.length ?? 0,
+        ...this.numbers(true),
+      }),
+      senseSeg,
+    );
+  }
+}

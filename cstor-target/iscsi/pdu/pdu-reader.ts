@@ -1,0 +1,123 @@
+// Splits a TCP byte stream into iSCSI PDUs (RFC 7143 §11.1): BHS, AHS, optional header digest,
+// data segment padded to 4 bytes, optional data digest. Payloads that arrive inside one socket chunk
+// are handed on as views (no copy). Lengths past the negotiated limit are refused before buffering.
+import { CstorError } from '../../../lib/errors.ts';
+import { crc32c } from '../crc32c.ts';
+import { BHS_LENGTH, type RawPdu } from './bhs.ts';
+
+export interface PduReaderOptions {
+  headerDigest: boolean;
+  dataDigest: boolean;
+  /** Largest data segment accepted (our MaxRecvDataSegmentLength, or the login-phase limit). */
+  maxDataSegmentLength: number;
+}
+
+export class PduReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** The BHS of the PDU being assembled, once its header is complete. */
+  private pending: { bhs: Buffer; ahs: Buffer; dataLength: number } | undefined;
+
+  constructor(readonly options: PduReaderOptions) {}
+
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Adds a chunk and returns every PDU now complete. Throws a `protocol`/`too_large` error on bad framing. */
+  push(chunk: Buffer): RawPdu[] {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const out: RawPdu[] = [];
+    for (;;) {
+      const pdu = this.next();
+      if (!pdu) return out;
+      out.push(pdu);
+    }
+  }
+
+  private next(): RawPdu | undefined {
+    if (!this.pending) {
+      if (this.buffered < BHS_LENGTH) return undefined;
+      const peek = this.peek(BHS_LENGTH);
+      const ahsLength = peek[4]! * 4;
+      const dataLength = peek.readUIntBE(5, 3);
+      const hd = this.options.headerDigest ? 4 : 0;
+      if (dataLength > this.options.maxDataSegmentLength) {
+        throw new CstorError(
+          'too_large',
+          `iSCSI PDU (opcode 0x${(peek[0]! & 0x3f).toString(16)}) data segment of ${dataLength} bytes exceeds MaxRecvDataSegmentLength ${this.options.maxDataSegmentLength}`,
+        );
+      }
+      if (this.buffered < BHS_LENGTH + ahsLength + hd) return undefined;
+      const header = this.take(BHS_LENGTH + ahsLength);
+      if (hd) {
+        const digest = this.take(4).readUInt32LE(0);
+        if (digest !== crc32c(header)) throw new CstorError('protocol', 'iSCSI header digest mismatch');
+      }
+      this.pending = { bhs: header.subarray(0, BHS_LENGTH), ahs: header.subarray(BHS_LENGTH), dataLength };
+    }
+    const { bhs, ahs, dataLength } = this.pending;
+    const padded = (dataLength + 3) & ~3;
+    const dd = this.options.dataDigest && dataLength > 0 ? 4 : 0;
+    if (this.buffered < padded + dd) return undefined;
+    this.pending = undefined;
+    const seg = padded > 0 ? this.take(padded) : Buffer.alloc(0);
+    const data = seg.subarray(0, dataLength);
+    if (dd) {
+      const digest = this.take(4).readUInt32LE(0);
+      if (digest !== crc32c(seg)) throw new CstorError('protocol', 'iSCSI data digest mismatch');
+    }
+    return { bhs, ahs, data };
+  }
+
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    return Buffer.concat(this.chunks, Math.min(this.buffered, n * 2)).subarray(0, n);
+  }
+
+  /** Removes n bytes from the front: a view when they sit in one chunk, else one copy. */
+  private take(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let done = 0;
+    while (done < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - done);
+      c.copy(out, done, 0, k);
+      done += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+}
+
+/** Frames a PDU for sending: header (BHS+AHS), header digest, data, padding, data digest. */
+export function framePdu(header: Buffer, data: Buffer | undefined, digests: { header: boolean; data: boolean }): Buffer[] {
+  const parts: Buffer[] = [header];
+  if (digests.header) parts.push(u32le(crc32c(header)));
+  if (data && data.length > 0) {
+    parts.push(data);
+    const pad = (4 - (data.length % 4)) % 4;
+    const padBuf = pad ? Buffer.alloc(pad) : undefined;
+    if (padBuf) parts.push(padBuf);
+    if (digests.data) parts.push(u32le(padBuf ? crc32c(data, padBuf) : crc32c(data)));
+  }
+  return parts;
+}
+
+function u32le(v: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32LE(v, 0);
+  return b;
+}

@@ -1,0 +1,56 @@
+// The state of one SCSI command on a connection: its data-out collection (immediate data,
+// unsolicited Data-Out, R2T-solicited bursts) and its Data-In/R2T sequence numbers.
+import type { ScsiCommand } from './pdu/scsi-command.ts';
+
+export interface OutstandingR2t {
+  readonly ttt: number;
+  readonly offset: number;
+  readonly length: number;
+  received: number;
+  nextDataSN: number;
+}
+
+export class ScsiTask {
+  readonly itt: number;
+  readonly cmd: ScsiCommand;
+  /** Data-out collected so far; allocated once data arrives in more than one piece. */
+  buffer: Buffer | undefined;
+  received = 0;
+  /** Unsolicited data allowed (immediate + unsolicited Data-Out), bytes. */
+  unsolicitedLimit = 0;
+  unsolicitedDone = true;
+  unsolicitedDataSN = 0;
+  /** Next offset not yet asked for by an R2T. */
+  nextR2tOffset = 0;
+  r2tSN = 0;
+  readonly r2ts = new Map<number, OutstandingR2t>();
+  aborted = false;
+  executing = false;
+  /** Settles when the command has finished (responded or dropped). */
+  done: Promise<void> | undefined;
+
+  constructor(cmd: ScsiCommand) {
+    this.itt = cmd.itt;
+    this.cmd = cmd;
+  }
+
+  get dataComplete(): boolean {
+    return this.received >= this.cmd.expectedLength;
+  }
+
+  /** Copies a piece of data-out in at `offset` (or keeps the view when it is all the data there is). */
+  accept(offset: number, data: Buffer): void {
+    const total = this.cmd.expectedLength;
+    if (offset === 0 && data.length === total && !this.buffer) {
+      this.buffer = data;
+    } else {
+      if (!this.buffer || this.buffer.length !== total) {
+        const b = Buffer.allocUnsafe(total);
+        if (this.buffer) this.buffer.copy(b, 0, 0, Math.min(this.buffer.length, total));
+        this.buffer = b;
+      }
+      data.copy(this.buffer, offset);
+    }
+    this.received += data.length;
+  }
+}

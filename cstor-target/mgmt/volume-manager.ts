@@ -1,0 +1,214 @@
+// The volumes a target serves: one ReplicatedVolume per volume, exposed through the iSCSI portal,
+// remembered in a state file (tmp-file + rename) so a restarted target serves them again.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseHostPort } from '../../lib/cli/args.ts';
+import { CstorError, describeError } from '../../lib/errors.ts';
+import type { BlockDevice } from '../../lib/block-device.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { dns1123LabelProblems } from '../../lib/names.ts';
+import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
+import { ReplicatedVolume } from '../replication/replicated-volume.ts';
+
+export interface VolumeSpec {
+  name: string;
+  /** Bytes. */
+  capacity: number;
+  replicationFactor: number;
+  /** Replica addresses ("host:port" of each pool's replica port), one per replica. */
+  replicas: string[];
+  blockSize: number;
+}
+
+/** What the manager needs from the iSCSI portal (cstor-target/iscsi/portal.ts implements it). */
+export interface TargetPortal {
+  addTarget(opts: { volume: string; device: BlockDevice }): unknown;
+  removeTarget(volume: string): Promise<void>;
+  hasTarget(volume: string): boolean;
+}
+
+export interface VolumeManagerOptions {
+  connect: (address: string) => Promise<ReplicaClient>;
+  portal: TargetPortal | null;
+  /** Where served volumes are remembered; null: nowhere (a restart forgets them). */
+  stateFile: string | null;
+  logger: Logger;
+  targetId: string;
+  quiesceTimeoutMs?: number;
+}
+
+interface StateFile {
+  version: 1;
+  volumes: VolumeSpec[];
+}
+
+/** Validates a PUT body into a VolumeSpec, naming every problem. */
+export function parseVolumeSpec(name: string, body: unknown): VolumeSpec {
+  const problems: string[] = [];
+  const nameProblems = dns1123LabelProblems(name);
+  if (nameProblems.length > 0) problems.push(`volume name ${JSON.stringify(name)} is invalid: ${nameProblems.join('; ')}`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new CstorError(
+      'invalid',
+      'request body must be a JSON object like {"capacity": 1073741824, "replicationFactor": 3, "replicas": ["10.0.0.1:3232", ...]} (send Content-Type: application/json)',
+    );
+  }
+  const b = body as Record<string, unknown>;
+  const known = new Set(['capacity', 'replicationFactor', 'replicas', 'blockSize']);
+  for (const k of Object.keys(b)) if (!known.has(k)) problems.push(`unknown field "${k}"`);
+  const blockSize = b.blockSize ?? 4096;
+  if (blockSize !== 512 && blockSize !== 4096) problems.push('blockSize must be 512 or 4096');
+  const capacity = b.capacity;
+  if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity <= 0) {
+    problems.push('capacity must be a positive integer number of bytes');
+  } else if (typeof blockSize === 'number' && capacity % blockSize !== 0) {
+    problems.push(`capacity ${capacity} is not a multiple of the block size ${String(blockSize)}`);
+  }
+  const rf = b.replicationFactor;
+  if (typeof rf !== 'number' || !Number.isInteger(rf) || rf < 1 || rf > 16) problems.push('replicationFactor must be an integer in 1..16');
+  const replicas = b.replicas;
+  if (!Array.isArray(replicas) || replicas.some((r) => typeof r !== 'string')) {
+    problems.push('replicas must be an array of "host:port" strings');
+  } else {
+    for (const r of replicas as string[]) {
+      try {
+        parseHostPort(r, 'replica');
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+    if (typeof rf === 'number' && replicas.length !== rf) problems.push(`${replicas.length} replicas given for replicationFactor ${rf}`);
+    if (new Set(replicas).size !== replicas.length) problems.push('replica addresses repeat');
+  }
+  if (problems.length > 0) throw new CstorError('invalid', `volume ${name}: ${problems.join('; ')}`);
+  return { name, capacity: capacity as number, replicationFactor: rf as number, replicas: [...(replicas as string[])], blockSize: blockSize as number };
+}
+
+function sameSpec(a: VolumeSpec, b: VolumeSpec): boolean {
+  return (
+    a.capacity === b.capacity &&
+    a.replicationFactor === b.replicationFactor &&
+    a.blockSize === b.blockSize &&
+    a.replicas.length === b.replicas.length &&
+    a.replicas.every((r, i) => r === b.replicas[i])
+  );
+}
+
+export class VolumeManager {
+  private readonly volumes = new Map<string, { spec: VolumeSpec; volume: ReplicatedVolume }>();
+  private readonly log: Logger;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: VolumeManagerOptions) {
+    this.log = options.logger;
+  }
+
+  /** Serves again every volume in the state file. */
+  async load(): Promise<void> {
+    const file = this.options.stateFile;
+    if (!file) return;
+    let state: StateFile;
+    try {
+      state = JSON.parse(await fs.readFile(file, 'utf8')) as StateFile;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new CstorError('io', `state file ${file} is unreadable: ${describeError(err)}`, { cause: err });
+    }
+    for (const raw of state.volumes ?? []) {
+      try {
+        const spec = parseVolumeSpec(raw.name, { capacity: raw.capacity, replicationFactor: raw.replicationFactor, replicas: raw.replicas, blockSize: raw.blockSize });
+        this.start(spec);
+        this.log.info('volume served again from the state file', { volume: spec.name });
+      } catch (err) {
+        this.log.error('volume in the state file not served', { volume: raw.name, error: describeError(err) });
+      }
+    }
+  }
+
+  /** Serves a volume; idempotent for the same spec, `conflict` for a different one. Returns true when newly served. */
+  async serve(spec: VolumeSpec): Promise<boolean> {
+    const cur = this.volumes.get(spec.name);
+    if (cur) {
+      if (sameSpec(cur.spec, spec)) return false;
+      throw new CstorError('conflict', `volume ${spec.name} is already served with another spec (capacity ${cur.spec.capacity}, replicas ${cur.spec.replicas.join(',')}); stop it first`);
+    }
+    this.start(spec);
+    await this.save();
+    return true;
+  }
+
+  private start(spec: VolumeSpec): void {
+    const volume = new ReplicatedVolume({
+      volume: spec.name,
+      size: spec.capacity,
+      blockSize: spec.blockSize,
+      replicationFactor: spec.replicationFactor,
+      replicas: spec.replicas,
+      connect: this.options.connect,
+      logger: this.log,
+      targetId: this.options.targetId,
+      ...(this.options.quiesceTimeoutMs !== undefined ? { quiesceTimeoutMs: this.options.quiesceTimeoutMs } : {}),
+    });
+    this.options.portal?.addTarget({ volume: spec.name, device: volume });
+    this.volumes.set(spec.name, { spec, volume });
+    volume.start();
+    this.log.info('serving volume', { volume: spec.name, capacity: spec.capacity, replicas: spec.replicas });
+  }
+
+  /** Stops serving a volume (idempotent): the iSCSI target goes first, then the replicas are synced and closed. */
+  async stop(name: string): Promise<boolean> {
+    const cur = this.volumes.get(name);
+    if (!cur) return false;
+    this.volumes.delete(name);
+    await this.save();
+    if (this.options.portal?.hasTarget(name)) await this.options.portal.removeTarget(name);
+    await cur.volume.stop();
+    this.log.info('stopped serving volume', { volume: name });
+    return true;
+  }
+
+  get(name: string): ReplicatedVolume {
+    const cur = this.volumes.get(name);
+    if (!cur) throw new CstorError('not_found', `volume ${name} is not served by this target`);
+    return cur.volume;
+  }
+
+  spec(name: string): VolumeSpec | undefined {
+    return this.volumes.get(name)?.spec;
+  }
+
+  list(): ReplicatedVolume[] {
+    return [...this.volumes.values()].map((v) => v.volume);
+  }
+
+  /** Stops every volume (the state file keeps them for the next start). */
+  async close(): Promise<void> {
+    await Promise.allSettled(
+      [...this.volumes.values()].map(async ({ spec, volume }) => {
+        if (this.options.portal?.hasTarget(spec.name)) await this.options.portal.removeTarget(spec.name).catch(() => {});
+        await volume.stop();
+      }),
+    );
+    this.volumes.clear();
+  }
+
+  private save(): Promise<void> {
+    const file = this.options.stateFile;
+    if (!file) return Promise.resolve();
+    const state: StateFile = { version: 1, volumes: [...this.volumes.values()].map((v) => v.spec) };
+    const write = async (): Promise<void> => {
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      const tmp = `${file}.tmp`;
+      const fh = await fs.open(tmp, 'w');
+      try {
+        await fh.writeFile(JSON.stringify(state, null, 2));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.rename(tmp, file);
+    };
+    this.saving = this.saving.then(write, write);
+    return this.saving;
+  }
+}

@@ -1,0 +1,800 @@
+// One replicated volume: a BlockDevice over RF replicas with the rules of DESIGN.md §6 (quorum
+// acks, io_seq, phases, reads from the least busy healthy replica, eviction of replicas that err,
+// rebuild, quiesced snapshots). The rules themselves live in quorum.ts; the rebuild steps in
+// rebuild.ts; docs/target.md explains why they are correct.
+import { EventEmitter } from 'node:events';
+import { checkRange, type BlockDevice } from '../../lib/block-device.ts';
+import { CstorError, describeError, toCstorError } from '../../lib/errors.ts';
+import { silentLogger, type Logger } from '../../lib/logger.ts';
+import type { ReplicaClient, ReplicaMode, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
+import { consistencyFactor, intersectingCount, isAcked, isReady, phaseOf, type VolumePhase } from './quorum.ts';
+import { internalSnapshotPrefix, isInternalSnapshot, rebuildReplica, RebuildError, type RebuildContext } from './rebuild.ts';
+import { Mutex, WriteGate } from './write-gate.ts';
+
+/**
+ * offline: no connection (a reconnect is scheduled). connecting: connect/open in progress.
+ * waiting: connected, not in the write fan-out (awaiting election or its rebuild).
+ * rebuilding: in the write fan-out, its older data being copied (counts as degraded).
+ * healthy: complete copy, in the fan-out, serves reads.
+ */
+export type MemberState = 'offline' | 'connecting' | 'waiting' | 'rebuilding' | 'healthy';
+
+export interface Member {
+  readonly address: string;
+  state: MemberState;
+  client: ReplicaClient | null;
+  /** Bumped on every connection, so late callbacks of an old connection are ignored. */
+  epoch: number;
+  /** The mode the replica reported when it connected (then as the engine changed it). */
+  persistedMode: ReplicaMode | null;
+  checkpointedIoSeq: number;
+  inflightRead: number;
+  inflightWrite: number;
+  connectedAt: number;
+  backoffMs: number;
+  reconnectTimer: NodeJS.Timeout | null;
+  lastError: string | null;
+}
+
+export interface ReplicaStatusView {
+  replicaId: string;
+  address: string;
+  /** Healthy | Rebuilding | Degraded (connected, waiting) | Offline */
+  mode: 'Healthy' | 'Rebuilding' | 'Degraded' | 'Offline';
+  checkpointedIOSeq: string;
+  inflightRead: string;
+  inflightWrite: string;
+  /** "1" when the replica counts toward the write quorum. */
+  quorum: '0' | '1';
+  /** Seconds since connected (0 when offline). */
+  upTime: number;
+  lastError?: string;
+}
+
+export interface VolumeStatus {
+  name: string;
+  capacity: number;
+  blockSize: number;
+  replicationFactor: number;
+  consistencyFactor: number;
+  phase: VolumePhase;
+  ioSeq: number;
+  /** The replica being rebuilt, and its source. */
+  rebuilding: string | null;
+  rebuildingFrom: string | null;
+  replicaStatuses: ReplicaStatusView[];
+}
+
+export interface IoStats {
+  reads: number;
+  writes: number;
+  unmaps: number;
+  syncs: number;
+  readBytes: number;
+  writeBytes: number;
+  readErrors: number;
+  writeErrors: number;
+  /** Sums of latencies in ms, for averages. */
+  readLatencyMs: number;
+  writeLatencyMs: number;
+  snapshotsCreated: number;
+  lastQuiesceMs: number;
+  maxQuiesceMs: number;
+  rebuildsDone: number;
+}
+
+export interface ReplicatedVolumeOptions {
+  volume: string;
+  size: number;
+  blockSize?: number;
+  replicationFactor: number;
+  replicas: readonly string[];
+  connect: (address: string) => Promise<ReplicaClient>;
+  logger?: Logger;
+  targetId?: string;
+  /** Longest time a quiesce waits for in-flight writes to drain (default 2000 ms). */
+  quiesceTimeoutMs?: number;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** Bytes per readLayer page during rebuild (default 1 MiB). */
+  rebuildPageBytes?: number;
+}
+
+const snapshotNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+export class ReplicatedVolume extends EventEmitter implements BlockDevice {
+  readonly name: string;
+  readonly size: number;
+  readonly blockSize: number;
+  readonly replicationFactor: number;
+  readonly consistencyFactor: number;
+  readonly members: Member[];
+  readonly stats: IoStats = {
+    reads: 0,
+    writes: 0,
+    unmaps: 0,
+    syncs: 0,
+    readBytes: 0,
+    writeBytes: 0,
+    readErrors: 0,
+    writeErrors: 0,
+    readLatencyMs: 0,
+    writeLatencyMs: 0,
+    snapshotsCreated: 0,
+    lastQuiesceMs: 0,
+    maxQuiesceMs: 0,
+    rebuildsDone: 0,
+  };
+
+  private readonly log: Logger;
+  private readonly opts: Required<Omit<ReplicatedVolumeOptions, 'logger' | 'blockSize'>>;
+  private readonly gate = new WriteGate();
+  /** Serializes snapshot create/destroy and rebuild joins ("wait while another snapshot runs"). */
+  readonly snapLock = new Mutex();
+  /** Held by a rebuild while it imports one layer, and by snapshot destroy. */
+  readonly layerLock = new Mutex();
+  private nextIoSeq = 1;
+  private phaseNow: VolumePhase = 'Init';
+  private everReady = false;
+  private stopped = false;
+  private initialPending: number;
+  private loopRunning = false;
+  private loopDirty = false;
+  private rebuild: { d: Member; h: Member; aborted: boolean; complete: boolean; deferredDestroys: string[] } | null = null;
+  private rebuildCounter = 0;
+
+  constructor(options: ReplicatedVolumeOptions) {
+    super();
+    const problems: string[] = [];
+    const rf = options.replicationFactor;
+    if (!Number.isInteger(rf) || rf < 1 || rf > 16) problems.push(`replicationFactor ${rf} must be an integer in 1..16`);
+    if (options.replicas.length !== rf) problems.push(`${options.replicas.length} replica addresses given for replicationFactor ${rf}`);
+    if (new Set(options.replicas).size !== options.replicas.length) problems.push('replica addresses repeat');
+    const bs = options.blockSize ?? 512;
+    if (bs !== 512 && bs !== 4096) problems.push(`blockSize ${bs} must be 512 or 4096`);
+    if (!Number.isSafeInteger(options.size) || options.size <= 0 || options.size % bs !== 0) {
+      problems.push(`capacity ${options.size} must be a positive multiple of the block size ${bs}`);
+    }
+    if (problems.length > 0) throw new CstorError('invalid', `volume ${options.volume}: ${problems.join('; ')}`);
+    this.name = options.volume;
+    this.size = options.size;
+    this.blockSize = bs;
+    this.replicationFactor = rf;
+    this.consistencyFactor = consistencyFactor(rf);
+    this.log = (options.logger ?? silentLogger()).child({ volume: options.volume });
+    this.opts = {
+      volume: options.volume,
+      size: options.size,
+      replicationFactor: rf,
+      replicas: options.replicas,
+      connect: options.connect,
+      targetId: options.targetId ?? `target-${process.pid}`,
+      quiesceTimeoutMs: options.quiesceTimeoutMs ?? 2000,
+      reconnectMinMs: options.reconnectMinMs ?? 200,
+      reconnectMaxMs: options.reconnectMaxMs ?? 5000,
+      rebuildPageBytes: options.rebuildPageBytes ?? 1 << 20,
+    };
+    this.members = options.replicas.map((address) => ({
+      address,
+      state: 'offline',
+      client: null,
+      epoch: 0,
+      persistedMode: null,
+      checkpointedIoSeq: 0,
+      inflightRead: 0,
+      inflightWrite: 0,
+      connectedAt: 0,
+      backoffMs: this.opts.reconnectMinMs,
+      reconnectTimer: null,
+      lastError: null,
+    }));
+    this.initialPending = this.members.length;
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  /** Starts connecting to every replica; returns at once (watch `phase`, or `waitFor`). */
+  start(): void {
+    for (const m of this.members) void this.connectMember(m, true);
+  }
+
+  /** Stops serving: drains writes (bounded), syncs the fan-out, closes every connection. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.gate.hold();
+    await this.gate.drained(this.opts.quiesceTimeoutMs);
+    this.stopped = true;
+    if (this.rebuild) this.rebuild.aborted = true;
+    const fanout = this.fanout();
+    await Promise.allSettled(fanout.map((m) => m.client!.sync()));
+    for (const m of this.members) {
+      if (m.reconnectTimer) clearTimeout(m.reconnectTimer);
+      m.reconnectTimer = null;
+      const c = m.client;
+      m.client = null;
+      m.state = 'offline';
+      if (c) await c.close().catch(() => {});
+    }
+    this.gate.release();
+    this.setPhase();
+    this.removeAllListeners();
+  }
+
+  get phase(): VolumePhase {
+    return this.phaseNow;
+  }
+
+  /** Resolves true once every write sent to a replica has settled there (not only acknowledged). */
+  settledWrites(timeoutMs: number): Promise<boolean> {
+    return this.gate.drained(timeoutMs);
+  }
+
+  /** True while new writes are held (a snapshot or a rebuild join is running). */
+  get isQuiesced(): boolean {
+    return this.gate.isHeld;
+  }
+
+  get isReady(): boolean {
+    return isReady(this.replicationFactor, this.count('healthy'), this.count('rebuilding'));
+  }
+
+  /** Resolves once `pred` holds (checked now and on every state change), or rejects after timeoutMs. */
+  waitFor(pred: (v: this) => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+    if (pred(this)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!pred(this)) return;
+        clearTimeout(timer);
+        this.off('change', check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.off('change', check);
+        reject(new CstorError('timeout', `volume ${this.name}: ${what} not reached in ${timeoutMs} ms (phase ${this.phaseNow})`));
+      }, timeoutMs);
+      this.on('change', check);
+    });
+  }
+
+  // ---- BlockDevice ---------------------------------------------------------------------------
+
+  async readAt(offset: number, length: number): Promise<Buffer> {
+    checkRange(this, offset, length);
+    const started = performance.now();
+    for (let attempt = 0; attempt <= this.members.length; attempt++) {
+      const m = this.pickReader();
+      if (!m) break;
+      m.inflightRead++;
+      try {
+        const data = await m.client!.read(offset, length);
+        if (data.length !== length) throw new CstorError('protocol', `read of ${length} bytes returned ${data.length}`);
+        this.stats.reads++;
+        this.stats.readBytes += length;
+        this.stats.readLatencyMs += performance.now() - started;
+        return data;
+      } catch (err) {
+        this.evict(m, err, 'read failed');
+      } finally {
+        m.inflightRead--;
+      }
+    }
+    this.stats.readErrors++;
+    throw new CstorError('unavailable', `volume ${this.name}: no healthy replica to read from (phase ${this.phaseNow})`);
+  }
+
+  writeAt(offset: number, data: Buffer): Promise<void> {
+    checkRange(this, offset, data.length);
+    return this.replicatedWrite('write', offset, data.length, (c, seq) => c.write(offset, data, seq));
+  }
+
+  unmap(offset: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    return this.replicatedWrite('unmap', offset, length, (c, seq) => c.unmap(offset, length, seq));
+  }
+
+  /** Makes acknowledged writes durable on a quorum of replicas (SYNCHRONIZE CACHE / FUA). */
+  async sync(): Promise<void> {
+    const targets = this.fanout();
+    this.stats.syncs++;
+    await this.quorumCall('sync', targets, async (m) => {
+      m.checkpointedIoSeq = await m.client!.sync();
+    });
+  }
+
+  private async replicatedWrite(
+    kind: 'write' | 'unmap',
+    offset: number,
+    length: number,
+    send: (c: ReplicaClient, ioSeq: number) => Promise<void>,
+  ): Promise<void> {
+    const wait = this.gate.waitOpen();
+    if (wait) await wait;
+    const started = performance.now();
+    if (!this.isReady || this.stopped) {
+      this.stats.writeErrors++;
+      throw new CstorError('unavailable', `volume ${this.name} is ${this.phaseNow}: ${kind} refused`);
+    }
+    const ioSeq = this.nextIoSeq++;
+    try {
+      await this.quorumCall(kind, this.fanout(), async (m) => {
+        m.inflightWrite++;
+        this.gate.opStarted();
+        try {
+          await send(m.client!, ioSeq);
+        } finally {
+          m.inflightWrite--;
+          this.gate.opSettled();
+        }
+      });
+    } catch (err) {
+      this.stats.writeErrors++;
+      throw err;
+    }
+    if (kind === 'write') {
+      this.stats.writes++;
+      this.stats.writeBytes += length;
+    } else {
+      this.stats.unmaps++;
+    }
+    this.stats.writeLatencyMs += performance.now() - started;
+    void offset;
+  }
+
+  /**
+   * Sends `op` to every target at once; resolves when the OKs make a quorum (isAcked), rejects as
+   * soon as a quorum can no longer be reached. A target that errs is evicted. Calls still running
+   * after the ack go on in the background (and are tracked by the write gate).
+   */
+  private quorumCall(what: string, targets: Member[], op: (m: Member) => Promise<void>): Promise<void> {
+    const rf = this.replicationFactor;
+    return new Promise((resolve, reject) => {
+      let healthyOk = 0;
+      let totalOk = 0;
+      let healthyPending = targets.filter((m) => m.state === 'healthy').length;
+      let pending = targets.length;
+      let settled = false;
+      const failures: string[] = [];
+      const check = (): void => {
+        if (settled) return;
+        if (isAcked(rf, healthyOk, totalOk)) {
+          settled = true;
+          resolve();
+        } else if (!isAcked(rf, healthyOk + healthyPending, totalOk + pending)) {
+          settled = true;
+          reject(
+            new CstorError(
+              'unavailable',
+              `volume ${this.name}: ${what} not acknowledged by a quorum (${totalOk} of ${targets.length} replicas ok, ${healthyOk} healthy; CF ${this.consistencyFactor})${failures.length ? `: ${failures.join('; ')}` : ''}`,
+            ),
+          );
+        }
+      };
+      for (const m of targets) {
+        const wasHealthy = m.state === 'healthy';
+        op(m).then(
+          () => {
+            pending--;
+            totalOk++;
+            if (wasHealthy) {
+              healthyPending--;
+              healthyOk++;
+            }
+            check();
+          },
+          (err: unknown) => {
+            pending--;
+            if (wasHealthy) healthyPending--;
+            failures.push(`${m.address}: ${describeError(err)}`);
+            this.evict(m, err, `${what} failed`);
+            check();
+          },
+        );
+      }
+      check();
+    });
+  }
+
+  // ---- snapshots -----------------------------------------------------------------------------
+
+  /** Creates a quiesced snapshot on every replica in the fan-out (DESIGN.md §6). */
+  async snapshotCreate(name: string): Promise<SnapshotInfo> {
+    this.checkSnapshotName(name);
+    return this.snapLock.run(async () => {
+      const healthy = this.count('healthy');
+      if (healthy < this.consistencyFactor) {
+        throw new CstorError(
+          'not_ready',
+          `snapshot ${name} of ${this.name} refused: ${healthy} of ${this.replicationFactor} replicas healthy, ${this.consistencyFactor} needed`,
+        );
+      }
+      const existing = await this.findSnapshot(name);
+      if (existing) return existing;
+      const ioSeq = await this.quiesced(`snapshot ${name}`, async () => {
+        const seq = this.nextIoSeq;
+        const targets = this.fanout();
+        const results = await Promise.allSettled(targets.map((m) => m.client!.snapshotCreate(name, seq)));
+        let healthyOk = 0;
+        const failed: string[] = [];
+        results.forEach((r, i) => {
+          const m = targets[i]!;
+          if (r.status === 'fulfilled') {
+            if (m.state === 'healthy') healthyOk++;
+          } else {
+            failed.push(`${m.address}: ${describeError(r.reason)}`);
+            this.evict(m, r.reason, `snapshot ${name} failed`);
+          }
+        });
+        if (healthyOk < this.consistencyFactor) {
+          return { ok: false as const, failed, healthyOk };
+        }
+        return { ok: true as const, seq };
+      });
+      if (!ioSeq.ok) {
+        // Undo: the snapshot must not survive on the replicas where it was created.
+        await Promise.allSettled(this.connected().map((m) => m.client!.snapshotDestroy(name)));
+        throw new CstorError(
+          'unavailable',
+          `snapshot ${name} of ${this.name} failed: created on ${ioSeq.healthyOk} healthy replicas, ${this.consistencyFactor} needed (${ioSeq.failed.join('; ')}); removed again`,
+        );
+      }
+      this.stats.snapshotsCreated++;
+      this.log.info('snapshot created', { snapshot: name, ioSeq: ioSeq.seq });
+      return (await this.findSnapshot(name)) ?? { name, ioSeq: ioSeq.seq, createdAt: Date.now(), usedBytes: 0 };
+    });
+  }
+
+  /** Destroys a user snapshot on the replicas in the fan-out (deferred on a replica being rebuilt). Idempotent. */
+  async snapshotDestroy(name: string): Promise<void> {
+    this.checkSnapshotName(name);
+    await this.snapLock.run(() =>
+      this.layerLock.run(async () => {
+        if (this.count('healthy') === 0) {
+          throw new CstorError('unavailable', `snapshot ${name} of ${this.name} cannot be destroyed: no healthy replica`);
+        }
+        const rb = this.rebuild;
+        const deferTo = rb && !rb.complete ? rb.d : null;
+        if (deferTo) rb!.deferredDestroys.push(name);
+        const targets = this.fanout().filter((m) => m !== deferTo);
+        const results = await Promise.allSettled(targets.map((m) => m.client!.snapshotDestroy(name)));
+        let ok = 0;
+        results.forEach((r, i) => {
+          if (r.status === 'fulfilled') ok++;
+          else this.evict(targets[i]!, r.reason, `snapshot ${name} destroy failed`);
+        });
+        if (ok === 0) throw new CstorError('unavailable', `snapshot ${name} of ${this.name}: destroy failed on every replica`);
+        this.log.info('snapshot destroyed', { snapshot: name });
+      }),
+    );
+  }
+
+  /** User snapshots (internal rebuild snapshots hidden), oldest first, from a healthy replica. */
+  async snapshotList(): Promise<SnapshotInfo[]> {
+    for (let attempt = 0; attempt <= this.members.length; attempt++) {
+      const m = this.pickReader();
+      if (!m) break;
+      try {
+        return (await m.client!.snapshotList()).filter((s) => !isInternalSnapshot(s.name));
+      } catch (err) {
+        this.evict(m, err, 'snapshot list failed');
+      }
+    }
+    throw new CstorError('unavailable', `volume ${this.name}: no healthy replica to list snapshots from (phase ${this.phaseNow})`);
+  }
+
+  private async findSnapshot(name: string): Promise<SnapshotInfo | undefined> {
+    return (await this.snapshotList()).find((s) => s.name === name);
+  }
+
+  private checkSnapshotName(name: string): void {
+    if (!snapshotNamePattern.test(name)) {
+      throw new CstorError('invalid', `snapshot name "${name}" must be 1-253 characters of letters, digits, '.', '_' or '-'`);
+    }
+    if (isInternalSnapshot(name)) throw new CstorError('invalid', `snapshot name "${name}" is reserved for rebuilds`);
+  }
+
+  /**
+   * Runs `fn` with new writes held and every write already sent settled on every replica. If the
+   * drain misses the bound, replicas still holding writes are evicted when at least CF healthy
+   * ones have drained; otherwise the operation fails with nothing done. Always unquiesces.
+   */
+  async quiesced<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    this.gate.hold();
+    this.emit('change');
+    try {
+      if (!(await this.gate.drained(this.opts.quiesceTimeoutMs))) {
+        const slow = this.fanout().filter((m) => m.inflightWrite > 0);
+        const drainedHealthy = this.fanout().filter((m) => m.state === 'healthy' && m.inflightWrite === 0).length;
+        if (drainedHealthy < this.consistencyFactor) {
+          throw new CstorError(
+            'timeout',
+            `${what} of ${this.name}: in-flight writes did not drain in ${this.opts.quiesceTimeoutMs} ms (slow: ${slow.map((m) => m.address).join(', ')})`,
+          );
+        }
+        for (const m of slow) this.evict(m, new CstorError('timeout', 'writes did not drain'), `${what}: quiesce`);
+        if (!(await this.gate.drained(this.opts.quiesceTimeoutMs))) {
+          throw new CstorError('timeout', `${what} of ${this.name}: in-flight writes did not drain`);
+        }
+      }
+      return await fn();
+    } finally {
+      this.gate.release();
+      const ms = performance.now() - started;
+      this.stats.lastQuiesceMs = ms;
+      this.stats.maxQuiesceMs = Math.max(this.stats.maxQuiesceMs, ms);
+    }
+  }
+
+  // ---- status --------------------------------------------------------------------------------
+
+  status(): VolumeStatus {
+    const now = Date.now();
+    return {
+      name: this.name,
+      capacity: this.size,
+      blockSize: this.blockSize,
+      replicationFactor: this.replicationFactor,
+      consistencyFactor: this.consistencyFactor,
+      phase: this.phaseNow,
+      ioSeq: this.nextIoSeq - 1,
+      rebuilding: this.rebuild?.d.address ?? null,
+      rebuildingFrom: this.rebuild?.h.address ?? null,
+      replicaStatuses: this.members.map((m) => {
+        const inFanout = m.state === 'healthy' || m.state === 'rebuilding';
+        const view: ReplicaStatusView = {
+          replicaId: m.address,
+          address: m.address,
+          mode: m.state === 'healthy' ? 'Healthy' : m.state === 'rebuilding' ? 'Rebuilding' : m.state === 'waiting' ? 'Degraded' : 'Offline',
+          checkpointedIOSeq: String(m.checkpointedIoSeq),
+          inflightRead: String(m.inflightRead),
+          inflightWrite: String(m.inflightWrite),
+          quorum: inFanout ? '1' : '0',
+          upTime: m.client && m.state !== 'connecting' ? Math.floor((now - m.connectedAt) / 1000) : 0,
+        };
+        if (m.lastError) view.lastError = m.lastError;
+        return view;
+      }),
+    };
+  }
+
+  count(state: MemberState): number {
+    return this.members.filter((m) => m.state === state).length;
+  }
+
+  // ---- membership ----------------------------------------------------------------------------
+
+  private fanout(): Member[] {
+    return this.members.filter((m) => (m.state === 'healthy' || m.state === 'rebuilding') && m.client);
+  }
+
+  private connected(): Member[] {
+    return this.members.filter((m) => m.client && m.state !== 'connecting');
+  }
+
+  private pickReader(): Member | undefined {
+    let best: Member | undefined;
+    for (const m of this.members) {
+      if (m.state !== 'healthy' || !m.client) continue;
+      if (!best || m.inflightRead < best.inflightRead) best = m;
+    }
+    return best;
+  }
+
+  private setPhase(): void {
+    const h = this.count('healthy');
+    const d = this.count('rebuilding');
+    if (isReady(this.replicationFactor, h, d)) this.everReady = true;
+    const next = this.stopped ? 'Offline' : phaseOf(this.replicationFactor, h, d, this.everReady);
+    if (next !== this.phaseNow) {
+      this.log.info('volume phase changed', { from: this.phaseNow, to: next, healthy: h, degraded: d });
+      this.phaseNow = next;
+      this.emit('phase', next);
+    }
+    this.emit('change');
+  }
+
+  private async connectMember(m: Member, initial = false): Promise<void> {
+    if (this.stopped) return;
+    m.reconnectTimer = null;
+    m.state = 'connecting';
+    const epoch = ++m.epoch;
+    let client: ReplicaClient | null = null;
+    try {
+      client = await this.opts.connect(m.address);
+      client.onClose((err) => {
+        if (m.epoch === epoch && m.client === client) this.evict(m, err ?? new CstorError('unavailable', 'connection closed'), 'connection lost');
+      });
+      m.client = client;
+      const st = await client.open({
+        volume: this.name,
+        size: this.size,
+        blockSize: this.blockSize,
+        replicationFactor: this.replicationFactor,
+        targetId: this.opts.targetId,
+      });
+      const checkpoint = await client.sync();
+      if (this.stopped || m.epoch !== epoch) {
+        await client.close().catch(() => {});
+        return;
+      }
+      m.persistedMode = st.mode;
+      m.checkpointedIoSeq = checkpoint;
+      m.connectedAt = Date.now();
+      m.backoffMs = this.opts.reconnectMinMs;
+      m.state = 'waiting';
+      this.nextIoSeq = Math.max(this.nextIoSeq, checkpoint + 1);
+      this.log.info('replica connected', { replica: m.address, mode: st.mode, checkpointedIoSeq: checkpoint });
+    } catch (err) {
+      if (m.epoch === epoch) this.evict(m, err, 'connect failed');
+    } finally {
+      if (initial) this.initialPending--;
+      this.setPhase();
+      this.schedule();
+    }
+  }
+
+  /** Takes a replica out of the set: it stays out until reconnected and rebuilt. */
+  evict(m: Member, err: unknown, why: string): void {
+    if (m.state === 'offline' && !m.client) return;
+    const was = m.state;
+    const client = m.client;
+    m.client = null;
+    m.state = 'offline';
+    m.epoch++;
+    m.lastError = `${why}: ${describeError(err)}`;
+    if (client) void client.close().catch(() => {});
+    if (this.rebuild && (this.rebuild.d === m || this.rebuild.h === m)) this.rebuild.aborted = true;
+    if (was !== 'connecting' || m.backoffMs === this.opts.reconnectMinMs) {
+      this.log.warn('replica out of the set', { replica: m.address, was, reason: m.lastError });
+    }
+    this.setPhase();
+    if (!this.stopped && !m.reconnectTimer) {
+      const delay = m.backoffMs;
+      m.backoffMs = Math.min(m.backoffMs * 2, this.opts.reconnectMaxMs);
+      m.reconnectTimer = setTimeout(() => void this.connectMember(m), delay);
+    }
+  }
+
+  // ---- control loop: election and rebuild scheduling ----------------------------------------
+
+  private schedule(): void {
+    this.loopDirty = true;
+    if (this.loopRunning || this.stopped) return;
+    this.loopRunning = true;
+    void (async () => {
+      try {
+        for (let i = 0; i < 100 && this.loopDirty && !this.stopped; i++) {
+          this.loopDirty = false;
+          await this.step();
+        }
+      } catch (err) {
+        this.log.error('control loop failed', { error: describeError(err) });
+      } finally {
+        this.loopRunning = false;
+      }
+    })();
+  }
+
+  private async step(): Promise<void> {
+    if (this.count('healthy') === 0) {
+      await this.elect();
+      if (this.count('healthy') === 0) return;
+      await this.cleanupInternalSnapshots();
+    }
+    if (!this.rebuild && this.count('healthy') > 0) {
+      const d = this.members.find((m) => m.state === 'waiting');
+      if (d) this.startRebuild(d);
+    }
+  }
+
+  /**
+   * Chooses the healthy set when there is none (docs/target.md, "Choosing the healthy set").
+   * Needs at least RF-CF+1 connected replicas, so the set intersects every write quorum.
+   */
+  private async elect(): Promise<void> {
+    if (this.initialPending > 0) return;
+    const waiting = this.members.filter((m) => m.state === 'waiting');
+    const rebuilding = this.members.filter((m) => m.state === 'rebuilding');
+    if (waiting.length + rebuilding.length < intersectingCount(this.replicationFactor)) return;
+    if (rebuilding.length === 0 && waiting.every((m) => m.persistedMode === 'New')) {
+      this.log.info('fresh volume: marking its replicas healthy', { replicas: waiting.map((m) => m.address) });
+      await Promise.all(
+        waiting.map(async (m) => {
+          try {
+            await m.client!.markHealthy();
+            if (m.state !== 'waiting') return;
+            m.persistedMode = 'Healthy';
+            m.state = 'healthy';
+          } catch (err) {
+            this.evict(m, err, 'markHealthy failed');
+          }
+        }),
+      );
+      this.setPhase();
+      return;
+    }
+    // Replicas in the fan-out hold every write so far, whatever their checkpoint says.
+    const newest = Math.max(...waiting.map((m) => m.checkpointedIoSeq), rebuilding.length > 0 ? this.nextIoSeq - 1 : 0);
+    const chosen = waiting.filter((m) => m.persistedMode === 'Healthy' && m.checkpointedIoSeq === newest);
+    for (const m of chosen) {
+      m.state = 'healthy';
+      this.log.info('replica chosen healthy', { replica: m.address, checkpointedIoSeq: m.checkpointedIoSeq });
+    }
+    if (chosen.length === 0) {
+      this.log.warn('no replica can be trusted as healthy yet', {
+        connected: waiting.map((m) => `${m.address}:${m.persistedMode}@${m.checkpointedIoSeq}`),
+      });
+    }
+    this.setPhase();
+  }
+
+  /** Internal rebuild snapshots left by a crash are destroyed once no rebuild can be using them. */
+  private async cleanupInternalSnapshots(): Promise<void> {
+    if (this.rebuild) return;
+    for (const m of this.members.filter((x) => x.state === 'healthy')) {
+      try {
+        const stale = (await m.client!.snapshotList()).filter((s) => isInternalSnapshot(s.name));
+        for (const s of stale) {
+          await m.client!.snapshotDestroy(s.name);
+          this.log.info('stale rebuild snapshot removed', { replica: m.address, snapshot: s.name });
+        }
+      } catch (err) {
+        this.evict(m, err, 'cleanup of rebuild snapshots failed');
+      }
+    }
+  }
+
+  private startRebuild(d: Member): void {
+    const h = this.pickReader();
+    if (!h) return;
+    const rb = { d, h, aborted: false, complete: false, deferredDestroys: [] as string[] };
+    this.rebuild = rb;
+    this.setPhase();
+    const ctx: RebuildContext = {
+      volume: this.name,
+      log: this.log,
+      pageBytes: this.opts.rebuildPageBytes,
+      internalName: () => `${internalSnapshotPrefix}${Date.now().toString(36)}-${++this.rebuildCounter}`,
+      isAborted: () => rb.aborted || this.stopped,
+      snapLock: this.snapLock,
+      layerLock: this.layerLock,
+      quiesced: (what, fn) => this.quiesced(what, fn),
+      nextIoSeq: () => this.nextIoSeq,
+      join: () => {
+        d.state = 'rebuilding';
+        d.persistedMode = 'Rebuilding';
+        this.setPhase();
+      },
+      complete: () => {
+        rb.complete = true;
+      },
+      done: () => {
+        if (d.state !== 'rebuilding') return;
+        d.state = 'healthy';
+        d.persistedMode = 'Healthy';
+        this.stats.rebuildsDone++;
+        this.log.info('replica rebuilt', { replica: d.address, from: h.address });
+        this.setPhase();
+      },
+      deferredDestroys: () => rb.deferredDestroys.splice(0),
+      evict: (m, err) => {
+        const member = this.members.find((x) => x.address === m.address);
+        if (member) this.evict(member, err, 'clean-up after rebuild failed');
+      },
+    };
+    void rebuildReplica(ctx, d, h)
+      .catch((err: unknown) => {
+        const e = toCstorError(err, 'internal', 'rebuild failed');
+        this.log.warn('rebuild failed', { replica: d.address, from: h.address, error: describeError(e) });
+        if (err instanceof RebuildError && err.side === 'source') this.evict(h, e, 'rebuild source failed');
+        // D is Rebuilding on its pool (never trusted): once it joined the fan-out, only a full
+        // restart of its rebuild makes it whole, so it is reconnected and rebuilt again.
+        if (d.state === 'rebuilding' || (err instanceof RebuildError && err.side === 'destination')) this.evict(d, e, 'rebuild failed');
+      })
+      .finally(() => {
+        if (this.rebuild === rb) this.rebuild = null;
+        this.setPhase();
+        this.schedule();
+      });
+  }
+}

@@ -1,0 +1,552 @@
+// A SCSI direct-access block device (SBC-3) over a BlockDevice: LUN 0 of an iSCSI target. It parses
+// CDBs, checks them, runs them against the device and answers data or CHECK CONDITION with sense.
+// Transport-independent: the iSCSI layer hands it a CDB and the data-out it received.
+import type { BlockDevice } from '../../lib/block-device.ts';
+import { describeError } from '../../lib/errors.ts';
+import { SUPPORTED_VPD_PAGES, standardInquiry, vpdPage, type BlockLimits, type DiskIdentity } from './inquiry.ts';
+import { modeSense, type ModeState } from './mode-pages.ts';
+import { Asc, ScsiSenseError, ScsiStatus, SenseKey, descriptorSense, fixedSense, invalidFieldInCdb, invalidFieldInParameterList, lbaOutOfRange } from './sense.ts';
+import { IoStats } from './io-stats.ts';
+
+export interface ScsiRequest {
+  readonly lun: number;
+  readonly cdb: Buffer;
+  /** The data-out the initiator sent (maybe shorter than the CDB asks: then only whole blocks of it are used). */
+  readonly dataOut: Buffer | undefined;
+  /** Identifies the I_T nexus (initiator name + ISID), for reservations. */
+  readonly nexus: string;
+}
+
+export interface ScsiResult {
+  readonly status: number;
+  /** Data-in (already cut to the CDB's allocation length). */
+  readonly data?: Buffer;
+  readonly sense?: Buffer;
+}
+
+export interface ScsiDiskOptions {
+  readonly device: BlockDevice;
+  readonly identity: DiskIdentity;
+}
+
+export const Op = {
+  testUnitReady: 0x00,
+  requestSense: 0x03,
+  read6: 0x08,
+  write6: 0x0a,
+  inquiry: 0x12,
+  modeSelect6: 0x15,
+  reserve6: 0x16,
+  release6: 0x17,
+  modeSense6: 0x1a,
+  startStopUnit: 0x1b,
+  preventAllow: 0x1e,
+  readCapacity10: 0x25,
+  read10: 0x28,
+  write10: 0x2a,
+  writeVerify10: 0x2e,
+  verify10: 0x2f,
+  prefetch10: 0x34,
+  syncCache10: 0x35,
+  readDefectData10: 0x37,
+  writeSame10: 0x41,
+  unmap: 0x42,
+  modeSelect10: 0x55,
+  modeSense10: 0x5a,
+  persistentReserveIn: 0x5e,
+  persistentReserveOut: 0x5f,
+  read16: 0x88,
+  compareAndWrite: 0x89,
+  write16: 0x8a,
+  writeVerify16: 0x8e,
+  verify16: 0x8f,
+  prefetch16: 0x90,
+  syncCache16: 0x91,
+  writeSame16: 0x93,
+  serviceActionIn16: 0x9e,
+  reportLuns: 0xa0,
+  maintenanceIn: 0xa3,
+  read12: 0xa8,
+  write12: 0xaa,
+  writeVerify12: 0xae,
+  verify12: 0xaf,
+  readDefectData12: 0xb7,
+} as const;
+
+/** Commands a reservation holder's peers may still run (SPC-4 table of allowed commands, abridged). */
+const allowedUnderReservation: ReadonlySet<number> = new Set([
+  Op.inquiry,
+  Op.reportLuns,
+  Op.requestSense,
+  Op.readCapacity10,
+  Op.serviceActionIn16,
+  Op.maintenanceIn,
+  Op.persistentReserveIn,
+  Op.persistentReserveOut,
+  Op.release6,
+  Op.testUnitReady,
+]);
+
+const GOOD: ScsiResult = { status: ScsiStatus.good };
+
+function check(err: ScsiSenseError): ScsiResult {
+  return { status: ScsiStatus.checkCondition, sense: err.sense };
+}
+
+export class ScsiDisk {
+  readonly device: BlockDevice;
+  readonly identity: DiskIdentity;
+  readonly blockSize: number;
+  readonly blocks: number;
+  readonly limits: BlockLimits;
+  readonly stats = new IoStats();
+  private readonly modeState: ModeState = { writeCacheEnabled: true };
+  /** RESERVE(6) holder. */
+  private reservedBy: string | undefined;
+  /** Serializes COMPARE AND WRITE so its read-compare-write is atomic against other CAWs. */
+  private cawChain: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: ScsiDiskOptions) {
+    this.device = opts.device;
+    this.identity = opts.identity;
+    this.blockSize = opts.device.blockSize;
+    this.blocks = Math.floor(opts.device.size / opts.device.blockSize);
+    const bs = this.blockSize;
+    this.limits = {
+      maxTransferBlocks: Math.floor((16 << 20) / bs),
+      optimalTransferBlocks: Math.floor((1 << 20) / bs),
+      // libiscsi's BlockLimits check wants at most 1 Mi blocks per UNMAP.
+      maxUnmapBlocks: Math.min(1 << 20, Math.floor((1 << 30) / bs)),
+      maxUnmapDescriptors: 256,
+      // Below 65536 so a WRITE SAME never covers more than a 16-bit count (32 MiB at 512-byte blocks).
+      maxWriteSameBlocks: 65535,
+      maxCompareAndWriteBlocks: 255,
+    };
+  }
+
+  /** Bytes of data-out the CDB asks for (for iSCSI residual accounting); 0 when it takes none. */
+  dataOutLength(cdb: Buffer): number {
+    const bs = this.blockSize;
+    try {
+      switch (cdb[0]) {
+        case Op.write6:
+          return (cdb[4] === 0 ? 256 : cdb[4]!) * bs;
+        case Op.write10:
+        case Op.writeVerify10:
+          return cdb.readUInt16BE(7) * bs;
+        case Op.write12:
+        case Op.writeVerify12:
+          return cdb.readUInt32BE(6) * bs;
+        case Op.write16:
+        case Op.writeVerify16:
+          return cdb.readUInt32BE(10) * bs;
+        case Op.verify10:
+          return (cdb[1]! & 0x06) === 0x02 ? cdb.readUInt16BE(7) * bs : (cdb[1]! & 0x06) === 0x06 ? bs : 0;
+        case Op.verify12:
+          return (cdb[1]! & 0x06) === 0x02 ? cdb.readUInt32BE(6) * bs : (cdb[1]! & 0x06) === 0x06 ? bs : 0;
+        case Op.verify16:
+          return (cdb[1]! & 0x06) === 0x02 ? cdb.readUInt32BE(10) * bs : (cdb[1]! & 0x06) === 0x06 ? bs : 0;
+        case Op.writeSame10:
+          return bs;
+        case Op.writeSame16:
+          return cdb[1]! & 0x01 ? 0 : bs;
+        case Op.compareAndWrite:
+          return 2 * cdb[13]! * bs;
+        case Op.unmap:
+          return cdb.readUInt16BE(7);
+        case Op.modeSelect6:
+          return cdb[4]!;
+        case Op.modeSelect10:
+          return cdb.readUInt16BE(7);
+        case Op.persistentReserveOut:
+          return cdb.readUInt32BE(5);
+        default:
+          return 0;
+      }
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Runs one command. Never throws: errors become CHECK CONDITION. */
+  async execute(req: ScsiRequest): Promise<ScsiResult> {
+    const { cdb } = req;
+    if (cdb.length < 6) return check(new ScsiSenseError(SenseKey.illegalRequest, Asc.invalidOpcode, 'CDB too short'));
+    const op = cdb[0]!;
+    if (req.lun !== 0) {
+      if (op === Op.inquiry) return this.inquiry(cdb, false);
+      if (op === Op.reportLuns) return this.reportLuns(cdb);
+      if (op === Op.requestSense) return this.requestSense(cdb, [SenseKey.illegalRequest, Asc.lunNotSupported]);
+      return check(new ScsiSenseError(SenseKey.illegalRequest, Asc.lunNotSupported, `LUN ${req.lun} does not exist`));
+    }
+    if (this.reservedBy !== undefined && this.reservedBy !== req.nexus && !allowedUnderReservation.has(op)) {
+      return { status: ScsiStatus.reservationConflict };
+    }
+    try {
+      return await this.dispatch(op, req);
+    } catch (err) {
+      if (err instanceof ScsiSenseError) return check(err);
+      if (err instanceof RangeError) return check(invalidFieldInCdb(0, `CDB too short for opcode 0x${op.toString(16)}`));
+      const key = isRead(op) ? Asc.unrecoveredReadError : Asc.writeError;
+      return check(new ScsiSenseError(SenseKey.mediumError, key, describeError(err)));
+    }
+  }
+
+  private async dispatch(op: number, req: ScsiRequest): Promise<ScsiResult> {
+    const { cdb } = req;
+    switch (op) {
+      case Op.testUnitReady:
+        return GOOD;
+      case Op.inquiry:
+        return this.inquiry(cdb, true);
+      case Op.requestSense:
+        return this.requestSense(cdb, [SenseKey.noSense, Asc.noAdditional]);
+      case Op.reportLuns:
+        return this.reportLuns(cdb);
+      case Op.readCapacity10:
+        return this.readCapacity10(cdb);
+      case Op.serviceActionIn16:
+        return this.serviceActionIn(cdb);
+      case Op.read6:
+        return this.read(cdb, ((cdb[1]! & 0x1f) << 16) | cdb.readUInt16BE(2), cdb[4] === 0 ? 256 : cdb[4]!, false);
+      case Op.read10:
+        return this.read(cdb, cdb.readUInt32BE(2), cdb.readUInt16BE(7), true);
+      case Op.read12:
+        return this.read(cdb, cdb.readUInt32BE(2), cdb.readUInt32BE(6), true);
+      case Op.read16:
+        return this.read(cdb, lba64(cdb), cdb.readUInt32BE(10), true);
+      case Op.write6:
+        return this.write(req, ((cdb[1]! & 0x1f) << 16) | cdb.readUInt16BE(2), cdb[4] === 0 ? 256 : cdb[4]!, false);
+      case Op.write10:
+      case Op.writeVerify10:
+        return this.write(req, cdb.readUInt32BE(2), cdb.readUInt16BE(7), true);
+      case Op.write12:
+      case Op.writeVerify12:
+        return this.write(req, cdb.readUInt32BE(2), cdb.readUInt32BE(6), true);
+      case Op.write16:
+      case Op.writeVerify16:
+        return this.write(req, lba64(cdb), cdb.readUInt32BE(10), true);
+      case Op.verify10:
+        return this.verify(req, cdb.readUInt32BE(2), cdb.readUInt16BE(7));
+      case Op.verify12:
+        return this.verify(req, cdb.readUInt32BE(2), cdb.readUInt32BE(6));
+      case Op.verify16:
+        return this.verify(req, lba64(cdb), cdb.readUInt32BE(10));
+      case Op.prefetch10:
+        this.checkRange(cdb.readUInt32BE(2), cdb.readUInt16BE(7));
+        return GOOD;
+      case Op.prefetch16:
+        this.checkRange(lba64(cdb), cdb.readUInt32BE(10));
+        return GOOD;
+      case Op.syncCache10:
+        this.checkRange(cdb.readUInt32BE(2), cdb.readUInt16BE(7));
+        await this.device.sync();
+        return GOOD;
+      case Op.syncCache16:
+        this.checkRange(lba64(cdb), cdb.readUInt32BE(10));
+        await this.device.sync();
+        return GOOD;
+      case Op.writeSame10:
+        return this.writeSame(req, cdb.readUInt32BE(2), cdb.readUInt16BE(7), false);
+      case Op.writeSame16:
+        return this.writeSame(req, lba64(cdb), cdb.readUInt32BE(10), true);
+      case Op.unmap:
+        return this.unmap(req);
+      case Op.compareAndWrite:
+        return this.compareAndWrite(req);
+      case Op.modeSense6:
+      case Op.modeSense10: {
+        const ten = op === Op.modeSense10;
+        const data = modeSense({ ten, cdb, blocks: this.blocks, blockSize: this.blockSize, state: this.modeState });
+        return { status: ScsiStatus.good, data: cut(data, ten ? cdb.readUInt16BE(7) : cdb[4]!) };
+      }
+      case Op.modeSelect6:
+      case Op.modeSelect10:
+        return this.modeSelect(req, op === Op.modeSelect10);
+      case Op.startStopUnit:
+        if ((cdb[4]! & 0xf0) !== 0 && (cdb[4]! >> 4) !== 0 && (cdb[4]! >> 4) !== 1 && (cdb[4]! >> 4) !== 2 && (cdb[4]! >> 4) !== 3) {
+          throw invalidFieldInCdb(4, 'power condition');
+        }
+        return GOOD;
+      case Op.preventAllow:
+        return GOOD;
+      case Op.reserve6:
+        if (cdb[1]! & 0x01) throw invalidFieldInCdb(1, 'third-party reservations are not supported');
+        this.reservedBy = req.nexus;
+        return GOOD;
+      case Op.release6:
+        if (this.reservedBy === req.nexus) this.reservedBy = undefined;
+        return GOOD;
+      case Op.readDefectData10:
+      case Op.readDefectData12:
+        return this.readDefectData(cdb, op === Op.readDefectData12);
+      default:
+        throw new ScsiSenseError(SenseKey.illegalRequest, Asc.invalidOpcode, `unsupported opcode 0x${op.toString(16)}`, { field: { cd: true, byte: 0 } });
+    }
+  }
+
+  /** Drops reservations held by a nexus (its session ended) or all of them (a reset). */
+  releaseReservations(nexus?: string): void {
+    if (nexus === undefined || this.reservedBy === nexus) this.reservedBy = undefined;
+  }
+
+  private checkRange(lba: number, blocks: number): void {
+    if (!Number.isSafeInteger(lba) || lba + blocks > this.blocks) throw lbaOutOfRange(lba, blocks);
+  }
+
+  private checkTransfer(lba: number, blocks: number, lenByte: number): void {
+    this.checkRange(lba, blocks);
+    if (blocks > this.limits.maxTransferBlocks) throw invalidFieldInCdb(lenByte, `transfer of ${blocks} blocks exceeds the maximum ${this.limits.maxTransferBlocks}`);
+  }
+
+  private async read(cdb: Buffer, lba: number, blocks: number, hasFlags: boolean): Promise<ScsiResult> {
+    if (hasFlags && cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'RDPROTECT: no protection information', 7);
+    this.checkTransfer(lba, blocks, cdb.length >= 16 ? 10 : cdb.length >= 12 ? 6 : cdb.length >= 10 ? 7 : 4);
+    if (blocks === 0) return GOOD;
+    const t0 = process.hrtime.bigint();
+    const data = await this.device.readAt(lba * this.blockSize, blocks * this.blockSize);
+    this.stats.record('read', data.length, t0);
+    return { status: ScsiStatus.good, data };
+  }
+
+  private async write(req: ScsiRequest, lba: number, blocks: number, hasFlags: boolean): Promise<ScsiResult> {
+    const { cdb } = req;
+    if (hasFlags && cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'WRPROTECT: no protection information', 7);
+    this.checkTransfer(lba, blocks, cdb.length >= 16 ? 10 : cdb.length >= 12 ? 6 : cdb.length >= 10 ? 7 : 4);
+    const have = Math.floor((req.dataOut?.length ?? 0) / this.blockSize);
+    const n = Math.min(blocks, have);
+    if (n === 0) return GOOD;
+    const data = req.dataOut!.subarray(0, n * this.blockSize);
+    const t0 = process.hrtime.bigint();
+    await this.device.writeAt(lba * this.blockSize, data);
+    if (hasFlags && cdb[1]! & 0x08) await this.device.sync(); // FUA
+    this.stats.record('write', data.length, t0);
+    return GOOD;
+  }
+
+  private async verify(req: ScsiRequest, lba: number, blocks: number): Promise<ScsiResult> {
+    const { cdb } = req;
+    if (cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'VRPROTECT: no protection information', 7);
+    this.checkRange(lba, blocks);
+    const bytchk = (cdb[1]! >> 1) & 3;
+    if (bytchk === 0 || blocks === 0) return GOOD;
+    if (bytchk === 2) throw invalidFieldInCdb(1, 'BYTCHK 10b is reserved', 2);
+    const bs = this.blockSize;
+    const medium = await this.device.readAt(lba * bs, blocks * bs);
+    const data = req.dataOut ?? Buffer.alloc(0);
+    for (let i = 0; i < blocks; i++) {
+      const want = bytchk === 3 ? data.subarray(0, bs) : data.subarray(i * bs, (i + 1) * bs);
+      if (want.length < bs) break;
+      const got = medium.subarray(i * bs, (i + 1) * bs);
+      if (!want.equals(got)) {
+        let off = 0;
+        while (off < bs && want[off] === got[off]) off++;
+        return check(new ScsiSenseError(SenseKey.miscompare, Asc.miscompareDuringVerify, 'verify miscompare', { information: i * bs + off }));
+      }
+    }
+    return GOOD;
+  }
+
+  private async writeSame(req: ScsiRequest, lba: number, blocks: number, sixteen: boolean): Promise<ScsiResult> {
+    const { cdb } = req;
+    const flags = cdb[1]!;
+    if (flags & 0xe0) throw invalidFieldInCdb(1, 'WRPROTECT: no protection information', 7);
+    if (flags & 0x10) throw invalidFieldInCdb(1, 'ANCHOR is not supported', 4);
+    if (!sixteen && flags & 0x01) throw invalidFieldInCdb(1, 'reserved bit', 0);
+    const ndob = sixteen && (flags & 0x01) !== 0;
+    const unmapBit = (flags & 0x08) !== 0;
+    if (blocks === 0) throw invalidFieldInCdb(sixteen ? 10 : 7, 'WRITE SAME of 0 blocks (WSNZ)');
+    this.checkRange(lba, blocks);
+    if (blocks > this.limits.maxWriteSameBlocks) throw invalidFieldInCdb(sixteen ? 10 : 7, `WRITE SAME of ${blocks} blocks exceeds the maximum`);
+    const bs = this.blockSize;
+    let pattern: Buffer;
+    if (ndob) pattern = Buffer.alloc(bs);
+    else {
+      if (!req.dataOut || req.dataOut.length < bs) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'WRITE SAME without a data block');
+      pattern = req.dataOut.subarray(0, bs);
+    }
+    const t0 = process.hrtime.bigint();
+    if (unmapBit && isZero(pattern)) {
+      await this.device.unmap(lba * bs, blocks * bs);
+    } else {
+      const chunkBlocks = Math.max(1, Math.floor((1 << 20) / bs));
+      const chunk = Buffer.alloc(Math.min(blocks, chunkBlocks) * bs);
+      for (let i = 0; i < chunk.length; i += bs) pattern.copy(chunk, i);
+      for (let done = 0; done < blocks; ) {
+        const n = Math.min(chunkBlocks, blocks - done);
+        await this.device.writeAt((lba + done) * bs, chunk.subarray(0, n * bs));
+        done += n;
+      }
+    }
+    this.stats.record('write', blocks * bs, t0);
+    return GOOD;
+  }
+
+  private async unmap(req: ScsiRequest): Promise<ScsiResult> {
+    const { cdb } = req;
+    if (cdb[1]! & 0x01) throw invalidFieldInCdb(1, 'ANCHOR is not supported', 0);
+    const listLen = cdb.readUInt16BE(7);
+    if (listLen === 0) return GOOD;
+    const p = req.dataOut ?? Buffer.alloc(0);
+    if (listLen < 8 || p.length < 8) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'UNMAP parameter list shorter than its header');
+    const descLen = p.readUInt16BE(2);
+    const count = Math.floor(Math.min(descLen, p.length - 8) / 16);
+    if (count > this.limits.maxUnmapDescriptors) throw invalidFieldInCdb(7, 'too many UNMAP block descriptors');
+    const ranges: Array<[number, number]> = [];
+    for (let i = 0; i < count; i++) {
+      const at = 8 + i * 16;
+      const lba = Number(p.readBigUInt64BE(at));
+      const n = p.readUInt32BE(at + 8);
+      this.checkRange(lba, n);
+      if (n > this.limits.maxUnmapBlocks) throw invalidFieldInParameterList(at + 8, 'UNMAP range exceeds the maximum unmap LBA count');
+      ranges.push([lba, n]);
+    }
+    const bs = this.blockSize;
+    for (const [lba, n] of ranges) if (n > 0) await this.device.unmap(lba * bs, n * bs);
+    return GOOD;
+  }
+
+  private compareAndWrite(req: ScsiRequest): Promise<ScsiResult> {
+    const { cdb } = req;
+    if (cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'WRPROTECT: no protection information', 7);
+    const lba = lba64(cdb);
+    const n = cdb[13]!;
+    if (n > this.limits.maxCompareAndWriteBlocks) throw invalidFieldInCdb(13, 'COMPARE AND WRITE length exceeds the maximum');
+    this.checkRange(lba, n);
+    const bs = this.blockSize;
+    const data = req.dataOut ?? Buffer.alloc(0);
+    // NUMBER OF LOGICAL BLOCKS 0 transfers nothing; data-out with it means the count overflowed its byte.
+    if (n === 0) return Promise.resolve(data.length > 0 ? check(invalidFieldInCdb(13, 'NUMBER OF LOGICAL BLOCKS 0 with data-out')) : GOOD);
+    if (data.length < 2 * n * bs) {
+      return Promise.resolve(check(new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'COMPARE AND WRITE data-out is shorter than 2 × NUMBER OF BLOCKS')));
+    }
+    const run = async (): Promise<ScsiResult> => {
+      const medium = await this.device.readAt(lba * bs, n * bs);
+      const verify = data.subarray(0, n * bs);
+      if (!verify.equals(medium)) {
+        let off = 0;
+        while (off < medium.length && verify[off] === medium[off]) off++;
+        return check(new ScsiSenseError(SenseKey.miscompare, Asc.miscompareDuringVerify, 'compare and write miscompare', { information: off }));
+      }
+      await this.device.writeAt(lba * bs, data.subarray(n * bs, 2 * n * bs));
+      if (cdb[1]! & 0x08) await this.device.sync();
+      return GOOD;
+    };
+    const p = this.cawChain.then(run, run);
+    this.cawChain = p.catch(() => undefined);
+    return p;
+  }
+
+  private modeSelect(req: ScsiRequest, ten: boolean): ScsiResult {
+    const { cdb } = req;
+    const listLen = ten ? cdb.readUInt16BE(7) : cdb[4]!;
+    if ((cdb[1]! & 0x10) === 0 && listLen > 0) throw invalidFieldInCdb(1, 'PF must be set', 4);
+    if (cdb[1]! & 0x01) throw invalidFieldInCdb(1, 'saving pages is not supported', 0);
+    if (listLen === 0) return GOOD;
+    const p = req.dataOut ?? Buffer.alloc(0);
+    const hdr = ten ? 8 : 4;
+    if (p.length < hdr) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'MODE SELECT list shorter than its header');
+    const bdLen = ten ? p.readUInt16BE(6) : p[3]!;
+    let at = hdr + bdLen;
+    for (let guard = 0; at < p.length && guard < 64; guard++) {
+      if (at + 2 > p.length) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'truncated mode page');
+      const page = p[at]! & 0x3f;
+      const len = p[at + 1]! + 2;
+      if (at + len > p.length) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'truncated mode page');
+      if (page === 0x08) this.modeState.writeCacheEnabled = (p[at + 2]! & 0x04) !== 0;
+      else if (page !== 0x0a && page !== 0x1c) throw invalidFieldInParameterList(at, `mode page 0x${page.toString(16)}`);
+      at += len;
+    }
+    return GOOD;
+  }
+
+  private inquiry(cdb: Buffer, present: boolean): ScsiResult {
+    const evpd = (cdb[1]! & 0x01) !== 0;
+    const page = cdb[2]!;
+    const alloc = cdb.readUInt16BE(3);
+    if (cdb[1]! & 0x02) return check(invalidFieldInCdb(1, 'CMDDT is obsolete', 1));
+    if (!evpd) {
+      if (page !== 0) return check(invalidFieldInCdb(2, 'page code without EVPD'));
+      return { status: ScsiStatus.good, data: cut(standardInquiry(this.identity, present), alloc) };
+    }
+    const data = vpdPage(page, this.identity, this.limits);
+    if (!data || !(SUPPORTED_VPD_PAGES as readonly number[]).includes(page)) return check(invalidFieldInCdb(2, `VPD page 0x${page.toString(16)}`));
+    if (!present) data[0] = 0x7f;
+    return { status: ScsiStatus.good, data: cut(data, alloc) };
+  }
+
+  private requestSense(cdb: Buffer, [key, asc]: [number, readonly [number, number]]): ScsiResult {
+    const desc = (cdb[1]! & 0x01) !== 0;
+    const data = desc ? descriptorSense(key, asc) : fixedSense(key, asc);
+    return { status: ScsiStatus.good, data: cut(data, cdb[4]!) };
+  }
+
+  private reportLuns(cdb: Buffer): ScsiResult {
+    const select = cdb[2]!;
+    const alloc = cdb.readUInt32BE(6);
+    if (select > 2 && !(select >= 0x10 && select <= 0x12)) return check(invalidFieldInCdb(2, `SELECT REPORT ${select}`));
+    if (alloc < 16) return check(invalidFieldInCdb(6, 'allocation length below 16'));
+    const b = Buffer.alloc(16);
+    b.writeUInt32BE(8, 0); // one LUN: 0
+    return { status: ScsiStatus.good, data: cut(b, alloc) };
+  }
+
+  private readCapacity10(cdb: Buffer): ScsiResult {
+    const pmi = (cdb[8]! & 0x01) !== 0;
+    if (!pmi && cdb.readUInt32BE(2) !== 0) return check(invalidFieldInCdb(2, 'LBA without PMI'));
+    const b = Buffer.alloc(8);
+    b.writeUInt32BE(Math.min(this.blocks - 1, 0xffffffff), 0);
+    b.writeUInt32BE(this.blockSize, 4);
+    return { status: ScsiStatus.good, data: b };
+  }
+
+  private serviceActionIn(cdb: Buffer): ScsiResult {
+    const sa = cdb[1]! & 0x1f;
+    const alloc = cdb.readUInt32BE(10);
+    if (sa === 0x10) {
+      const b = Buffer.alloc(32);
+      b.writeBigUInt64BE(BigInt(this.blocks - 1), 0);
+      b.writeUInt32BE(this.blockSize, 8);
+      b[14] = 0x80 | 0x40; // LBPME, LBPRZ
+      return { status: ScsiStatus.good, data: cut(b, alloc) };
+    }
+    if (sa === 0x12) {
+      // GET LBA STATUS: one descriptor, everything from the LBA to the end reported mapped.
+      const lba = lba64(cdb);
+      if (lba >= this.blocks) return check(lbaOutOfRange(lba, 0));
+      const b = Buffer.alloc(24);
+      b.writeUInt32BE(20, 0);
+      b.writeBigUInt64BE(BigInt(lba), 8);
+      b.writeUInt32BE(Math.min(this.blocks - lba, 0xffffffff), 16);
+      b[20] = 0; // mapped
+      return { status: ScsiStatus.good, data: cut(b, alloc) };
+    }
+    return check(invalidFieldInCdb(1, `service action 0x${sa.toString(16)}`, 4));
+  }
+
+  private readDefectData(cdb: Buffer, twelve: boolean): ScsiResult {
+    const alloc = twelve ? cdb.readUInt32BE(6) : cdb.readUInt16BE(7);
+    const format = twelve ? cdb[1]! & 0x1f : cdb[2]! & 0x1f;
+    const b = Buffer.alloc(twelve ? 8 : 4);
+    b[1] = format & 0x07;
+    return { status: ScsiStatus.good, data: cut(b, alloc) };
+  }
+}
+
+function lba64(cdb: Buffer): number {
+  const v = cdb.readBigUInt64BE(2);
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+}
+
+function cut(b: Buffer, alloc: number): Buffer {
+  return b.length > alloc ? b.subarray(0, alloc) : b;
+}
+
+function isZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+function isRead(op: number): boolean {
+  return op === Op.read6 || op === Op.read10 || op === Op.read12 || op === Op.read16;
+}

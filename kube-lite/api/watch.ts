@@ -1,0 +1,107 @@
+// Watch streams: newline-delimited {"type", "object"} events over a chunked response, in
+// resourceVersion order with no gaps. With selectors, an object that stops matching is sent as
+// DELETED and one that starts matching as ADDED, as Kubernetes does.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ResourceInfo } from '../resources/registry.ts';
+import { buildTable, type IncludeObject } from '../resources/tables.ts';
+import type { Store } from '../store/store.ts';
+import type { ChangeEvent, KubeObject, WatchEventType } from '../store/types.ts';
+import { Operations, type Selectors } from './operations.ts';
+
+export interface WatchRequest {
+  info: ResourceInfo;
+  version: string;
+  namespace?: string;
+  selectors: Selectors;
+  /** Events after this resourceVersion; undefined = current state as ADDED events first. */
+  fromRv?: number;
+  table: boolean;
+  include: IncludeObject;
+  timeoutSeconds?: number;
+  bookmarks: boolean;
+  /** A single object's watch (fieldSelector metadata.name is folded into selectors by the caller). */
+}
+
+export interface WatchContext {
+  store: Store;
+  bookmarkIntervalMs: number;
+}
+
+export function serveWatch(ctx: WatchContext, req: IncomingMessage, res: ServerResponse, w: WatchRequest): void {
+  const { info, version } = w;
+  const inScope = (o: KubeObject): boolean => !info.namespaced || w.namespace === undefined || o.metadata.namespace === w.namespace;
+  const selected = (o: KubeObject): boolean => inScope(o) && Operations.matchesSelectors(info, w.selectors, o);
+  const encode = (type: WatchEventType | 'BOOKMARK', o: KubeObject): string => {
+    const object = w.table ? buildTable(info, version, [o], { resourceVersion: o.metadata.resourceVersion ?? '' }, w.include) : Operations.output(info, version, o);
+    return `${JSON.stringify({ type, object })}\n`;
+  };
+  let lastRv = w.fromRv ?? ctx.store.resourceVersion;
+  const startRv = lastRv;
+  const translate = (ev: ChangeEvent): string | undefined => {
+    if (ev.resKey !== info.resKey || ev.rv <= startRv) return undefined;
+    lastRv = ev.rv;
+    const now = selected(ev.obj);
+    const before = ev.prev !== undefined && selected(ev.prev);
+    if (ev.type === 'DELETED') return before || now ? encode('DELETED', ev.obj) : undefined;
+    if (ev.type === 'ADDED') return now ? encode('ADDED', ev.obj) : undefined;
+    if (now && before) return encode('MODIFIED', ev.obj);
+    if (now) return encode('ADDED', ev.obj);
+    if (before) return encode('DELETED', ev.obj);
+    return undefined;
+  };
+
+  const queue: string[] = [];
+  const onEvent = (ev: ChangeEvent): void => {
+    const line = translate(ev);
+    if (line !== undefined) queue.push(line);
+    flush();
+  };
+  // Throws `gone` (410) before anything is written when fromRv is past the window.
+  const sub = ctx.store.hub.subscribe(startRv, onEvent);
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
+  res.flushHeaders();
+  if (w.fromRv === undefined) {
+    for (const o of ctx.store.list(info.resKey, info.namespaced ? w.namespace : undefined)) {
+      if (selected(o) && Number(o.metadata.resourceVersion) <= startRv) queue.push(encode('ADDED', o));
+    }
+  }
+  for (const ev of sub.backlog) {
+    const line = translate(ev);
+    if (line !== undefined) queue.push(line);
+  }
+
+  let waitingDrain = false;
+  function flush(): void {
+    if (waitingDrain || res.writableEnded) return;
+    while (queue.length > 0) {
+      const chunk = queue.splice(0, 256).join('');
+      if (!res.write(chunk)) {
+        waitingDrain = true;
+        res.once('drain', () => {
+          waitingDrain = false;
+          flush();
+        });
+        return;
+      }
+    }
+  }
+  flush();
+
+  const timers: NodeJS.Timeout[] = [];
+  const end = (): void => {
+    sub.unsubscribe();
+    for (const t of timers) clearTimeout(t);
+    if (!res.writableEnded) res.end();
+  };
+  if (w.timeoutSeconds !== undefined && w.timeoutSeconds > 0) timers.push(setTimeout(end, w.timeoutSeconds * 1000));
+  if (w.bookmarks) {
+    const tick = (): void => {
+      queue.push(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: info.kind, apiVersion: info.group ? `${info.group}/${version}` : version, metadata: { resourceVersion: String(lastRv) } } })}\n`);
+      flush();
+      timers.push(setTimeout(tick, ctx.bookmarkIntervalMs).unref());
+    };
+    timers.push(setTimeout(tick, ctx.bookmarkIntervalMs).unref());
+  }
+  req.on('close', end);
+  res.on('close', end);
+}

@@ -1,0 +1,65 @@
+// Garbage collector (background propagation). Invariant: an object whose every ownerReference
+// names a uid that no longer exists is deleted; one with some owners left loses the dangling
+// references. Runs after each deletion, on objects created with owners, and once at start.
+import type { Logger } from '../../lib/logger.ts';
+import { hasErrorCode } from '../../lib/errors.ts';
+import type { Operations } from '../api/operations.ts';
+import type { KubeObject } from '../store/types.ts';
+import { PassRunner } from './pass-runner.ts';
+
+export class GarbageCollector {
+  private readonly runner: PassRunner;
+
+  constructor(
+    private readonly ops: Operations,
+    private readonly logger: Logger,
+  ) {
+    this.runner = new PassRunner('garbage-collector', () => this.pass(), logger);
+    ops.store.hub.listen((ev) => {
+      if (ev.type === 'DELETED' || (ev.obj.metadata.ownerReferences?.length ?? 0) > 0) this.runner.trigger();
+    });
+  }
+
+  start(): void {
+    this.runner.trigger();
+  }
+
+  stop(): Promise<void> {
+    this.runner.stop();
+    return this.runner.idle();
+  }
+
+  private ownerExists(uid: string): boolean {
+    return this.ops.store.byUidLookup(uid) !== undefined;
+  }
+
+  private async pass(): Promise<void> {
+    for (const resKey of this.ops.store.resourceKeys()) {
+      const info = this.ops.registry.byResKey(resKey);
+      if (!info) continue;
+      const orphans: KubeObject[] = [];
+      for (const o of this.ops.store.list(resKey)) {
+        const refs = o.metadata.ownerReferences;
+        if (!refs?.length || o.metadata.deletionTimestamp) continue;
+        if (refs.some((r) => !this.ownerExists(r.uid))) orphans.push(o);
+      }
+      for (const o of orphans) {
+        const refs = o.metadata.ownerReferences ?? [];
+        const alive = refs.filter((r) => this.ownerExists(r.uid));
+        const name = o.metadata.name ?? '';
+        try {
+          if (alive.length === 0) {
+            this.logger.info('deleting an object whose owners are gone', { resource: info.resource, namespace: o.metadata.namespace, name });
+            await this.ops.delete(info, o.metadata.namespace, name, { preconditions: { uid: o.metadata.uid ?? '' } });
+          } else {
+            await this.ops.mutate(info, o.metadata.namespace, name, (c) => {
+              c.metadata.ownerReferences = (c.metadata.ownerReferences ?? []).filter((r) => this.ownerExists(r.uid));
+            });
+          }
+        } catch (err) {
+          if (!hasErrorCode(err, 'not_found', 'conflict')) throw err;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,81 @@
+// Namespace controller. Invariants: a deleted namespace is Terminating (deletionTimestamp set by
+// the API); this controller deletes every object in it, then drops the "kubernetes" spec
+// finalizer; the namespace goes once metadata.finalizers is empty too. `default`, `kube-system`
+// and `kube-public` exist from the start.
+import type { Logger } from '../../lib/logger.ts';
+import { hasErrorCode } from '../../lib/errors.ts';
+import type { Operations } from '../api/operations.ts';
+import { protectedNamespaces } from '../api/operations.ts';
+import { isJsonObject } from '../store/types.ts';
+import { PassRunner } from './pass-runner.ts';
+
+export class NamespaceController {
+  private readonly runner: PassRunner;
+
+  constructor(
+    private readonly ops: Operations,
+    private readonly logger: Logger,
+  ) {
+    this.runner = new PassRunner('namespace', () => this.pass(), logger);
+    ops.store.hub.listen((ev) => {
+      if (ev.resKey === '/namespaces' && ev.obj.metadata.deletionTimestamp) this.runner.trigger();
+    });
+  }
+
+  async ensureInitial(): Promise<void> {
+    const info = this.ops.registry.byResKey('/namespaces')!;
+    for (const name of protectedNamespaces) {
+      if (!this.ops.store.get('/namespaces', undefined, name)) await this.ops.create(info, undefined, { metadata: { name } });
+    }
+  }
+
+  start(): void {
+    this.runner.trigger();
+  }
+
+  stop(): Promise<void> {
+    this.runner.stop();
+    return this.runner.idle();
+  }
+
+  private async pass(): Promise<number | void> {
+    const nsInfo = this.ops.registry.byResKey('/namespaces')!;
+    let again: number | undefined;
+    for (const ns of this.ops.store.list('/namespaces')) {
+      if (!ns.metadata.deletionTimestamp) continue;
+      const name = ns.metadata.name ?? '';
+      let left = 0;
+      for (const info of this.ops.registry.all()) {
+        if (!info.namespaced) continue;
+        for (const o of this.ops.store.list(info.resKey, name)) {
+          left++;
+          if (o.metadata.deletionTimestamp) continue;
+          await this.ops.delete(info, name, o.metadata.name ?? '').catch((err: unknown) => {
+            if (!hasErrorCode(err, 'not_found')) throw err;
+          });
+        }
+      }
+      if (left > 0 && this.countIn(name) > 0) {
+        again = 500;
+        continue;
+      }
+      this.logger.info('namespace emptied', { namespace: name });
+      const after = await this.ops.mutate(nsInfo, undefined, name, (o) => {
+        const spec = isJsonObject(o.spec) ? o.spec : {};
+        const fins = Array.isArray(spec.finalizers) ? spec.finalizers : [];
+        if (fins.length === 0) return false;
+        o.spec = { ...spec, finalizers: [] };
+      });
+      if (after && !after.metadata.finalizers?.length && this.ops.store.get('/namespaces', undefined, name)) {
+        await this.ops.store.remove('/namespaces', undefined, name).catch(() => undefined);
+      }
+    }
+    return again;
+  }
+
+  private countIn(ns: string): number {
+    let n = 0;
+    for (const info of this.ops.registry.all()) if (info.namespaced) n += this.ops.store.list(info.resKey, ns).length;
+    return n;
+  }
+}

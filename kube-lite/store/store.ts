@@ -1,0 +1,267 @@
+// The object store: every object in memory, keyed by resource ("group/resource") and "ns/name";
+// one global resourceVersion counter; every change logged to the write-ahead log and published to
+// the watch hub once durable, in resourceVersion order.
+//
+// On disk (DIR): snapshot.json {rv, objects: [{r: resKey, o: object}]} written by tmp-file + fsync +
+// rename, and wal-<gen>.log files (see wal.ts) with records {rv, r, t: "put"|"del", o}. Start =
+// snapshot + replay of every WAL file (records with rv <= snapshot rv skipped), then a fresh
+// snapshot and a new WAL generation. The replayed records also seed the watch history, so watches
+// from a resourceVersion taken before a restart resume without a relist when the window allows.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../../lib/logger.ts';
+import { CstorError } from '../../lib/errors.ts';
+import { Wal, readWalFile, fsyncDir } from './wal.ts';
+import { WatchHub } from './watch-hub.ts';
+import { objectKey, type ChangeEvent, type KubeObject } from './types.ts';
+
+export interface StoreOptions {
+  dataDir: string;
+  logger: Logger;
+  /** Watch events retained for watches from an old resourceVersion. */
+  historySize?: number;
+  /** Compact (snapshot + new WAL) after this many records. */
+  snapshotEvery?: number;
+}
+
+interface WalRecord {
+  rv: number;
+  r: string;
+  t: 'put' | 'del';
+  o: KubeObject;
+}
+
+interface SnapshotFile {
+  rv: number;
+  objects: { r: string; o: KubeObject }[];
+}
+
+const SNAPSHOT = 'snapshot.json';
+
+function walGen(file: string): number | null {
+  const m = /^wal-(\d+)\.log$/.exec(file);
+  return m ? Number(m[1]) : null;
+}
+
+export class Store {
+  readonly hub: WatchHub;
+  private readonly data = new Map<string, Map<string, KubeObject>>();
+  private readonly byUid = new Map<string, { resKey: string; key: string }>();
+  private rvCounter: number;
+  private wal: Wal | null = null;
+  private gen: number;
+  private recordsSinceSnapshot = 0;
+  private snapshotting: Promise<void> | null = null;
+  private readonly opts: Required<StoreOptions>;
+
+  private constructor(opts: Required<StoreOptions>, rv: number, gen: number, hub: WatchHub) {
+    this.opts = opts;
+    this.rvCounter = rv;
+    this.gen = gen;
+    this.hub = hub;
+  }
+
+  static async open(options: StoreOptions): Promise<Store> {
+    const opts: Required<StoreOptions> = { historySize: 10_000, snapshotEvery: 50_000, ...options };
+    await fsp.mkdir(opts.dataDir, { recursive: true });
+    let snap: SnapshotFile = { rv: 0, objects: [] };
+    const snapPath = path.join(opts.dataDir, SNAPSHOT);
+    if (fs.existsSync(snapPath)) {
+      try {
+        snap = JSON.parse(await fsp.readFile(snapPath, 'utf8')) as SnapshotFile;
+      } catch (err) {
+        throw new CstorError('io', `${snapPath} is unreadable: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    const walFiles = (await fsp.readdir(opts.dataDir))
+      .map((f) => ({ f, gen: walGen(f) }))
+      .filter((x): x is { f: string; gen: number } => x.gen !== null)
+      .sort((a, b) => a.gen - b.gen);
+    const hub = new WatchHub(opts.historySize, snap.rv);
+    const maxGen = walFiles.length > 0 ? walFiles[walFiles.length - 1]!.gen : 0;
+    const store = new Store(opts, snap.rv, maxGen + 1, hub);
+    for (const { r, o } of snap.objects) store.setLocal(r, o);
+    let replayed = 0;
+    for (const { f } of walFiles) {
+      const { records, torn } = readWalFile(path.join(opts.dataDir, f));
+      if (torn) opts.logger.warn('ignored a torn record at the end of the write-ahead log', { file: f });
+      for (const raw of records) {
+        const rec = raw as WalRecord;
+        if (rec.rv <= store.rvCounter) continue;
+        store.rvCounter = rec.rv;
+        const key = objectKey(rec.o.metadata.namespace, rec.o.metadata.name ?? '');
+        const prev = store.data.get(rec.r)?.get(key);
+        if (rec.t === 'put') {
+          store.setLocal(rec.r, rec.o);
+          hub.publish(prev ? { type: 'MODIFIED', rv: rec.rv, resKey: rec.r, obj: rec.o, prev } : { type: 'ADDED', rv: rec.rv, resKey: rec.r, obj: rec.o });
+        } else {
+          store.deleteLocal(rec.r, rec.o);
+          hub.publish({ type: 'DELETED', rv: rec.rv, resKey: rec.r, obj: rec.o, ...(prev ? { prev } : {}) });
+        }
+        replayed++;
+      }
+    }
+    opts.logger.info('store loaded', { objects: store.count(), resourceVersion: store.rvCounter, replayed, walFiles: walFiles.length });
+    // Compact now: the old WAL files (and any torn tail) are folded into a fresh snapshot.
+    await store.writeSnapshot(store.serialize());
+    for (const { f } of walFiles) await fsp.rm(path.join(opts.dataDir, f), { force: true });
+    store.wal = await Wal.open(path.join(opts.dataDir, `wal-${store.gen}.log`));
+    return store;
+  }
+
+  /** The latest assigned resourceVersion. */
+  get resourceVersion(): number {
+    return this.rvCounter;
+  }
+
+  get walStats(): Readonly<{ batches: number; records: number; bytes: number }> {
+    return this.wal?.stats ?? { batches: 0, records: 0, bytes: 0 };
+  }
+
+  count(): number {
+    let n = 0;
+    for (const m of this.data.values()) n += m.size;
+    return n;
+  }
+
+  get(resKey: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    return this.data.get(resKey)?.get(objectKey(namespace, name));
+  }
+
+  /** Objects of one resource, optionally in one namespace, sorted by namespace/name. */
+  list(resKey: string, namespace?: string): KubeObject[] {
+    const m = this.data.get(resKey);
+    if (!m) return [];
+    const out: KubeObject[] = [];
+    const prefix = namespace === undefined ? undefined : `${namespace}/`;
+    for (const [k, o] of m) if (prefix === undefined || k.startsWith(prefix)) out.push(o);
+    return out.sort((a, b) => {
+      const ka = objectKey(a.metadata.namespace, a.metadata.name ?? '');
+      const kb = objectKey(b.metadata.namespace, b.metadata.name ?? '');
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    });
+  }
+
+  /** Every resource key that holds objects. */
+  resourceKeys(): string[] {
+    return [...this.data.keys()];
+  }
+
+  byUidLookup(uid: string): { resKey: string; obj: KubeObject } | undefined {
+    const ref = this.byUid.get(uid);
+    if (!ref) return undefined;
+    const obj = this.data.get(ref.resKey)?.get(ref.key);
+    return obj ? { resKey: ref.resKey, obj } : undefined;
+  }
+
+  /**
+   * Stores `obj` (create or replace) with the next resourceVersion. `expectRv`: the current
+   * object's resourceVersion must equal it ("" = must not exist). Resolves with the stored object
+   * once it is durable. The caller must not mutate `obj` afterwards.
+   */
+  put(resKey: string, obj: KubeObject, expectRv?: string): Promise<KubeObject> {
+    const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
+    const prev = this.data.get(resKey)?.get(key);
+    if (expectRv !== undefined) {
+      if (expectRv === '' && prev) throw new CstorError('already_exists', `${key} already exists`);
+      if (expectRv !== '' && (!prev || prev.metadata.resourceVersion !== expectRv)) {
+        throw new CstorError('conflict', `${key} was modified (resourceVersion ${prev?.metadata.resourceVersion ?? 'none'}, not ${expectRv})`);
+      }
+    }
+    const rv = ++this.rvCounter;
+    obj.metadata.resourceVersion = String(rv);
+    this.setLocal(resKey, obj);
+    const ev: ChangeEvent = prev ? { type: 'MODIFIED', rv, resKey, obj, prev } : { type: 'ADDED', rv, resKey, obj };
+    return this.commit({ rv, r: resKey, t: 'put', o: obj }, ev).then(() => obj);
+  }
+
+  /** Removes an object (expectRv as for put); resolves with its last state once durable. */
+  remove(resKey: string, namespace: string | undefined, name: string, expectRv?: string): Promise<KubeObject> {
+    const key = objectKey(namespace, name);
+    const prev = this.data.get(resKey)?.get(key);
+    if (!prev) throw new CstorError('not_found', `${key} not found`);
+    if (expectRv !== undefined && expectRv !== '' && prev.metadata.resourceVersion !== expectRv) {
+      throw new CstorError('conflict', `${key} was modified (resourceVersion ${prev.metadata.resourceVersion ?? ''}, not ${expectRv})`);
+    }
+    const rv = ++this.rvCounter;
+    // A deleted object is reported with the deletion's resourceVersion, as Kubernetes does.
+    const last: KubeObject = { ...prev, metadata: { ...prev.metadata, resourceVersion: String(rv) } };
+    this.deleteLocal(resKey, prev);
+    const ev: ChangeEvent = { type: 'DELETED', rv, resKey, obj: last, prev };
+    return this.commit({ rv, r: resKey, t: 'del', o: last }, ev).then(() => last);
+  }
+
+  /** Writes a snapshot, moves writes to a new WAL file and drops the older ones. */
+  compact(): Promise<void> {
+    if (this.snapshotting) return this.snapshotting;
+    this.snapshotting = this.doCompact().finally(() => (this.snapshotting = null));
+    return this.snapshotting;
+  }
+
+  async close(): Promise<void> {
+    if (this.snapshotting) await this.snapshotting.catch(() => {});
+    if (!this.wal) return;
+    await this.compact().catch((err: unknown) => this.opts.logger.warn('final snapshot failed', { error: (err as Error).message }));
+    await this.wal.close();
+    this.wal = null;
+  }
+
+  private commit(rec: WalRecord, ev: ChangeEvent): Promise<void> {
+    if (!this.wal) return Promise.reject(new CstorError('aborted', 'store is closed'));
+    this.recordsSinceSnapshot++;
+    if (this.recordsSinceSnapshot >= this.opts.snapshotEvery && !this.snapshotting) {
+      this.compact().catch((err: unknown) => this.opts.logger.error('snapshot failed', { error: (err as Error).message }));
+    }
+    // .then callbacks run in the order the WAL resolves records: resourceVersion order.
+    return this.wal.append(JSON.stringify(rec)).then(() => this.hub.publish(ev));
+  }
+
+  private async doCompact(): Promise<void> {
+    const wal = this.wal;
+    if (!wal) return;
+    const oldPath = wal.path;
+    // Same tick: the serialized state holds exactly the records queued before the rotation.
+    const state = this.serialize();
+    this.recordsSinceSnapshot = 0;
+    this.gen++;
+    const rotated = wal.rotate(path.join(this.opts.dataDir, `wal-${this.gen}.log`));
+    await this.writeSnapshot(state);
+    await rotated;
+    await fsp.rm(oldPath, { force: true });
+  }
+
+  private serialize(): string {
+    const parts: string[] = [];
+    for (const [r, m] of this.data) for (const o of m.values()) parts.push(JSON.stringify({ r, o }));
+    return `{"rv":${this.rvCounter},"objects":[${parts.join(',')}]}`;
+  }
+
+  private async writeSnapshot(state: string): Promise<void> {
+    const final = path.join(this.opts.dataDir, SNAPSHOT);
+    const tmp = `${final}.tmp`;
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writeFile(state);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, final);
+    await fsyncDir(this.opts.dataDir);
+  }
+
+  private setLocal(resKey: string, obj: KubeObject): void {
+    let m = this.data.get(resKey);
+    if (!m) this.data.set(resKey, (m = new Map()));
+    const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
+    m.set(key, obj);
+    if (obj.metadata.uid) this.byUid.set(obj.metadata.uid, { resKey, key });
+  }
+
+  private deleteLocal(resKey: string, obj: KubeObject): void {
+    const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
+    this.data.get(resKey)?.delete(key);
+    if (obj.metadata.uid) this.byUid.delete(obj.metadata.uid);
+  }
+}

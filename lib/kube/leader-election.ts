@@ -1,0 +1,239 @@
+// Leader election on a coordination.k8s.io/v1 Lease, like client-go's leaderelection:
+// - a candidate takes the lease when it does not exist, is released (no holder), or its holder
+//   has not renewed it for leaseDuration, as measured on OUR clock from when we last saw the
+//   record change (no trust in other machines' clocks);
+// - the leader renews every retryPeriod; if it cannot renew for renewDeadline, it stops leading
+//   (onStoppedLeading) before the lease can expire for others (renewDeadline < leaseDuration);
+// - seeing another holder's live lease while leading stops leadership at once;
+// - stop() releases the lease (holder cleared) so a successor need not wait out the duration.
+// Writes use the Lease's resourceVersion, so two candidates racing for it get one winner (409).
+// After losing leadership the elector keeps campaigning; onStartedLeading fires again if it wins.
+import type { Logger } from '../logger.ts';
+import { CstorError, describeError, hasErrorCode } from '../errors.ts';
+import { realClock, sleep, type Clock } from './clock.ts';
+import type { ResourceClient } from './resource-client.ts';
+import { kubeMicroTime } from './time-format.ts';
+import type { Lease, LeaseSpec } from './types/lease.ts';
+
+export type LeaseClient = Pick<ResourceClient<Lease>, 'get' | 'create' | 'replace'>;
+
+export interface LeaderElectionOptions {
+  lease: { name: string; namespace: string };
+  /** This candidate's identity (e.g. pod name + random suffix); must be unique among candidates. */
+  identity: string;
+  client: LeaseClient;
+  logger: Logger;
+  /** How long others wait before taking a lease that is not renewed (default 15 s). */
+  leaseDurationMs?: number;
+  /** How long the leader keeps trying to renew before giving up leadership (default 10 s). */
+  renewDeadlineMs?: number;
+  /** How often to try to acquire or renew (default 2 s; jittered by up to 20% while acquiring). */
+  retryPeriodMs?: number;
+  clock?: Clock;
+  random?: () => number;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+  /** Called when the observed holder changes (including to ourselves). */
+  onNewLeader?: (identity: string) => void;
+}
+
+type Attempt = 'leading' | 'held-by-other' | 'failed';
+
+export class LeaderElector {
+  private readonly o: Required<Omit<LeaderElectionOptions, 'onNewLeader' | 'random'>> & Pick<LeaderElectionOptions, 'onNewLeader'>;
+  private readonly random: () => number;
+  private readonly logger: Logger;
+  private readonly stopController = new AbortController();
+  private running: Promise<void> | undefined;
+  private leading = false;
+  private observedRecord = '';
+  private observedTime = 0;
+  private observedHolder = '';
+  private lastLease: Lease | undefined;
+
+  constructor(options: LeaderElectionOptions) {
+    this.o = {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock: realClock,
+      ...options,
+    };
+    this.random = options.random ?? Math.random;
+    const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = this.o;
+    const problems: string[] = [];
+    if (!options.identity) problems.push('identity is empty');
+    if (leaseDurationMs <= renewDeadlineMs) problems.push(`leaseDuration (${leaseDurationMs} ms) must be longer than renewDeadline (${renewDeadlineMs} ms)`);
+    if (renewDeadlineMs <= retryPeriodMs * 1.2) problems.push(`renewDeadline (${renewDeadlineMs} ms) must be longer than 1.2 × retryPeriod (${retryPeriodMs} ms)`);
+    if (retryPeriodMs <= 0) problems.push('retryPeriod must be positive');
+    if (problems.length) throw new CstorError('invalid', `leader election: ${problems.join('; ')}`);
+    this.logger = options.logger.child({ lease: `${options.lease.namespace}/${options.lease.name}`, identity: options.identity });
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The holder last observed ('' when none). */
+  get leader(): string {
+    return this.observedHolder;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = this.run().catch((err: unknown) => {
+      this.logger.error('leader election loop crashed', { error: describeError(err) });
+    });
+  }
+
+  /** Stops campaigning; a leader releases the lease and gets onStoppedLeading. */
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    await this.running;
+  }
+
+  private get stopped(): boolean {
+    return this.stopController.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    const clock = this.o.clock;
+    while (!this.stopped) {
+      // Campaign until we hold the lease.
+      while (!this.stopped && (await this.tryAcquireOrRenew()) !== 'leading') {
+        await sleep(clock, this.o.retryPeriodMs * (1 + 0.2 * this.random()), this.stopController.signal);
+      }
+      if (this.stopped) break;
+      this.leading = true;
+      this.logger.info('started leading');
+      this.callback(this.o.onStartedLeading, 'onStartedLeading');
+
+      // Renew until we cannot, or are stopped.
+      let lastRenew = clock.now();
+      while (!this.stopped) {
+        await sleep(clock, this.o.retryPeriodMs, this.stopController.signal);
+        if (this.stopped) break;
+        const result = await this.tryAcquireOrRenew();
+        if (result === 'leading') {
+          lastRenew = clock.now();
+          continue;
+        }
+        if (result === 'held-by-other') {
+          this.logger.warn('lease taken by another holder', { holder: this.observedHolder });
+          break;
+        }
+        if (clock.now() - lastRenew >= this.o.renewDeadlineMs) {
+          this.logger.warn('could not renew the lease within the renew deadline', { renewDeadlineMs: this.o.renewDeadlineMs });
+          break;
+        }
+      }
+      if (this.stopped && this.leading) await this.release();
+      this.leading = false;
+      this.logger.info('stopped leading');
+      this.callback(this.o.onStoppedLeading, 'onStoppedLeading');
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<Attempt> {
+    const now = this.o.clock.now();
+    const me = this.o.identity;
+    const ref = this.o.lease;
+    let lease: Lease;
+    try {
+      lease = await this.o.client.get(ref);
+    } catch (err) {
+      if (!hasErrorCode(err, 'not_found')) {
+        this.logger.warn('cannot read the lease', { error: describeError(err) });
+        return 'failed';
+      }
+      try {
+        const created = await this.o.client.create({
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name: ref.name, namespace: ref.namespace },
+          spec: this.spec(now, now, 0),
+        });
+        this.observe(created, now);
+        return 'leading';
+      } catch (createErr) {
+        if (!hasErrorCode(createErr, 'already_exists', 'conflict')) this.logger.warn('cannot create the lease', { error: describeError(createErr) });
+        return 'failed';
+      }
+    }
+    this.observe(lease, now);
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity ?? '';
+    const durationMs = (spec.leaseDurationSeconds ?? this.o.leaseDurationMs / 1000) * 1000;
+    if (holder && holder !== me && this.observedTime + durationMs > now) return 'held-by-other';
+    if (holder !== me && this.leading) return 'held-by-other';
+
+    const transitions = spec.leaseTransitions ?? 0;
+    const next: Lease = {
+      ...lease,
+      spec: holder === me ? this.spec(parseTime(spec.acquireTime) ?? now, now, transitions) : this.spec(now, now, transitions + 1),
+    };
+    try {
+      const updated = await this.o.client.replace(next);
+      this.observe(updated, now);
+      return 'leading';
+    } catch (err) {
+      if (!hasErrorCode(err, 'conflict')) this.logger.warn('cannot update the lease', { error: describeError(err) });
+      return 'failed';
+    }
+  }
+
+  private spec(acquiredMs: number, renewedMs: number, transitions: number): LeaseSpec {
+    return {
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
+      acquireTime: kubeMicroTime(acquiredMs),
+      renewTime: kubeMicroTime(renewedMs),
+      leaseTransitions: transitions,
+    };
+  }
+
+  private observe(lease: Lease, now: number): void {
+    this.lastLease = lease;
+    const spec = lease.spec ?? {};
+    const record = JSON.stringify([spec.holderIdentity ?? '', spec.renewTime ?? '', spec.acquireTime ?? '', spec.leaseTransitions ?? 0]);
+    if (record !== this.observedRecord) {
+      this.observedRecord = record;
+      this.observedTime = now;
+    }
+    const holder = spec.holderIdentity ?? '';
+    if (holder !== this.observedHolder) {
+      this.observedHolder = holder;
+      if (holder && this.o.onNewLeader) this.callback(() => this.o.onNewLeader?.(holder), 'onNewLeader');
+    }
+  }
+
+  /** Clears the holder so a successor can take over at once (client-go's ReleaseOnCancel). */
+  private async release(): Promise<void> {
+    const lease = this.lastLease;
+    if (!lease || lease.spec?.holderIdentity !== this.o.identity) return;
+    const now = this.o.clock.now();
+    try {
+      await this.o.client.replace({
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: kubeMicroTime(now), acquireTime: kubeMicroTime(now) },
+      });
+      this.logger.info('released the lease');
+    } catch (err) {
+      this.logger.warn('cannot release the lease; others will take it when it expires', { error: describeError(err) });
+    }
+  }
+
+  private callback(fn: () => void, name: string): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logger.error(`${name} callback threw`, { error: describeError(err) });
+    }
+  }
+}
+
+function parseTime(s: string | null | undefined): number | undefined {
+  if (!s) return undefined;
+  const ms = Date.parse(s);
+  return Number.isNaN(ms) ? undefined : ms;
+}

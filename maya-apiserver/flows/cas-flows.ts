@@ -1,0 +1,204 @@
+// The layer between the REST API and the CAS engine: checks the request (names, capacity, clone
+// fields) with messages naming the problem, picks the template (StorageClass annotation or
+// default), serializes operations on one volume within this process, and runs the engine.
+// Every method answers JSON (the CASVolume / CASSnapshot shapes of DESIGN.md §4) or throws a
+// CstorError whose code the REST layer maps to the HTTP status.
+import { CstorError, hasErrorCode } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { dns1123LabelProblems } from '../../lib/names.ts';
+import type { CasEngine } from '../cas/engine.ts';
+import { quantityBytes } from '../cas/functions.ts';
+import { isJsonObject, type Json, type JsonObject, type KubeObject, type KubeObjects } from '../cas/ports.ts';
+import { templateNameFor, type CasFlow } from '../cas/template-names.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+
+export interface CasFlowsOptions {
+  engine: CasEngine;
+  kube: KubeObjects;
+  logger: Logger;
+}
+
+export interface VolumeQuery {
+  name: string;
+  /** The claim's namespace (informational: CStorVolumes live in the openebs namespace). */
+  namespace?: string;
+  /** Picks the template by its annotations; absent: the default template. */
+  storageClass?: string;
+}
+
+export interface SnapshotQuery {
+  name: string;
+  volume: string;
+  namespace?: string;
+  storageClass?: string;
+}
+
+const snapshotNamePattern = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+
+function bad(message: string): CstorError {
+  return new CstorError('invalid', message);
+}
+
+function field(obj: Json | undefined, ...keys: string[]): Json | undefined {
+  let cur = obj;
+  for (const k of keys) cur = isJsonObject(cur) ? cur[k] : undefined;
+  return cur;
+}
+
+function requireObject(body: unknown, what: string): JsonObject {
+  if (!isJsonObject(body as Json)) throw bad(`the request body must be a ${what} object`);
+  return body as JsonObject;
+}
+
+/** A volume name becomes a label value and pool file names: a DNS-1123 label. */
+export function checkVolumeName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || name === '') throw bad(`${what} is required`);
+  const problems = dns1123LabelProblems(name);
+  if (problems.length > 0) throw bad(`${what} "${name}" is not a valid name: ${problems.join('; ')}`);
+  return name;
+}
+
+/** Snapshot ids (`<pv>_<snap>_<nanos>`) allow '_' and '.', never '/' or a leading dot. */
+export function checkSnapshotName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || name === '') throw bad(`${what} is required`);
+  if (name.length > 253 || !snapshotNamePattern.test(name)) {
+    throw bad(`${what} "${name}" is not a valid snapshot name: letters, digits, '.', '_' and '-', starting and ending with a letter or digit, at most 253 characters`);
+  }
+  return name;
+}
+
+function checkCapacity(value: unknown, what: string): string {
+  if (value === undefined || value === null || value === '') throw bad(`${what} is required`);
+  if (typeof value !== 'string' && typeof value !== 'number') throw bad(`${what} must be a quantity like "5G"`);
+  let bytes: number;
+  try {
+    bytes = quantityBytes(value);
+  } catch {
+    throw bad(`${what} "${String(value)}" is not a capacity (examples: 5G, 5Gi, 1073741824)`);
+  }
+  if (bytes <= 0) throw bad(`${what} must be more than 0`);
+  return String(value);
+}
+
+export class CasFlows {
+  private readonly engine: CasEngine;
+  private readonly kube: KubeObjects;
+  private readonly logger: Logger;
+  private readonly locks = new KeyedMutex();
+
+  constructor(options: CasFlowsOptions) {
+    this.engine = options.engine;
+    this.kube = options.kube;
+    this.logger = options.logger;
+  }
+
+  private async storageClass(name: string | undefined): Promise<KubeObject | null> {
+    if (name === undefined || name === '') return null;
+    try {
+      return await this.kube.get({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', name });
+    } catch (err) {
+      if (hasErrorCode(err, 'not_found')) return null;
+      throw err;
+    }
+  }
+
+  /** The class of a volume's PV, for template choice; null when there is no PV (a REST-made volume). */
+  private async classOfVolume(volume: string, explicit: string | undefined): Promise<KubeObject | null> {
+    if (explicit) return this.storageClass(explicit);
+    try {
+      const pv = await this.kube.get({ apiVersion: 'v1', kind: 'PersistentVolume', name: volume });
+      const cls = field(pv, 'spec', 'storageClassName');
+      return typeof cls === 'string' ? this.storageClass(cls) : null;
+    } catch (err) {
+      if (hasErrorCode(err, 'not_found')) return null;
+      throw err;
+    }
+  }
+
+  private run(flow: CasFlow, storageClass: KubeObject | null, request: Json, logContext: Record<string, string>): Promise<Json> {
+    const template = templateNameFor(flow, storageClass);
+    this.logger.debug('cas flow', { flow, template, ...logContext });
+    return this.engine.run(template, { request, logContext: { flow, ...logContext } });
+  }
+
+  async createVolume(body: unknown): Promise<Json> {
+    const req = requireObject(body, 'CASVolume');
+    const name = checkVolumeName(field(req, 'metadata', 'name'), 'metadata.name (the volume name)');
+    checkCapacity(field(req, 'spec', 'capacity'), 'spec.capacity');
+    const labels = field(req, 'metadata', 'labels');
+    if (labels !== undefined && labels !== null && !isJsonObject(labels)) throw bad('metadata.labels must be an object');
+    const clone = field(req, 'cloneSpec');
+    const isClone = isJsonObject(clone) && (clone['isClone'] === true || clone['isClone'] === 'true');
+    if (isClone) {
+      checkVolumeName(clone['sourceVolume'], 'cloneSpec.sourceVolume');
+      checkSnapshotName(clone['snapshotName'], 'cloneSpec.snapshotName');
+      if (clone['sourceVolume'] === name) throw bad(`a volume cannot be cloned from itself (${name})`);
+    }
+    const className = field(req, 'metadata', 'labels', 'openebs.io/storageclass');
+    return this.locks.run(name, async () => {
+      const sc = await this.storageClass(typeof className === 'string' ? className : undefined);
+      return this.run(isClone ? 'clone-volume' : 'create-volume', sc, req, { volume: name });
+    });
+  }
+
+  async readVolume(query: VolumeQuery): Promise<Json> {
+    const name = checkVolumeName(query.name, 'the volume name');
+    const sc = await this.storageClass(query.storageClass);
+    return this.run('read-volume', sc, { metadata: { name, namespace: query.namespace ?? '' } }, { volume: name });
+  }
+
+  async listVolumes(query: Omit<VolumeQuery, 'name'>): Promise<Json> {
+    const sc = await this.storageClass(query.storageClass);
+    return this.run('list-volume', sc, { metadata: { namespace: query.namespace ?? '' } }, {});
+  }
+
+  async deleteVolume(query: VolumeQuery): Promise<Json> {
+    const name = checkVolumeName(query.name, 'the volume name');
+    return this.locks.run(name, async () => {
+      const sc = await this.storageClass(query.storageClass);
+      return this.run('delete-volume', sc, { metadata: { name, namespace: query.namespace ?? '' } }, { volume: name });
+    });
+  }
+
+  async createSnapshot(body: unknown): Promise<Json> {
+    const req = requireObject(body, 'CASSnapshot');
+    const name = checkSnapshotName(field(req, 'metadata', 'name'), 'metadata.name (the snapshot name)');
+    const volume = checkVolumeName(field(req, 'spec', 'volumeName'), 'spec.volumeName');
+    const casType = field(req, 'spec', 'casType');
+    if (casType !== undefined && casType !== null && casType !== '' && casType !== 'cstor') {
+      throw bad(`spec.casType "${String(casType)}" is not supported: only cstor`);
+    }
+    return this.locks.run(volume, async () => {
+      const sc = await this.classOfVolume(volume, undefined);
+      return this.run('create-snapshot', sc, req, { volume, snapshot: name });
+    });
+  }
+
+  private snapshotRequest(query: SnapshotQuery | Omit<SnapshotQuery, 'name'>, name: string | undefined): Json {
+    const metadata: JsonObject = { namespace: query.namespace ?? '' };
+    if (name !== undefined) metadata['name'] = name;
+    return { metadata, spec: { casType: 'cstor', volumeName: query.volume } };
+  }
+
+  async readSnapshot(query: SnapshotQuery): Promise<Json> {
+    const name = checkSnapshotName(query.name, 'the snapshot name');
+    const volume = checkVolumeName(query.volume, 'the volume (query parameter volume)');
+    const sc = await this.classOfVolume(volume, query.storageClass);
+    return this.run('read-snapshot', sc, this.snapshotRequest(query, name), { volume, snapshot: name });
+  }
+
+  async listSnapshots(query: Omit<SnapshotQuery, 'name'>): Promise<Json> {
+    const volume = checkVolumeName(query.volume, 'the volume (query parameter volume)');
+    const sc = await this.classOfVolume(volume, query.storageClass);
+    return this.run('list-snapshot', sc, this.snapshotRequest(query, undefined), { volume });
+  }
+
+  async deleteSnapshot(query: SnapshotQuery): Promise<Json> {
+    const name = checkSnapshotName(query.name, 'the snapshot name');
+    const volume = checkVolumeName(query.volume, 'the volume (query parameter volume)');
+    return this.locks.run(volume, async () => {
+      const sc = await this.classOfVolume(volume, query.storageClass);
+      return this.run('delete-snapshot', sc, this.snapshotRequest(query, name), { volume, snapshot: name });
+    });
+  }
+}

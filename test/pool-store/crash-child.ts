@@ -1,0 +1,111 @@
+// Crash-test child: opens a pool and mutates it in a loop until killed. Before each operation it
+// prints the operation as a JSON line, and after it a {done} line (stdout on a pipe is synchronous
+// on Linux, so the parent knows exactly what may have started). Block contents are a 4-byte stamp
+// repeated, so the parent can tell every version apart.
+//   node --import tsx test/pool-store/crash-child.ts DIR SEED STAMP_BASE
+import fs from 'node:fs';
+import { openPool } from '../../cstor-pool/store/pool.ts';
+import type { Replica } from '../../cstor-pool/store/types.ts';
+
+const crashBlockSize = 4096;
+const crashVolumeBlocks = 64;
+
+function say(obj: unknown): void {
+  fs.writeSync(1, `${JSON.stringify(obj)}\n`);
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function main(): Promise<void> {
+  const [dir, seedArg, stampArg] = process.argv.slice(2);
+  if (!dir || !seedArg || !stampArg) throw new Error('usage: crash-child.ts DIR SEED STAMP_BASE');
+  const rand = mulberry32(Number(seedArg));
+  const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
+  let stamp = Number(stampArg);
+  const pool = await openPool({ dir, name: 'crash' });
+  const vols = new Map<string, { r: Replica | null; snaps: string[]; seq: number }>();
+  for (const info of await pool.listReplicas()) {
+    vols.set(info.volume, { r: null, snaps: info.snapshots.map((s) => s.name), seq: info.checkpointedIoSeq + 1 });
+  }
+  const open = async (v: string): Promise<Replica> => {
+    const st = vols.get(v)!;
+    st.r ??= await pool.openReplica(v);
+    return st.r;
+  };
+  say({ t: 'ready' });
+  for (let i = 0; i < 1_000_000; i++) {
+    const names = [...vols.keys()];
+    const x = rand();
+    if (names.length === 0 || (x < 0.04 && names.length < 4)) {
+      const v = `v-${int(0, 1e9)}`;
+      say({ t: 'create', v });
+      await pool.createReplica({ volume: v, size: crashVolumeBlocks * crashBlockSize, blockSize: crashBlockSize });
+      vols.set(v, { r: null, snaps: [], seq: 1 });
+      say({ t: 'done' });
+      continue;
+    }
+    const v = names[int(0, names.length - 1)]!;
+    const st = vols.get(v)!;
+    const r = await open(v);
+    if (x < 0.6) {
+      const b0 = int(0, crashVolumeBlocks - 1);
+      const n = int(1, Math.min(4, crashVolumeBlocks - b0));
+      const stamps = Array.from({ length: n }, () => ++stamp);
+      const data = Buffer.alloc(n * crashBlockSize);
+      stamps.forEach((s, k) => {
+        const pat = Buffer.alloc(4);
+        pat.writeUInt32LE(s);
+        data.fill(pat, k * crashBlockSize, (k + 1) * crashBlockSize);
+      });
+      say({ t: 'write', v, b0, stamps });
+      await r.write(b0 * crashBlockSize, data, st.seq++);
+    } else if (x < 0.68) {
+      const b0 = int(0, crashVolumeBlocks - 1);
+      const n = int(1, Math.min(8, crashVolumeBlocks - b0));
+      say({ t: 'unmap', v, b0, n });
+      await r.unmapSeq(b0 * crashBlockSize, n * crashBlockSize, st.seq++);
+    } else if (x < 0.8) {
+      say({ t: 'sync', v });
+      await r.sync();
+    } else if (x < 0.87) {
+      const name = `s-${int(0, 1e9)}`;
+      say({ t: 'snap', v, name });
+      await r.snapshotCreate(name, st.seq++);
+      st.snaps.push(name);
+    } else if (x < 0.92) {
+      if (st.snaps.length === 0) continue;
+      const name = st.snaps[int(0, st.snaps.length - 1)]!;
+      say({ t: 'unsnap', v, name });
+      await r.snapshotDestroy(name);
+      st.snaps = st.snaps.filter((s) => s !== name);
+    } else if (x < 0.96) {
+      if (st.snaps.length === 0 || names.length >= 5) continue;
+      const snap = st.snaps[int(0, st.snaps.length - 1)]!;
+      const c = `c-${int(0, 1e9)}`;
+      say({ t: 'clone', v: c, src: v, snap });
+      await pool.createReplica({ volume: c, size: crashVolumeBlocks * crashBlockSize, cloneOf: { volume: v, snapshot: snap } });
+      vols.set(c, { r: null, snaps: [], seq: 1 });
+    } else {
+      if (names.length < 2) continue;
+      say({ t: 'delete', v });
+      await pool.deleteReplica(v);
+      vols.delete(v);
+    }
+    say({ t: 'done' });
+  }
+  await pool.close();
+}
+
+main().catch((err: unknown) => {
+  say({ t: 'error', message: String(err) });
+  process.exit(1);
+});
