@@ -101,9 +101,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const app = createMgmtApp({ manager, logger, registry, iscsiStats: (v) => portal.targetInfo(v) ?? null });
   const httpServer = http.createServer(app);
   try {
+    // Volumes from the state file are served (and their replicas reconnected) before the API answers.
+    await manager.load();
     announceListening(logger, 'iscsi', await portal.listen(config.iscsi.host, config.iscsi.port));
     announceListening(logger, 'mgmt', await listen(httpServer, config.mgmt.host, config.mgmt.port));
-    await manager.load();
   } catch (err) {
     await portal.close();
     await closeServer(httpServer);

@@ -1,7 +1,7 @@
 // `cstor kube-lite`: the embedded Kubernetes API server for development and tests.
 import path from 'node:path';
 import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
-import { describeError } from '../lib/errors.ts';
+import { CstorError, describeError } from '../lib/errors.ts';
 import { announceListening } from '../lib/listen.ts';
 import { createLogger } from '../lib/logger.ts';
 import { startKubeLite } from './server.ts';
@@ -21,9 +21,17 @@ const spec = {
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const args = parseCommand(spec, argv);
   if (!args) return;
-  const { host, port } = parseHostPort(args.listen, '--listen');
+  const problems: string[] = [];
+  let listen = { host: '', port: 0 };
+  try {
+    listen = parseHostPort(args.listen, '--listen');
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
   const historySize = Number(args['history-size']);
-  if (!Number.isInteger(historySize) || historySize < 1) throw new Error(`--history-size: "${args['history-size']}" is not a positive integer`);
+  if (!Number.isInteger(historySize) || historySize < 1) problems.push(`--history-size: "${args['history-size']}" is not a positive integer`);
+  if (problems.length > 0) throw new CstorError('invalid', `${problems.join('; ')} (see --help)`);
+  const { host, port } = listen;
   const config = Object.freeze({ host, port, dataDir: path.resolve(args['data-dir']), historySize, logLevel: args['log-level'] ?? env.LOG_LEVEL ?? 'info' });
   const logger = createLogger({ component: 'kube-lite', level: config.logLevel });
   logger.warn('kube-lite is a development Kubernetes API server, not a production one');

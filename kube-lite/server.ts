@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { closeServer, formatAddress, listen } from '../lib/listen.ts';
 import type { Logger } from '../lib/logger.ts';
 import { createHandler } from './api/handlers.ts';
+import { createApiMetrics } from './api/metrics.ts';
 import { Operations } from './api/operations.ts';
 import { CrdController } from './controllers/crd.ts';
 import { GarbageCollector } from './controllers/garbage-collector.ts';
@@ -58,6 +59,7 @@ export async function startKubeLite(opts: KubeLiteOptions): Promise<KubeLite> {
       logger,
       serverAddress: () => url.replace(/^https?:\/\//, ''),
       bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 30_000,
+      metrics: createApiMetrics(store),
     }),
   );
   server.keepAliveTimeout = 65_000;

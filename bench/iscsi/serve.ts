@@ -14,7 +14,7 @@ const port = Number(arg('port') ?? 3260);
 const sizeMiB = Number(arg('size-mib') ?? 256);
 const volume = arg('volume') ?? 'vol1';
 const file = arg('file');
-const device: BlockDevice = file ? await FileBlockDevice.open(file, sizeMiB << 20) : new MemoryBlockDevice(sizeMiB << 20);
+const device: BlockDevice = file ? await FileBlockDevice.open(file, sizeMiB << 20, 512, { inlineMax: Number(arg('inline-max') ?? 0) }) : new MemoryBlockDevice(sizeMiB << 20);
 const portal = new IscsiPortal({ logger: createLogger({ component: 'iscsi', format: 'text', level: arg('log') ?? 'info' }) });
 portal.addTarget({ volume, device });
 const addr = await portal.listen('127.0.0.1', port);

@@ -49,6 +49,8 @@ export interface ConnectionContext {
   handleFor(volume: string): Promise<VolumeHandle>;
   /** Requests in flight past which the connection stops reading until some finish. */
   maxInFlight: number;
+  /** Request payload bytes in flight past which the connection stops reading until some finish. */
+  maxInFlightBytes: number;
   /** Reply bytes queued past which the connection stops reading until the socket drains. */
   maxQueuedReplyBytes: number;
 }
@@ -63,6 +65,7 @@ export class ReplicaConnection {
   private handle: VolumeHandle | null = null;
   private opening: Promise<void> | null = null;
   private inflight = 0;
+  private inflightBytes = 0;
   inflightRead = 0;
   inflightWrite = 0;
   private corked = false;
@@ -125,8 +128,10 @@ export class ReplicaConnection {
   private dispatch(frame: Frame): void {
     const h = frame.header;
     const name = opcodeName(h.opcode);
+    const bytes = frame.payload.length;
     this.inflight++;
-    if (this.inflight >= this.ctx.maxInFlight) this.pause();
+    this.inflightBytes += bytes;
+    if (this.inflight >= this.ctx.maxInFlight || this.inflightBytes >= this.ctx.maxInFlightBytes) this.pause();
     const kind = name && readOps.has(name) ? 'read' : name && writeOps.has(name) ? 'write' : null;
     if (kind === 'read') this.inflightRead++;
     if (kind === 'write') this.inflightWrite++;
@@ -142,12 +147,12 @@ export class ReplicaConnection {
     result.then(
       (body) => {
         done(true);
-        this.finish(kind);
+        this.finish(kind, bytes);
         this.reply(h.opcode, h.seq, body, 0);
       },
       (err: unknown) => {
         done(false);
-        this.finish(kind);
+        this.finish(kind, bytes);
         const e = isCstorError(err) ? err : toCstorError(err, hasErrno(err) ? 'io' : 'internal', name ?? `opcode ${h.opcode}`);
         if (name === undefined || e.code === 'protocol') this.ctx.metrics.protocolError(name === undefined ? 'unknown_opcode' : 'bad_payload');
         if (e.code === 'internal' || e.code === 'io') {
@@ -159,8 +164,9 @@ export class ReplicaConnection {
     );
   }
 
-  private finish(kind: 'read' | 'write' | null): void {
+  private finish(kind: 'read' | 'write' | null, bytes: number): void {
     this.inflight--;
+    this.inflightBytes -= bytes;
     if (kind === 'read') this.inflightRead--;
     if (kind === 'write') this.inflightWrite--;
     this.maybeResume();
@@ -180,7 +186,10 @@ export class ReplicaConnection {
     const req = decodeOpenRequest(frame);
     if (this.opening !== null) return Promise.reject(new CstorError('conflict', `OPEN: this connection already serves a volume; open another connection for ${req.volume}`));
     const problems = dns1123SubdomainProblems(req.volume);
-    if (problems.length > 0) return Promise.reject(new CstorError('invalid', `OPEN: volume name "${req.volume}" is invalid: ${problems.join('; ')}`));
+    if (problems.length > 0) {
+      const shown = JSON.stringify(req.volume.length > 80 ? `${req.volume.slice(0, 80)}...` : req.volume);
+      return Promise.reject(new CstorError('invalid', `OPEN: volume name ${shown} is invalid: ${problems.join('; ')}`));
+    }
     let status!: ReplicaStatus;
     this.opening = (async () => {
       const info = await this.ctx.pool.getReplica(req.volume);
@@ -284,7 +293,8 @@ export class ReplicaConnection {
       case 'readLayer': {
         const req = decodeReadLayerRequest(frame);
         const maxBytes = Math.min(Math.max(req.maxBytes, r.blockSize), maxPageBytes);
-        return o.run('read', 0, r.size, async () => {
+        // A sealed layer does not change under writes: order it against barriers only.
+        return o.run('read', 0, 0, async () => {
           const page = await r.readLayer(checkedName(req.name, 'READ_LAYER'), req.cursor, maxBytes);
           m.readBytes(pageBytes(page.runs));
           return encodeReadLayerReply(page);
@@ -369,7 +379,7 @@ export class ReplicaConnection {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         this.socket.uncork();
       });
@@ -386,7 +396,12 @@ export class ReplicaConnection {
   }
 
   private maybeResume(): void {
-    if (this.paused && this.inflight < this.ctx.maxInFlight && this.socket.writableLength <= this.ctx.maxQueuedReplyBytes) {
+    if (
+      this.paused &&
+      this.inflight < this.ctx.maxInFlight &&
+      this.inflightBytes < this.ctx.maxInFlightBytes &&
+      this.socket.writableLength <= this.ctx.maxQueuedReplyBytes
+    ) {
       this.paused = false;
       this.socket.resume();
     }

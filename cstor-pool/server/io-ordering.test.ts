@@ -46,6 +46,24 @@ describe('cstor-pool/server/io-ordering', () => {
     expect(log).to.deep.equal(['r-disjoint', 'w', 'r-overlap', 'snap', 'r-after-barrier']);
   });
 
+  it('makes a write wait for an earlier overlapping read, never a read for a read', async () => {
+    const o = new IoOrdering();
+    const log: string[] = [];
+    const a = deferred();
+    const r1 = o.run('read', 0, 4096, async () => {
+      await a.promise;
+      log.push('r1');
+    });
+    const r2 = o.run('read', 0, 4096, async () => void log.push('r2'));
+    const w = o.run('write', 1024, 512, async () => void log.push('w'));
+    const f = o.run('flush', 0, 0, async () => void log.push('sync'));
+    await new Promise((r) => setImmediate(r));
+    expect(log).to.deep.equal(['r2']);
+    a.resolve();
+    await Promise.all([r1, r2, w, f]);
+    expect(log).to.deep.equal(['r2', 'r1', 'w', 'sync']);
+  });
+
   it('keeps going after a failed operation', async () => {
     const o = new IoOrdering();
     const w1 = o.run('write', 0, 512, async () => {

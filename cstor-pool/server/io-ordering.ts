@@ -1,7 +1,9 @@
 // Orders the requests to one replica (shared by every connection to it) by arrival:
-// - a write (write, unmap, write-if-newer, import write) waits for every earlier write that
-//   overlaps its range, so overlapping writes land in arrival order; disjoint writes run at once;
-// - a read waits for earlier overlapping writes, so it sees every write that arrived before it;
+// - a write (write, unmap, write-if-newer, import write) waits for every earlier read or write
+//   that overlaps its range, so overlapping writes land in arrival order and a read never sees a
+//   write that arrived after it; disjoint writes run at once;
+// - a read waits for earlier overlapping writes, so it sees every write that arrived before it
+//   (reads never wait for reads);
 // - a flush (sync) waits for every earlier write, and holds nothing back;
 // - a barrier (snapshot create/destroy, rebuild and import steps, mark healthy) waits for
 //   everything earlier and holds back everything later.
@@ -19,8 +21,9 @@ interface Entry {
 
 function conflicts(earlier: Entry, kind: IoKind, start: number, end: number): boolean {
   if (kind === 'barrier' || earlier.kind === 'barrier') return true;
-  if (earlier.kind !== 'write') return false;
-  if (kind === 'flush') return true;
+  if (kind === 'flush') return earlier.kind === 'write';
+  if (earlier.kind === 'flush') return false;
+  if (kind === 'read' && earlier.kind === 'read') return false;
   return earlier.start < end && start < earlier.end;
 }
 

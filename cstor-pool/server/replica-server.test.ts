@@ -12,6 +12,7 @@ import { maxPayload, type Frame } from '../../lib/replica-protocol/header.ts';
 import { encodeOpenRequest } from '../../lib/replica-protocol/messages/open.ts';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
 import { FakePool, type FakeReplica } from '../../test/pool-protocol/fake-pool.ts';
+import { randomPipelinedOps } from '../../test/pool-protocol/random-ops.ts';
 import { copyReplica } from '../../test/pool-protocol/rebuild-copy.ts';
 import { ReplicaServer } from './replica-server.ts';
 
@@ -100,6 +101,33 @@ describe('cstor-pool/server over a fake store', () => {
     const read = c.read(0, 8192);
     await Promise.all(writes);
     expect((await read).equals(Buffer.alloc(8192, 50))).to.equal(true);
+  });
+
+  it('keeps pipelined random overlapping IO in arrival order (model check)', async () => {
+    const c = await connect();
+    await c.open(openReq('vol-a'));
+    (pool.replicas.get('vol-a') as FakeReplica).writeDelayMs = 1;
+    const r = await randomPipelinedOps(c, { blocks: 32, blockSize: 4096, ops: 1500, batch: 100, seed: 7 });
+    expect(r.reads).to.be.above(500);
+    expect((await c.read(0, 32 * 4096)).equals(r.model)).to.equal(true);
+  });
+
+  it('stops reading while too many requests or bytes are in flight, then carries on', async () => {
+    for (const limits of [{ maxInFlight: 4 }, { maxInFlightBytes: 64 * 1024 }]) {
+      const small = new ReplicaServer({ pool, logger: silentLogger(), ...limits });
+      const addr = formatAddress(await small.listen('127.0.0.1', 0));
+      const c = await connectReplica(addr, { timeoutMs: 10_000 });
+      clients.push(c);
+      await c.open(openReq('vol-a'));
+      const r = pool.replicas.get('vol-a') as FakeReplica;
+      r.writeDelayMs = 10;
+      r.maxWritesRunning = 0;
+      await Promise.all(Array.from({ length: 40 }, (_, i) => c.write(i * 16384, Buffer.alloc(16384, i), i + 1)));
+      expect(r.maxWritesRunning, JSON.stringify(limits)).to.be.within(1, 8);
+      expect((await c.read(39 * 16384, 16384)).equals(Buffer.alloc(16384, 39))).to.equal(true);
+      await c.close();
+      await small.close();
+    }
   });
 
   it('counts reads and writes in flight in status', async () => {

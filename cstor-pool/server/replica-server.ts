@@ -16,6 +16,8 @@ export interface ReplicaServerOptions {
   metrics?: PoolMetrics;
   /** Requests in flight per connection before it stops reading (default 1024). */
   maxInFlight?: number;
+  /** Request payload bytes in flight per connection before it stops reading (default 256 MiB). */
+  maxInFlightBytes?: number;
   /** Queued reply bytes per connection before it stops reading (default 64 MiB). */
   maxQueuedReplyBytes?: number;
 }
@@ -66,6 +68,7 @@ export class ReplicaServer {
       metrics: this.metrics,
       handleFor: (volume) => this.handleFor(volume),
       maxInFlight: this.options.maxInFlight ?? 1024,
+      maxInFlightBytes: this.options.maxInFlightBytes ?? 256 * 1024 * 1024,
       maxQueuedReplyBytes: this.options.maxQueuedReplyBytes ?? 64 * 1024 * 1024,
     });
     this.connections.add(conn);

@@ -9,7 +9,8 @@
 //       16 blockSize    u32
 //       20 blocks       u32
 //       24 checkpointedIoSeq u64 (meaningful for a head: highest io_seq made durable by sync)
-//       32 crc32 of bytes [0, 32) u32
+//       32 maxIoSeq     u64 (highest io_seq of any block in the persisted bitmap, >= checkpoint)
+//       40 crc32 of bytes [0, 40) u32
 //   [4096, 4096+B): allocated bitset (bit b: block b holds data in this layer)
 //   [4096+B, 4096+2B): zero bitset (bit b: block b reads zeros here, hiding lower layers)
 //   B = ceil(blocks/32)*4 rounded up to 4096. A block never has both bits set.
@@ -22,7 +23,7 @@ import { bitsetWords, countBits } from './bitset.ts';
 import { childPath } from './names.ts';
 
 const magic = Buffer.from('CSTRLYR1', 'latin1');
-const headerBytes = 36;
+const headerBytes = 44;
 const slotOffsets = [0, 512] as const;
 export const mapPageBytes = 4096;
 /** Blocks covered by one 4 KiB page of a bitset. */
@@ -56,32 +57,35 @@ function bitsetBytes(blocks: number): number {
   return Math.max(mapPageBytes, Math.ceil(raw / mapPageBytes) * mapPageBytes);
 }
 
-function encodeHeader(gen: number, blockSize: number, blocks: number, checkpoint: number): Buffer {
-  const b = Buffer.alloc(headerBytes);
-  magic.copy(b, 0);
-  b.writeBigUInt64LE(BigInt(gen), 8);
-  b.writeUInt32LE(blockSize, 16);
-  b.writeUInt32LE(blocks, 20);
-  b.writeBigUInt64LE(BigInt(checkpoint), 24);
-  b.writeUInt32LE(crc32(b.subarray(0, 32)), 32);
-  return b;
-}
-
 interface Header {
   gen: number;
   blockSize: number;
   blocks: number;
   checkpoint: number;
+  maxSeq: number;
+}
+
+function encodeHeader(h: Header): Buffer {
+  const b = Buffer.alloc(headerBytes);
+  magic.copy(b, 0);
+  b.writeBigUInt64LE(BigInt(h.gen), 8);
+  b.writeUInt32LE(h.blockSize, 16);
+  b.writeUInt32LE(h.blocks, 20);
+  b.writeBigUInt64LE(BigInt(h.checkpoint), 24);
+  b.writeBigUInt64LE(BigInt(h.maxSeq), 32);
+  b.writeUInt32LE(crc32(b.subarray(0, 40)), 40);
+  return b;
 }
 
 function decodeHeader(b: Buffer): Header | null {
   if (b.length < headerBytes || !b.subarray(0, 8).equals(magic)) return null;
-  if (b.readUInt32LE(32) !== crc32(b.subarray(0, 32))) return null;
+  if (b.readUInt32LE(40) !== crc32(b.subarray(0, 40))) return null;
   return {
     gen: Number(b.readBigUInt64LE(8)),
     blockSize: b.readUInt32LE(16),
     blocks: b.readUInt32LE(20),
     checkpoint: Number(b.readBigUInt64LE(24)),
+    maxSeq: Number(b.readBigUInt64LE(32)),
   };
 }
 
@@ -101,11 +105,14 @@ export class LayerFile {
   ) {
     this.gen = header.gen;
     this.checkpoint = header.checkpoint;
+    this.maxSeq = header.maxSeq;
     this.bitsetBytes = bitsetBytes(blocks);
   }
 
   /** Checkpoint stored in the header (see the layout above). */
   checkpoint: number;
+  /** Highest io_seq of a block in the persisted bitmap (see the layout above). */
+  maxSeq: number;
 
   get dataPath(): string {
     return childPath(this.dir, `${this.id}.data`);
@@ -126,7 +133,8 @@ export class LayerFile {
     checkpoint?: number;
   }): Promise<LayerFile> {
     const id = options.id ?? newLayerId();
-    const header: Header = { gen: 1, blockSize: options.blockSize, blocks: options.blocks, checkpoint: options.checkpoint ?? 0 };
+    const checkpoint = options.checkpoint ?? 0;
+    const header: Header = { gen: 1, blockSize: options.blockSize, blocks: options.blocks, checkpoint, maxSeq: checkpoint };
     const layer = new LayerFile(options.dir, id, options.blockSize, options.blocks, header);
     const data = await fs.open(layer.dataPath, 'wx+');
     layer.data = data;
@@ -134,7 +142,7 @@ export class LayerFile {
     const map = await fs.open(layer.mapPath, 'wx+');
     layer.map = map;
     await map.truncate(bitsOffset + 2 * layer.bitsetBytes);
-    await map.write(encodeHeader(1, options.blockSize, options.blocks, header.checkpoint), 0, headerBytes, slotOffsets[1]);
+    await map.write(encodeHeader(header), 0, headerBytes, slotOffsets[1]);
     await map.sync();
     return layer;
   }
@@ -241,14 +249,16 @@ export class LayerFile {
     await map.sync();
   }
 
-  /** Persists a new checkpoint in the next header slot and fsyncs. */
-  async writeCheckpoint(checkpoint: number): Promise<void> {
+  /** Persists a new checkpoint (and max io_seq) in the next header slot and fsyncs. */
+  async writeCheckpoint(checkpoint: number, maxSeq: number): Promise<void> {
     const gen = this.gen + 1;
     const map = this.mapHandle();
-    await map.write(encodeHeader(gen, this.blockSize, this.blocks, checkpoint), 0, headerBytes, slotOffsets[gen % 2]);
+    const header: Header = { gen, blockSize: this.blockSize, blocks: this.blocks, checkpoint, maxSeq: Math.max(maxSeq, checkpoint) };
+    await map.write(encodeHeader(header), 0, headerBytes, slotOffsets[gen % 2]);
     await map.sync();
     this.gen = gen;
     this.checkpoint = checkpoint;
+    this.maxSeq = header.maxSeq;
   }
 
   async close(): Promise<void> {

@@ -81,6 +81,7 @@ describe('pool store', () => {
     pool = await openPool({ dir, name: 'pool-a' });
     const r2 = await pool.openReplica('vol-1');
     expect((await r2.readAt(0, 64 * KiB)).equals(live)).to.equal(true);
+    await r2.close(); // (an open replica also keeps a spare head ready)
     expect(await fs.readdir(path.join(dir, 'layers'))).to.have.length(2);
   });
 
@@ -111,6 +112,7 @@ describe('pool store', () => {
     pool = await openPool({ dir, name: 'pool-a' });
     const c2 = await pool.openReplica('clone');
     expect((await c2.readAt(0, 12 * KiB)).equals(got)).to.equal(true);
+    await c2.close();
     // Only the clone's base layer and head are left.
     expect(await fs.readdir(path.join(dir, 'layers'))).to.have.length(4);
     await pool.deleteReplica('clone');
@@ -204,6 +206,109 @@ describe('pool store', () => {
       await pool2.close();
       await fs.rm(dir2, { recursive: true, force: true });
     }
+  });
+
+  it('accounts space per replica and per pool, counting shared layers once', async () => {
+    await pool.createReplica({ volume: 'src', size: 1 * MiB });
+    const r = await pool.openReplica('src');
+    await r.write(0, fill(1, 64 * KiB), 1);
+    await r.snapshotCreate('s', 2);
+    await r.write(0, fill(2, 16 * KiB), 3);
+    await r.unmapSeq(64 * KiB, 64 * KiB, 4); // nothing there: dropped, no space
+    await pool.createReplica({ volume: 'cl', size: 1 * MiB, cloneOf: { volume: 'src', snapshot: 's' } });
+    const c = await pool.openReplica('cl');
+    await c.write(128 * KiB, fill(3, 8 * KiB), 1);
+    await r.unmapSeq(0, 16 * KiB, 5); // head blocks over snapshot data: zero markers, no space
+    const src = await pool.getReplica('src');
+    expect(src?.usedBytes).to.equal(0); // its snapshot layer is shared with the clone
+    expect(src?.snapshots.map((x) => x.usedBytes)).to.deep.equal([64 * KiB]);
+    expect((await pool.getReplica('cl'))?.usedBytes).to.equal(8 * KiB);
+    expect((await pool.space()).usedBytes).to.equal(64 * KiB + 8 * KiB);
+    expect(r.stats()).to.include({ writes: 2, usedBytes: 0, snapshots: 1 });
+    expect((await r.readAt(0, 16 * KiB)).every((b) => b === 0)).to.equal(true);
+    expect((await r.readSnapshotAt('s', 0, 16 * KiB)).every((b) => b === 1)).to.equal(true);
+    await pool.deleteReplica('cl');
+    expect((await pool.getReplica('src'))?.usedBytes).to.equal(64 * KiB);
+  });
+
+  it('keeps the checkpoint behind writes still in flight, and persists it', async () => {
+    await pool.createReplica({ volume: 'v', size: 4 * MiB });
+    const r = await pool.openReplica('v');
+    const writes = Array.from({ length: 64 }, (_x, k) => r.write(k * 64 * KiB, fill(k, 64 * KiB), k + 1));
+    const syncs = [r.sync(), r.sync()];
+    await Promise.all([...writes, ...syncs]);
+    expect(r.checkpointedIoSeq).to.be.at.most(64);
+    await r.sync();
+    expect(r.checkpointedIoSeq).to.equal(64);
+    await r.snapshotCreate('s', 65);
+    await pool.close();
+    pool = await openPool({ dir, name: 'pool-a' });
+    const info = await pool.getReplica('v');
+    expect(info?.checkpointedIoSeq).to.equal(64);
+    const r2 = await pool.openReplica('v');
+    for (let k = 0; k < 64; k += 9) expect((await r2.readAt(k * 64 * KiB, 64 * KiB)).every((b) => b === k)).to.equal(true);
+  });
+
+  it('persists modes and refuses transitions the contract forbids', async () => {
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    const r = await pool.openReplica('v');
+    expect(r.mode).to.equal('New');
+    await expectCode(r.rebuildDone(), 'conflict');
+    await expectCode(r.importLayerBegin('s', 1), 'conflict');
+    await r.markHealthy();
+    await r.markHealthy();
+    expect(r.mode).to.equal('Healthy');
+    await r.rebuildStart(null);
+    await expectCode(r.markHealthy(), 'conflict');
+    await pool.close();
+    pool = await openPool({ dir, name: 'pool-a' });
+    const r2 = await pool.openReplica('v');
+    expect(r2.mode).to.equal('Rebuilding');
+    await r2.rebuildDone();
+    expect((await pool.getReplica('v'))?.mode).to.equal('Healthy');
+  });
+
+  it('collects orphan layers, tmp files and an import cut short by a crash', async () => {
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    const r = await pool.openReplica('v');
+    await r.write(0, fill(4, 8 * KiB), 1);
+    await r.rebuildStart(null);
+    await r.importLayerBegin('imp', 5);
+    await r.importLayerWrite('imp', 0, fill(6, 8 * KiB));
+    await r.sync();
+    await fs.writeFile(path.join(dir, 'replicas', '0123456789abcdef.tmp'), 'partial');
+    await fs.writeFile(path.join(dir, 'layers', 'fedcba9876543210.data'), 'orphan');
+    // A second instance on the same directory sees what a restart after a crash would.
+    const after = await openPool({ dir, name: 'pool-a' });
+    try {
+      const files = await fs.readdir(path.join(dir, 'layers'));
+      const meta = JSON.parse(await fs.readFile(path.join(dir, 'replicas', 'v.json'), 'utf8')) as { head: string; layers: unknown[] };
+      expect(meta.layers).to.deep.equal([]);
+      expect(files.sort()).to.deep.equal([`${meta.head}.data`, `${meta.head}.map`].sort());
+      expect(await fs.readdir(path.join(dir, 'replicas'))).to.deep.equal(['v.json']);
+      const r2 = await after.openReplica('v');
+      expect(r2.snapshots()).to.deep.equal([]);
+      expect(r2.mode).to.equal('Rebuilding');
+      expect((await r2.readAt(0, 8 * KiB)).every((b) => b === 0)).to.equal(true);
+    } finally {
+      await after.close();
+    }
+  });
+
+  it('skips layer garbage collection when a chain file is unreadable, and still serves the others', async () => {
+    await pool.createReplica({ volume: 'good', size: 1 * MiB });
+    await pool.createReplica({ volume: 'bad', size: 1 * MiB });
+    const g = await pool.openReplica('good');
+    await g.write(0, fill(1, 4 * KiB), 1);
+    await pool.close();
+    await fs.writeFile(path.join(dir, 'replicas', 'bad.json'), '{"format": 1, "trunc');
+    const before = (await fs.readdir(path.join(dir, 'layers'))).sort();
+    pool = await openPool({ dir, name: 'pool-a' });
+    expect((await pool.listReplicas()).map((i) => i.volume)).to.deep.equal(['good']);
+    const g2 = await pool.openReplica('good');
+    expect((await g2.readAt(0, 4 * KiB)).every((b) => b === 1)).to.equal(true);
+    await g2.close();
+    expect((await fs.readdir(path.join(dir, 'layers'))).sort()).to.deep.equal(before);
   });
 
   it('refuses a pool directory holding another pool', async () => {

@@ -115,9 +115,13 @@ export class StoreReplica implements Replica {
       r.headAlloc = countBits(r.headBits.alloc);
       r.ckpt = Math.max(meta.checkpointedIoSeq, r.head.checkpoint);
       r.maxSeq = r.ckpt;
-      r.lastLocalSeq = r.ckpt;
-      r.headBaseSeq = r.ckpt;
+      // Per-block io_seqs of the head are not persisted: after a restart every head block counts
+      // as written at the highest io_seq the persisted bitmap may hold (an over-estimate, which
+      // keeps readHeadSince complete; writeIfNewer only runs after rebuildStart's fresh head).
+      r.headBaseSeq = Math.max(r.ckpt, r.head.maxSeq);
+      r.lastLocalSeq = r.headBaseSeq;
       await r.computeIndex(true);
+      r.prepareSpareHead();
     } catch (err) {
       for (const l of r.layers) await l.close();
       await r.head?.close();
@@ -273,8 +277,8 @@ export class StoreReplica implements Replica {
 
   private async readIndexed(out: Buffer, b0: number, n: number): Promise<void> {
     const bs = this.blockSize;
-    const reads: Promise<void>[] = [];
     const index = this.index;
+    const runs: { ord: number; i: number; j: number }[] = [];
     let i = 0;
     while (i < n) {
       const ord = index[b0 + i]!;
@@ -284,11 +288,34 @@ export class StoreReplica implements Replica {
       }
       let j = i + 1;
       while (j < n && index[b0 + j] === ord) j++;
-      const layer = ord <= this.layers.length ? this.layers[ord - 1]! : this.head;
-      reads.push(layer.read(out, i * bs, (j - i) * bs, (b0 + i) * bs));
+      runs.push({ ord, i, j });
       i = j;
     }
-    await Promise.all(reads);
+    const layerOf = (ord: number): LayerFile => (ord <= this.layers.length ? this.layers[ord - 1]! : this.head);
+    // A read fragmented over layers (old data with scattered newer blocks): read the span of the
+    // layer holding most runs in one pread, then patch the other runs over it.
+    let span: { ord: number; i: number; j: number } | null = null;
+    if (runs.length > 4) {
+      const perOrd = new Map<number, { runs: number; i: number; j: number }>();
+      for (const r of runs) {
+        const p = perOrd.get(r.ord);
+        if (p) {
+          p.runs++;
+          p.j = r.j;
+        } else perOrd.set(r.ord, { runs: 1, i: r.i, j: r.j });
+      }
+      for (const [ord, p] of perOrd) {
+        if (p.runs > 2 && (!span || p.runs > (perOrd.get(span.ord)?.runs ?? 0))) span = { ord, i: p.i, j: p.j };
+      }
+    }
+    if (span) {
+      const { ord, i: si, j: sj } = span;
+      await layerOf(ord).read(out, si * bs, (sj - si) * bs, (b0 + si) * bs);
+      for (let k = si; k < sj; k++) if (index[b0 + k] === 0) out.fill(0, k * bs, (k + 1) * bs);
+    }
+    await Promise.all(
+      runs.filter((r) => r.ord !== span?.ord).map((r) => layerOf(r.ord).read(out, r.i * bs, (r.j - r.i) * bs, (b0 + r.i) * bs)),
+    );
   }
 
   async writeAt(offset: number, data: Buffer): Promise<void> {
@@ -357,6 +384,7 @@ export class StoreReplica implements Replica {
   /** fsync data, then the bitmap pages captured before it, then the checkpoint header. */
   private async syncInner(): Promise<void> {
     const target = this.checkpointCandidate();
+    const maxSeq = this.maxSeq;
     const pages = new Map<number, { alloc: Buffer; zero: Buffer }>();
     for (const p of this.dirtyPages) {
       const off = p * mapPageBytes;
@@ -371,7 +399,7 @@ export class StoreReplica implements Replica {
     try {
       if (dataDirty) await this.head.syncData();
       if (pages.size > 0) await this.head.writePages(pages);
-      if (target > this.head.checkpoint) await this.head.writeCheckpoint(target);
+      if (target > this.head.checkpoint || maxSeq > this.head.maxSeq) await this.head.writeCheckpoint(target, maxSeq);
     } catch (err) {
       for (const p of pages.keys()) this.dirtyPages.add(p);
       if (dataDirty) this.dataDirty = true;
@@ -412,14 +440,8 @@ export class StoreReplica implements Replica {
       if (this.findListed(name) >= 0) return;
       if (this.layers.length + 1 >= maxLayers) throw new CstorError('too_large', `replica ${this.volume}: too many layers`);
       await this.syncInner();
-      const newHead = await LayerFile.create({
-        dir: this.host.layersDir,
-        blockSize: this.blockSize,
-        blocks: this.blocks,
-        checkpoint: this.ckpt,
-      });
+      const newHead = await this.takeSpareHead();
       try {
-        await fsyncDir(this.host.layersDir);
         await this.host.saveMeta({
           ...this.meta,
           layers: [...this.meta.layers, { id: this.head.id, snapshot: { name, ioSeq, createdAt: Date.now() } }],
@@ -444,8 +466,44 @@ export class StoreReplica implements Replica {
       this.seqChunks = [];
       this.headBaseSeq = 0;
       this.dirtyPages.clear();
+      this.prepareSpareHead();
       this.host.logger.info('snapshot created', { volume: this.volume, snapshot: name, ioSeq });
     });
+  }
+
+  /**
+   * The next head, created (files, header, directory entry all durable) ahead of time so that a
+   * snapshot only costs the metadata rename. Until a chain names it, it is an orphan that the
+   * open-time garbage collection removes.
+   */
+  private spareHead: Promise<LayerFile> | null = null;
+
+  private prepareSpareHead(): void {
+    if (this.spareHead || this.closed) return;
+    const spare = (async () => {
+      const layer = await LayerFile.create({ dir: this.host.layersDir, blockSize: this.blockSize, blocks: this.blocks });
+      await fsyncDir(this.host.layersDir);
+      return layer;
+    })();
+    spare.catch(() => undefined);
+    this.spareHead = spare;
+  }
+
+  private async takeSpareHead(): Promise<LayerFile> {
+    this.prepareSpareHead();
+    const spare = this.spareHead!;
+    this.spareHead = null;
+    try {
+      return await spare;
+    } catch (err) {
+      throw new CstorError('io', `replica ${this.volume}: cannot create a new head layer`, { cause: err });
+    }
+  }
+
+  private async dropSpareHead(): Promise<void> {
+    const spare = this.spareHead;
+    this.spareHead = null;
+    if (spare) await (await spare.catch(() => null))?.remove();
   }
 
   async snapshotDestroy(name: string): Promise<void> {
@@ -496,44 +554,46 @@ export class StoreReplica implements Replica {
     const dst = childIsHead ? this.headBits : await child.loadBits();
     const bs = this.blockSize;
     const headSeq = Math.max(0, ref.snapshot.ioSeq - 1);
-    let added = 0;
+    // First the list of blocks the child lacks, then their data, and only then the bits: an IO
+    // error part-way leaves the child's bitmap (in memory and on disk) as it was.
+    const moved: number[] = [];
     const words = bitsetWords(layer.blocks);
-    let runStart = -1;
-    let runLen = 0;
-    const flush = async (): Promise<void> => {
-      if (runLen === 0) return;
-      const buf = Buffer.allocUnsafe(runLen * bs);
-      await layer.read(buf, 0, buf.length, runStart * bs);
-      await child.write(buf, 0, buf.length, runStart * bs);
-      runLen = 0;
-    };
     for (let w = 0; w < words; w++) {
       let m = (src.alloc[w]! | src.zero[w]!) & ~(dst.alloc[w]! | dst.zero[w]!);
       while (m !== 0) {
         const bit = lowestBit(m);
         m &= m - 1;
         const b = w * 32 + bit;
-        if (b >= layer.blocks) break;
-        if (getBit(src.alloc, b)) {
-          setBit(dst.alloc, b);
-          added++;
-          if (runLen > 0 && runStart + runLen === b && runLen * bs < maxIoBytes) {
-            runLen++;
-          } else {
-            await flush();
-            runStart = b;
-            runLen = 1;
-          }
-        } else {
-          setBit(dst.zero, b);
-        }
-        if (childIsHead) {
-          this.setSeq(b, headSeq);
-          this.dirtyPages.add(Math.floor(b / blocksPerMapPage));
-        }
+        if (b < layer.blocks) moved.push(b);
       }
     }
-    await flush();
+    let k = 0;
+    while (k < moved.length) {
+      const b = moved[k]!;
+      if (!getBit(src.alloc, b)) {
+        k++;
+        continue;
+      }
+      let n = 1;
+      while (k + n < moved.length && moved[k + n] === b + n && getBit(src.alloc, b + n) && (n + 1) * bs <= maxIoBytes) n++;
+      const buf = Buffer.allocUnsafe(n * bs);
+      await layer.read(buf, 0, buf.length, b * bs);
+      await child.write(buf, 0, buf.length, b * bs);
+      k += n;
+    }
+    let added = 0;
+    for (const b of moved) {
+      if (getBit(src.alloc, b)) {
+        setBit(dst.alloc, b);
+        added++;
+      } else {
+        setBit(dst.zero, b);
+      }
+      if (childIsHead) {
+        this.setSeq(b, headSeq);
+        this.dirtyPages.add(Math.floor(b / blocksPerMapPage));
+      }
+    }
     if (childIsHead) {
       this.headAlloc += added;
       this.dataDirty = true;
@@ -914,6 +974,7 @@ export class StoreReplica implements Replica {
         if (sync) await this.syncInner();
       } finally {
         this.closed = true;
+        await this.dropSpareHead();
         await this.discardImports();
         for (const l of this.layers) await l.close();
         await this.head.close();

@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../../lib/logger.ts';
 import { describeError, hasErrorCode } from '../../lib/errors.ts';
-import { ScsiStatus } from '../scsi/sense.ts';
+import { ScsiStatus, invalidFieldInCdb } from '../scsi/sense.ts';
 import type { ScsiResult } from '../scsi/disk.ts';
 import { BHS_LENGTH, NO_TAG, Opcode, decodeBhsCommon, encodeLun, type RawPdu } from './pdu/bhs.ts';
 import { PduReader, framePdu } from './pdu/pdu-reader.ts';
@@ -55,6 +55,7 @@ export interface ConnectionOptions {
 }
 
 const LOGIN_MAX_SEGMENT = 65536;
+const WRITE_BACKLOG_LIMIT = 64 << 20;
 
 export class IscsiConnection implements TargetMember {
   private readonly reader = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: LOGIN_MAX_SEGMENT });
@@ -78,6 +79,7 @@ export class IscsiConnection implements TargetMember {
   private readonly retired = new Set<number>();
   private nextTtt = 1;
   private corked = false;
+  private paused = false;
   private lastRx = Date.now();
   private pingTtt: number | undefined;
   private pingSentAt = 0;
@@ -143,6 +145,15 @@ export class IscsiConnection implements TargetMember {
       });
     }
     for (const part of framePdu(header, data, this.digests)) this.socket.write(part);
+    // Backpressure: an initiator that does not read its Data-In stops us reading its commands.
+    if (!this.paused && this.socket.writableLength > WRITE_BACKLOG_LIMIT) {
+      this.paused = true;
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        this.paused = false;
+        this.socket.resume();
+      });
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -476,8 +487,10 @@ export class IscsiConnection implements TargetMember {
       case TmfFunction.abortTask: {
         const task = this.tasks.get(req.refTaskTag);
         if (!task) {
-          // Not here: if its CmdSN is below this request's, it completed or never came; both count as done.
-          return snLess(req.refCmdSN, cmdSN) || req.immediate ? TmfResponse.complete : TmfResponse.taskDoesNotExist;
+          // Already answered (or aborted): it does not exist any more. Never seen, but numbered below
+          // this request: RFC 7143 §11.5.1 counts it received and the abort done.
+          if (this.retired.has(req.refTaskTag)) return TmfResponse.taskDoesNotExist;
+          return snLess(req.refCmdSN, cmdSN) ? TmfResponse.complete : TmfResponse.taskDoesNotExist;
         }
         await this.abortTask(task);
         return TmfResponse.complete;
@@ -543,6 +556,12 @@ export class IscsiConnection implements TargetMember {
       const task = new ScsiTask(cmd);
       this.tasks.set(cmd.itt, task);
       this.retired.delete(cmd.itt);
+      const disk = this.target!.disk;
+      if (cmd.write && cmd.expectedLength > 2 * disk.limits.maxTransferBlocks * disk.blockSize) {
+        // Never buffer more than a command may carry; late Data-Out for it is dropped as retired.
+        this.complete(task, { status: ScsiStatus.checkCondition, sense: invalidFieldInCdb(0, `expected data transfer length ${cmd.expectedLength} is too large`).sense });
+        return;
+      }
       if (!cmd.write || cmd.expectedLength === 0) {
         this.execute(task, undefined);
         return;

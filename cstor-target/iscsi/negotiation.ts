@@ -133,14 +133,20 @@ export function negotiateOperational(
         const b = yesNo(v);
         if (b === undefined) bad(k, v);
         else if (discovery) answers.push([k, 'Irrelevant']);
-        else answers.push([k, (params.initialR2T = b || limits.initialR2T) ? 'Yes' : 'No']);
+        else {
+          params.initialR2T = b || limits.initialR2T;
+          answers.push([k, params.initialR2T ? 'Yes' : 'No']);
+        }
         break;
       }
       case 'ImmediateData': {
         const b = yesNo(v);
         if (b === undefined) bad(k, v);
         else if (discovery) answers.push([k, 'Irrelevant']);
-        else answers.push([k, (params.immediateData = b && limits.immediateData) ? 'Yes' : 'No']);
+        else {
+          params.immediateData = b && limits.immediateData;
+          answers.push([k, params.immediateData ? 'Yes' : 'No']);
+        }
         break;
       }
       case 'MaxRecvDataSegmentLength': {

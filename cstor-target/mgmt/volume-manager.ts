@@ -56,7 +56,7 @@ export function parseVolumeSpec(name: string, body: unknown): VolumeSpec {
   const b = body as Record<string, unknown>;
   const known = new Set(['capacity', 'replicationFactor', 'replicas', 'blockSize']);
   for (const k of Object.keys(b)) if (!known.has(k)) problems.push(`unknown field "${k}"`);
-  const blockSize = b.blockSize ?? 4096;
+  const blockSize = b.blockSize ?? 512;
   if (blockSize !== 512 && blockSize !== 4096) problems.push('blockSize must be 512 or 4096');
   const capacity = b.capacity;
   if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity <= 0) {

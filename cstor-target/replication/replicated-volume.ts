@@ -622,6 +622,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       m.connectedAt = Date.now();
       m.backoffMs = this.opts.reconnectMinMs;
       m.state = 'waiting';
+      m.lastError = null;
       this.nextIoSeq = Math.max(this.nextIoSeq, checkpoint + 1);
       this.log.info('replica connected', { replica: m.address, mode: st.mode, checkpointedIoSeq: checkpoint });
     } catch (err) {

@@ -2,11 +2,13 @@
 // CDBs, checks them, runs them against the device and answers data or CHECK CONDITION with sense.
 // Transport-independent: the iSCSI layer hands it a CDB and the data-out it received.
 import type { BlockDevice } from '../../lib/block-device.ts';
-import { describeError } from '../../lib/errors.ts';
+import { describeError, hasErrorCode } from '../../lib/errors.ts';
 import { SUPPORTED_VPD_PAGES, standardInquiry, vpdPage, type BlockLimits, type DiskIdentity } from './inquiry.ts';
 import { modeSense, type ModeState } from './mode-pages.ts';
 import { Asc, ScsiSenseError, ScsiStatus, SenseKey, descriptorSense, fixedSense, invalidFieldInCdb, invalidFieldInParameterList, lbaOutOfRange } from './sense.ts';
 import { IoStats } from './io-stats.ts';
+import { reportSupportedOpcodes } from './supported-opcodes.ts';
+import { PersistentReservations, ReservationConflictError, type AccessKind } from './persistent-reservations.ts';
 
 export interface ScsiRequest {
   readonly lun: number;
@@ -103,6 +105,7 @@ export class ScsiDisk {
   private readonly modeState: ModeState = { writeCacheEnabled: true };
   /** RESERVE(6) holder. */
   private reservedBy: string | undefined;
+  readonly pr = new PersistentReservations();
   /** Serializes COMPARE AND WRITE so its read-compare-write is atomic against other CAWs. */
   private cawChain: Promise<unknown> = Promise.resolve();
 
@@ -182,11 +185,19 @@ export class ScsiDisk {
     if (this.reservedBy !== undefined && this.reservedBy !== req.nexus && !allowedUnderReservation.has(op)) {
       return { status: ScsiStatus.reservationConflict };
     }
+    if (this.pr.hasReservation) {
+      if (!this.pr.allows(req.nexus, accessKind(op))) return { status: ScsiStatus.reservationConflict };
+      if ((op === Op.reserve6 || op === Op.release6) && !this.pr.allows(req.nexus, 'write')) return { status: ScsiStatus.reservationConflict };
+    }
     try {
       return await this.dispatch(op, req);
     } catch (err) {
+      if (err instanceof ReservationConflictError) return { status: ScsiStatus.reservationConflict };
       if (err instanceof ScsiSenseError) return check(err);
       if (err instanceof RangeError) return check(invalidFieldInCdb(0, `CDB too short for opcode 0x${op.toString(16)}`));
+      // The volume cannot serve IO right now (replicas down, quorum lost, quiesced too long):
+      // BUSY makes initiators (Linux, qemu) retry with backoff instead of failing the IO.
+      if (hasErrorCode(err, 'unavailable', 'not_ready', 'timeout')) return { status: ScsiStatus.busy };
       const key = isRead(op) ? Asc.unrecoveredReadError : Asc.writeError;
       return check(new ScsiSenseError(SenseKey.mediumError, key, describeError(err)));
     }
@@ -280,6 +291,14 @@ export class ScsiDisk {
       case Op.readDefectData10:
       case Op.readDefectData12:
         return this.readDefectData(cdb, op === Op.readDefectData12);
+      case Op.maintenanceIn:
+        if ((cdb[1]! & 0x1f) !== 0x0c) throw invalidFieldInCdb(1, `MAINTENANCE IN service action 0x${(cdb[1]! & 0x1f).toString(16)}`, 4);
+        return { status: ScsiStatus.good, data: cut(reportSupportedOpcodes(cdb), cdb.readUInt32BE(6)) };
+      case Op.persistentReserveIn:
+        return { status: ScsiStatus.good, data: cut(this.pr.in(cdb), cdb.readUInt16BE(7)) };
+      case Op.persistentReserveOut:
+        this.pr.out(req.nexus, cdb, req.dataOut);
+        return GOOD;
       default:
         throw new ScsiSenseError(SenseKey.illegalRequest, Asc.invalidOpcode, `unsupported opcode 0x${op.toString(16)}`, { field: { cd: true, byte: 0 } });
     }
@@ -545,6 +564,30 @@ function cut(b: Buffer, alloc: number): Buffer {
 function isZero(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
+}
+
+const readOps: ReadonlySet<number> = new Set([Op.read6, Op.read10, Op.read12, Op.read16, Op.verify10, Op.verify12, Op.verify16, Op.prefetch10, Op.prefetch16]);
+const writeOps: ReadonlySet<number> = new Set([
+  Op.write6,
+  Op.write10,
+  Op.write12,
+  Op.write16,
+  Op.writeVerify10,
+  Op.writeVerify12,
+  Op.writeVerify16,
+  Op.writeSame10,
+  Op.writeSame16,
+  Op.unmap,
+  Op.compareAndWrite,
+  Op.syncCache10,
+  Op.syncCache16,
+  Op.modeSelect6,
+  Op.modeSelect10,
+]);
+
+/** How a command touches the medium, for persistent reservation conflicts. */
+function accessKind(op: number): AccessKind {
+  return readOps.has(op) ? 'read' : writeOps.has(op) ? 'write' : 'other';
 }
 
 function isRead(op: number): boolean {

@@ -8,6 +8,7 @@ import type { Logger } from '../../lib/logger.ts';
 import type { ResourceInfo, ResourceRegistry } from '../resources/registry.ts';
 import { buildTable, type IncludeObject } from '../resources/tables.ts';
 import { isJsonObject, type JsonObject, type KubeObject } from '../store/types.ts';
+import type { ApiMetrics } from './metrics.ts';
 import { coreVersions, group, groupList, resourceList, serverVersion } from './discovery.ts';
 import { Operations, type DeleteOptions } from './operations.ts';
 import { patchTypeOf } from './patch.ts';
@@ -24,6 +25,7 @@ export interface HandlerContext {
   logger: Logger;
   serverAddress: () => string;
   bookmarkIntervalMs: number;
+  metrics: ApiMetrics;
 }
 
 function send(res: ServerResponse, code: number, body: unknown): void {
@@ -121,6 +123,13 @@ function decodeContinue(s: string): ContinueToken {
 
 export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    const start = performance.now();
+    res.on('finish', () => {
+      const parsed = parsePath(new URL(req.url ?? '/', 'http://kube-lite').pathname);
+      const resource = parsed.kind === 'resource' ? parsed.path.resource : '';
+      const isWatch = res.getHeader('Transfer-Encoding') === 'chunked';
+      if (!isWatch) ctx.metrics.request(req.method ?? 'GET', resource, res.statusCode, (performance.now() - start) / 1000);
+    });
     handle(ctx, req, res).catch((err: unknown) => {
       if (!(err instanceof CstorError)) ctx.logger.error('request failed', { method: req.method, url: req.url, error: (err as Error).stack ?? String(err) });
       sendError(res, err);
@@ -150,6 +159,10 @@ async function handle(ctx: HandlerContext, req: IncomingMessage, res: ServerResp
       // kubectl then skips schema validation and falls back to its built-in patch metadata.
       res.writeHead(200, { 'Content-Type': 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf', 'Content-Length': 0 });
       res.end();
+      return;
+    case '/metrics':
+      res.writeHead(200, { 'Content-Type': ctx.metrics.registry.contentType });
+      res.end(await ctx.metrics.registry.metrics());
       return;
     case '/openapi/v3':
       return send(res, 200, { paths: {} });
@@ -333,5 +346,9 @@ function startWatch(ctx: HandlerContext, req: IncomingMessage, res: ServerRespon
     ...(timeout ? { timeoutSeconds: Number(timeout) } : {}),
     bookmarks: isTrue(q.get('allowWatchBookmarks')),
   });
+  // Reached only when the watch started (a 410 throws above, before anything is written).
+  ctx.metrics.request('WATCH', info.resource, 200, 0);
+  ctx.metrics.watchOpened(info.resource);
+  res.on('close', () => ctx.metrics.watchClosed(info.resource));
 }
 

@@ -14,6 +14,8 @@ import { isJsonObject, type JsonObject, type KubeObject } from '../store/types.t
 import { deepClone, jsonPatch, mergePatch, strategicMerge, type PatchType } from './patch.ts';
 import { alreadyExists, badRequest, conflict, forbidden, invalid, methodNotAllowed, notFound, unsupportedMediaType } from './status.ts';
 
+export const foregroundFinalizer = 'foregroundDeletion';
+
 export const protectedNamespaces = new Set(['default', 'kube-system', 'kube-public']);
 
 export function nowTimestamp(): string {
@@ -48,10 +50,15 @@ export interface Selectors {
   field: Selector;
 }
 
-/** Everything but metadata and status: a change here bumps metadata.generation. */
-function specPart(o: KubeObject): string {
-  const { metadata: _m, status: _s, resourceVersion: _r, ...rest } = o;
-  return JSON.stringify(rest);
+/** What bumps metadata.generation: everything but metadata (and status, when a subresource). */
+function specPart(info: ResourceInfo, o: KubeObject): string {
+  const { metadata: _m, status, ...rest } = o;
+  return JSON.stringify(info.hasStatus ? rest : { ...rest, status });
+}
+
+/** Types whose objects carry metadata.generation (as in Kubernetes: CRDs and custom resources). */
+function usesGeneration(info: ResourceInfo): boolean {
+  return info.custom || info.resKey === 'apiextensions.k8s.io/customresourcedefinitions';
 }
 
 function sameIgnoringRv(a: KubeObject, b: KubeObject): boolean {
@@ -156,7 +163,8 @@ export class Operations {
     if (m.resourceVersion) throw badRequest('resourceVersion should not be set on objects to be created');
     m.uid = randomUUID();
     m.creationTimestamp = nowTimestamp();
-    m.generation = 1;
+    if (usesGeneration(info)) m.generation = 1;
+    else delete m.generation;
     delete m.deletionTimestamp;
     delete m.deletionGracePeriodSeconds;
     delete m.selfLink;
@@ -249,14 +257,19 @@ export class Operations {
       delete m.deletionGracePeriodSeconds;
     }
     if (m.finalizers !== undefined && m.finalizers.length === 0) delete m.finalizers;
-    m.generation = cm.generation ?? 1;
-    if (specPart(next) !== specPart(current)) m.generation++;
+    if (usesGeneration(info)) {
+      m.generation = cm.generation ?? 1;
+      if (specPart(info, next) !== specPart(info, current)) m.generation++;
+    } else {
+      delete m.generation;
+    }
     m.resourceVersion = cm.resourceVersion;
     if (info.resKey === 'apiextensions.k8s.io/customresourcedefinitions' && opts.subresource !== 'status') this.checkCrdUpdate(current, next);
     this.validate(info, next);
     if (sameIgnoringRv(next, current)) return current; // no-op: no new resourceVersion, no event
     if (opts.dryRun) return next;
-    if (m.deletionTimestamp && !(m.finalizers?.length)) {
+    const nsSpecFinalizers = info.resKey === '/namespaces' && isJsonObject(next.spec) && Array.isArray(next.spec.finalizers) && next.spec.finalizers.length > 0;
+    if (m.deletionTimestamp && !(m.finalizers?.length) && !nsSpecFinalizers) {
       // The last finalizer is gone: the object goes.
       return this.store.remove(info.resKey, cm.namespace, name, cm.resourceVersion);
     }
@@ -289,6 +302,14 @@ export class Operations {
     if (isNamespace && protectedNamespaces.has(name)) throw forbidden(`namespaces "${name}" is forbidden: this namespace may not be deleted`);
     if (opts.dryRun) return { obj: current, gone: false };
     if (opts.propagationPolicy === 'Orphan' && m.uid) await this.orphanDependents(m.uid);
+    if (opts.propagationPolicy === 'Foreground' && m.uid && !m.deletionTimestamp && this.hasDependents(m.uid)) {
+      // The garbage collector deletes the dependents, then drops this finalizer.
+      const next = deepClone(current);
+      next.metadata.finalizers = [...new Set([...(m.finalizers ?? []), foregroundFinalizer])];
+      next.metadata.deletionTimestamp = nowTimestamp();
+      next.metadata.deletionGracePeriodSeconds = 0;
+      return { obj: await this.store.put(info.resKey, next, m.resourceVersion), gone: false };
+    }
     if (m.finalizers?.length || isNamespace) {
       if (m.deletionTimestamp) return { obj: current, gone: false };
       const next = deepClone(current);
@@ -298,6 +319,19 @@ export class Operations {
       return { obj: await this.store.put(info.resKey, next, m.resourceVersion), gone: false };
     }
     return { obj: await this.store.remove(info.resKey, m.namespace, name, m.resourceVersion), gone: true };
+  }
+
+  /** Objects with an ownerReference to `uid`. */
+  dependentsOf(uid: string): { resKey: string; obj: KubeObject }[] {
+    const out: { resKey: string; obj: KubeObject }[] = [];
+    for (const resKey of this.store.resourceKeys()) {
+      for (const o of this.store.list(resKey)) if (o.metadata.ownerReferences?.some((r) => r.uid === uid)) out.push({ resKey, obj: o });
+    }
+    return out;
+  }
+
+  private hasDependents(uid: string): boolean {
+    return this.dependentsOf(uid).length > 0;
   }
 
   /** Removes ownerReferences to `uid` from every object (propagationPolicy Orphan). */

@@ -27,13 +27,25 @@ export interface WatchContext {
   bookmarkIntervalMs: number;
 }
 
+/** Encoded watch lines per stored object (objects are immutable once stored). */
+const encoded = new WeakMap<KubeObject, Map<string, string>>();
+
 export function serveWatch(ctx: WatchContext, req: IncomingMessage, res: ServerResponse, w: WatchRequest): void {
   const { info, version } = w;
   const inScope = (o: KubeObject): boolean => !info.namespaced || w.namespace === undefined || o.metadata.namespace === w.namespace;
   const selected = (o: KubeObject): boolean => inScope(o) && Operations.matchesSelectors(info, w.selectors, o);
   const encode = (type: WatchEventType | 'BOOKMARK', o: KubeObject): string => {
-    const object = w.table ? buildTable(info, version, [o], { resourceVersion: o.metadata.resourceVersion ?? '' }, w.include) : Operations.output(info, version, o);
-    return `${JSON.stringify({ type, object })}\n`;
+    if (w.table) return `${JSON.stringify({ type, object: buildTable(info, version, [o], { resourceVersion: o.metadata.resourceVersion ?? '' }, w.include) })}\n`;
+    // Many watchers of one resource share one serialization of each object.
+    const key = `${type}/${version}`;
+    let perObject = encoded.get(o);
+    if (!perObject) encoded.set(o, (perObject = new Map()));
+    let line = perObject.get(key);
+    if (line === undefined) {
+      line = `${JSON.stringify({ type, object: Operations.output(info, version, o) })}\n`;
+      perObject.set(key, line);
+    }
+    return line;
   };
   let lastRv = w.fromRv ?? ctx.store.resourceVersion;
   const startRv = lastRv;

@@ -1,9 +1,11 @@
 // Garbage collector (background propagation). Invariant: an object whose every ownerReference
 // names a uid that no longer exists is deleted; one with some owners left loses the dangling
-// references. Runs after each deletion, on objects created with owners, and once at start.
+// references. Foreground deletion: an owner holding the foregroundDeletion finalizer has its
+// dependents deleted, then loses the finalizer (and goes). Runs after each deletion, on objects
+// created with owners, and once at start.
 import type { Logger } from '../../lib/logger.ts';
 import { hasErrorCode } from '../../lib/errors.ts';
-import type { Operations } from '../api/operations.ts';
+import { foregroundFinalizer, type Operations } from '../api/operations.ts';
 import type { KubeObject } from '../store/types.ts';
 import { PassRunner } from './pass-runner.ts';
 
@@ -16,7 +18,7 @@ export class GarbageCollector {
   ) {
     this.runner = new PassRunner('garbage-collector', () => this.pass(), logger);
     ops.store.hub.listen((ev) => {
-      if (ev.type === 'DELETED' || (ev.obj.metadata.ownerReferences?.length ?? 0) > 0) this.runner.trigger();
+      if (ev.type === 'DELETED' || (ev.obj.metadata.ownerReferences?.length ?? 0) > 0 || ev.obj.metadata.finalizers?.includes(foregroundFinalizer)) this.runner.trigger();
     });
   }
 
@@ -33,7 +35,8 @@ export class GarbageCollector {
     return this.ops.store.byUidLookup(uid) !== undefined;
   }
 
-  private async pass(): Promise<void> {
+  private async pass(): Promise<number | void> {
+    const waiting = await this.foreground();
     for (const resKey of this.ops.store.resourceKeys()) {
       const info = this.ops.registry.byResKey(resKey);
       if (!info) continue;
@@ -61,5 +64,35 @@ export class GarbageCollector {
         }
       }
     }
+    return waiting ? 500 : undefined;
+  }
+
+  /** Foreground deletions: delete dependents, then release the owner. True while some wait. */
+  private async foreground(): Promise<boolean> {
+    let waiting = false;
+    for (const resKey of this.ops.store.resourceKeys()) {
+      const info = this.ops.registry.byResKey(resKey);
+      if (!info) continue;
+      for (const owner of this.ops.store.list(resKey)) {
+        if (!owner.metadata.deletionTimestamp || !owner.metadata.finalizers?.includes(foregroundFinalizer)) continue;
+        const deps = this.ops.dependentsOf(owner.metadata.uid ?? '');
+        for (const d of deps) {
+          const dInfo = this.ops.registry.byResKey(d.resKey);
+          if (!dInfo || d.obj.metadata.deletionTimestamp) continue;
+          await this.ops.delete(dInfo, d.obj.metadata.namespace, d.obj.metadata.name ?? '', { propagationPolicy: 'Foreground' }).catch((err: unknown) => {
+            if (!hasErrorCode(err, 'not_found', 'conflict')) throw err;
+          });
+        }
+        if (this.ops.dependentsOf(owner.metadata.uid ?? '').length > 0) {
+          waiting = true;
+          continue;
+        }
+        await this.ops.mutate(info, owner.metadata.namespace, owner.metadata.name ?? '', (o) => {
+          if (!o.metadata.finalizers?.includes(foregroundFinalizer)) return false;
+          o.metadata.finalizers = o.metadata.finalizers.filter((f) => f !== foregroundFinalizer);
+        });
+      }
+    }
+    return waiting;
   }
 }

@@ -60,14 +60,16 @@ export class NamespaceController {
         continue;
       }
       this.logger.info('namespace emptied', { namespace: name });
+      // Dropping the last spec finalizer removes the namespace (unless metadata finalizers remain).
       const after = await this.ops.mutate(nsInfo, undefined, name, (o) => {
         const spec = isJsonObject(o.spec) ? o.spec : {};
         const fins = Array.isArray(spec.finalizers) ? spec.finalizers : [];
         if (fins.length === 0) return false;
         o.spec = { ...spec, finalizers: [] };
       });
-      if (after && !after.metadata.finalizers?.length && this.ops.store.get('/namespaces', undefined, name)) {
-        await this.ops.store.remove('/namespaces', undefined, name).catch(() => undefined);
+      const still = this.ops.store.get('/namespaces', undefined, name);
+      if (after && still && still.metadata.uid === ns.metadata.uid && !still.metadata.finalizers?.length) {
+        await this.ops.store.remove('/namespaces', undefined, name, still.metadata.resourceVersion).catch(() => undefined);
       }
     }
     return again;

@@ -159,12 +159,17 @@ export class PvBinder {
       const sc = cls ? this.ops.store.get('storage.k8s.io/storageclasses', undefined, cls) : undefined;
       const provisioner = sc && typeof sc.provisioner === 'string' ? sc.provisioner : undefined;
       if (provisioner && provisioner !== noProvisioner && sc?.volumeBindingMode !== 'WaitForFirstConsumer') {
+        let annotatedNow = false;
         await this.ops.mutate(this.pvcInfo, ns, name, (c) => {
           const a = c.metadata.annotations ?? {};
           if (a[annBetaStorageProvisioner] === provisioner && a[annStorageProvisioner] === provisioner) return false;
           c.metadata.annotations = { ...a, [annBetaStorageProvisioner]: provisioner, [annStorageProvisioner]: provisioner };
           this.logger.info('claim waits for an external provisioner', { claim: `${ns ?? ''}/${name}`, provisioner });
+          annotatedNow = true;
         });
+        if (annotatedNow) {
+          await this.event(claim, 'ExternalProvisioning', `Waiting for a volume to be created either by the external provisioner '${provisioner}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.`);
+        }
       }
       await this.setClaimPhase(claim, 'Pending');
       return;
@@ -243,6 +248,27 @@ export class PvBinder {
       c.status = next;
     }, { subresource: 'status' });
     this.logger.info('bound claim to volume', { claim: `${ns ?? ''}/${claimName}`, volume: pvName });
+  }
+
+  /** A Normal Event on a claim, from the persistentvolume-controller (best effort). */
+  private async event(claim: KubeObject, reason: string, message: string): Promise<void> {
+    const info = this.ops.registry.byResKey('/events');
+    if (!info) return;
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    await this.ops
+      .create(info, claim.metadata.namespace, {
+        metadata: { name: `${claim.metadata.name ?? ''}.${Date.now().toString(16)}`, namespace: claim.metadata.namespace },
+        involvedObject: { kind: 'PersistentVolumeClaim', namespace: claim.metadata.namespace, name: claim.metadata.name, uid: claim.metadata.uid, apiVersion: 'v1', resourceVersion: claim.metadata.resourceVersion },
+        reason,
+        message,
+        type: 'Normal',
+        source: { component: 'persistentvolume-controller' },
+        reportingComponent: 'persistentvolume-controller',
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      })
+      .catch((err: unknown) => this.logger.warn('could not record an event', { reason, error: (err as Error).message }));
   }
 
   private async setClaimPhase(claim: KubeObject, phase: string): Promise<void> {

@@ -202,6 +202,7 @@ export class Store {
   async close(): Promise<void> {
     if (this.snapshotting) await this.snapshotting.catch(() => {});
     if (!this.wal) return;
+    this.opts.logger.info('closing the store', { resourceVersion: this.rvCounter, objects: this.count(), wal: this.wal.stats });
     await this.compact().catch((err: unknown) => this.opts.logger.warn('final snapshot failed', { error: (err as Error).message }));
     await this.wal.close();
     this.wal = null;

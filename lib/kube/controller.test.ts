@@ -50,4 +50,19 @@ describe('Controller wiring', () => {
     await running;
     expect(snaps.openWatches + claims.openWatches).to.equal(0);
   });
+
+  it('returns from run() when stopped before the caches synced', async () => {
+    const clock = new FakeClock();
+    const snaps = new FakeListWatch<VolumeSnapshot>();
+    snaps.down = true;
+    const informer = new Informer<VolumeSnapshot>({ source: snaps, name: 'volumesnapshots', logger: silentLogger(), clock, resyncPeriodMs: 0 });
+    let calls = 0;
+    const controller = new Controller({ name: 'c', logger: silentLogger(), clock, sources: [enqueueFrom(informer)], reconcile: async () => void calls++ });
+    const running = controller.run();
+    await clock.advance(1000);
+    await controller.stop();
+    await running;
+    expect(calls).to.equal(0);
+    expect(snaps.listCalls).to.be.greaterThan(1);
+  });
 });

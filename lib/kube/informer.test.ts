@@ -126,6 +126,24 @@ describe('Informer', () => {
     await informer.stop();
   });
 
+  it('reports an object deleted and re-created under the same name while away as delete then add', async () => {
+    const { clock, source, events, informer } = setup();
+    source.put({ ...thing('a'), metadata: { name: 'a', namespace: 'ns', uid: 'u1' } });
+    informer.start();
+    await informer.waitForSync();
+    await flush();
+    source.down = true;
+    source.breakWatches();
+    source.remove('ns/a');
+    source.put({ ...thing('a', 'p1', 7), metadata: { name: 'a', namespace: 'ns', uid: 'u2' } });
+    source.compact();
+    source.down = false;
+    await clock.advance(100);
+    expect(events).to.deep.equal(['add a', 'delete a', 'add a']);
+    expect(informer.cache.get('ns/a')?.metadata?.uid).to.equal('u2');
+    await informer.stop();
+  });
+
   it('relists when the watch stream carries an ERROR 410 event', async () => {
     const { source, events, informer } = setup();
     source.put(thing('a'));

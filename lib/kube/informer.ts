@@ -201,7 +201,11 @@ export class Informer<T extends KubeObject> {
       seen.add(key);
       const old = this.cache.upsert(item);
       if (!old) this.emit('add', item);
-      else if (periodic || old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.emit('update', item, old);
+      else if (old.metadata?.uid && item.metadata?.uid && old.metadata.uid !== item.metadata.uid) {
+        // deleted and created again under the same name while we were not watching
+        this.emit('delete', old);
+        this.emit('add', item);
+      } else if (periodic || old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.emit('update', item, old);
     }
     for (const key of this.cache.keys()) {
       if (seen.has(key)) continue;

@@ -100,10 +100,18 @@ export class LeaderElector {
     const clock = this.o.clock;
     while (!this.stopped) {
       // Campaign until we hold the lease.
-      while (!this.stopped && (await this.tryAcquireOrRenew()) !== 'leading') {
+      let acquired = false;
+      while (!this.stopped) {
+        if ((await this.tryAcquireOrRenew()) === 'leading') {
+          acquired = true;
+          break;
+        }
         await sleep(clock, this.o.retryPeriodMs * (1 + 0.2 * this.random()), this.stopController.signal);
       }
-      if (this.stopped) break;
+      if (this.stopped) {
+        if (acquired) await this.release(); // won just as we were stopped: hand it back
+        break;
+      }
       this.leading = true;
       this.logger.info('started leading');
       this.callback(this.o.onStartedLeading, 'onStartedLeading');

@@ -36,6 +36,7 @@ const maxBodyBytes = 256 * 1024 * 1024;
 export class HttpKubeTransport implements KubeTransport {
   private readonly base: string;
   private readonly requestTimeoutMs: number;
+  private agent: http.Agent | undefined;
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -81,6 +82,8 @@ export class HttpKubeTransport implements KubeTransport {
         else resolve();
       };
     });
+    // Mark it handled: a caller that only aborts must not crash the process on a late failure.
+    done.catch(() => {});
     let pending = '';
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
@@ -134,17 +137,50 @@ export class HttpKubeTransport implements KubeTransport {
     } catch (err) {
       throw new CstorError('invalid', `${req.what}: cannot apply kubeconfig credentials: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
+    // One keep-alive agent per transport (client-node makes a new agent, so a new TLS
+    // handshake, per request). A proxied cluster keeps client-node's proxy agent.
+    if (!this.kubeConfig.getCurrentCluster()?.proxyUrl) options.agent = this.agentFor(url.protocol, options);
     const mod = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-      const r = mod.request(url, options, (res) => {
-        if (timeoutMs > 0) res.setTimeout(timeoutMs, () => res.destroy(new Error(`no data for ${timeoutMs} ms`)));
-        resolve(res);
+    const attempt = (retry: boolean): Promise<http.IncomingMessage> =>
+      new Promise((resolve, reject) => {
+        const r = mod.request(url, options, (res) => {
+          if (timeoutMs > 0) res.setTimeout(timeoutMs, () => res.destroy(new Error(`no data for ${timeoutMs} ms`)));
+          resolve(res);
+        });
+        r.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
+        r.on('error', (err: NodeJS.ErrnoException) => {
+          // A kept-alive socket the server closed meanwhile: the request never reached it; send it again once.
+          if (retry && r.reusedSocket && err.code === 'ECONNRESET') resolve(attempt(false));
+          else reject(kubeNetworkError(req.what, err));
+        });
+        if (timeoutMs > 0) r.setTimeout(timeoutMs, () => r.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+        r.end(payload);
       });
-      r.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
-      r.on('error', (err) => reject(kubeNetworkError(req.what, err)));
-      if (timeoutMs > 0) r.setTimeout(timeoutMs, () => r.destroy(new Error(`no answer in ${timeoutMs} ms`)));
-      r.end(payload);
-    });
+    return attempt(true);
+  }
+
+  private agentFor(protocol: string, tls: https.RequestOptions): http.Agent {
+    if (this.agent) return this.agent;
+    this.agent =
+      protocol === 'https:'
+        ? new https.Agent({
+            keepAlive: true,
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            pfx: tls.pfx,
+            passphrase: tls.passphrase,
+            servername: tls.servername,
+            ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
+          })
+        : new http.Agent({ keepAlive: true });
+    return this.agent;
+  }
+
+  /** Closes idle kept-alive connections (open watches end on their own when aborted). */
+  close(): void {
+    this.agent?.destroy();
+    this.agent = undefined;
   }
 }
 

@@ -9,7 +9,7 @@ import { CstorError, isCstorError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { MessageBody } from './codec.ts';
 import { encodeFrame } from './frame.ts';
-import { FrameDecoder } from './frame-decoder.ts';
+import { DirectFrameDecoder } from './direct-frame-decoder.ts';
 import { isReply, type Frame } from './header.ts';
 import { opcodeName, opcodes, type OpcodeName } from './opcodes.ts';
 import { decodeErrorReply } from './messages/error-reply.ts';
@@ -51,7 +51,16 @@ interface Pending {
 export async function connectReplica(address: string, options: ConnectReplicaOptions = {}): Promise<ReplicaClient> {
   const { host, port } = parseHostPort(address, 'replica address');
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const socket = net.connect({ host, port, noDelay: true });
+  // Replies are read straight into their payload buffers (DirectFrameDecoder), so large reads
+  // are not split into 64 KiB chunks and copied back together.
+  const decoder = new DirectFrameDecoder();
+  let deliver: (n: number) => void = () => {};
+  const socket = net.connect({
+    host,
+    port,
+    noDelay: true,
+    onread: { buffer: () => decoder.nextBuffer(), callback: (n: number) => (deliver(n), true) },
+  });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
@@ -68,13 +77,14 @@ export async function connectReplica(address: string, options: ConnectReplicaOpt
     };
     socket.once('error', onError);
   });
-  return new TcpReplicaClient(address, socket, timeoutMs, options.logger);
+  const client = new TcpReplicaClient(address, socket, decoder, timeoutMs, options.logger);
+  deliver = (n) => client.onBytes(n);
+  return client;
 }
 
 export class TcpReplicaClient implements ReplicaClient {
   private nextSeq = 1;
   private readonly pending = new Map<number, Pending>();
-  private readonly decoder = new FrameDecoder();
   private closedWith: CstorError | null = null;
   private closeFired = false;
   private readonly closeListeners: ((err?: Error) => void)[] = [];
@@ -86,11 +96,11 @@ export class TcpReplicaClient implements ReplicaClient {
   constructor(
     readonly address: string,
     private readonly socket: net.Socket,
+    private readonly decoder: DirectFrameDecoder,
     private readonly timeoutMs: number,
     private readonly logger?: Logger,
   ) {
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
       this.fail(new CstorError('unavailable', `replica ${address}: connection error: ${err.message}`, { cause: err }));
     });
@@ -207,7 +217,7 @@ export class TcpReplicaClient implements ReplicaClient {
       if (!this.corked) {
         this.corked = true;
         this.socket.cork();
-        process.nextTick(() => {
+        setImmediate(() => {
           this.corked = false;
           this.socket.uncork();
         });
@@ -216,10 +226,12 @@ export class TcpReplicaClient implements ReplicaClient {
     });
   }
 
-  private onData(chunk: Buffer): void {
+  /** Called by the socket's onread callback with the bytes read into decoder.nextBuffer(). */
+  onBytes(n: number): void {
+    if (this.closedWith !== null) return;
     let frames: Frame[];
     try {
-      frames = this.decoder.push(chunk);
+      frames = this.decoder.commit(n);
     } catch (err) {
       this.fail(new CstorError('protocol', `replica ${this.address}: bad reply stream: ${(err as Error).message}`, { cause: err }));
       return;

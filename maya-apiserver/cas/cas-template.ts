@@ -135,6 +135,9 @@ export function checkTemplate(template: CasTemplateDef, tasks: RunTaskDef[]): Lo
   tasks.forEach((task, index) => {
     const label = `task ${task.id} (${index + 1} of ${tasks.length}, RunTask ${task.name})`;
     if (ids.has(task.id)) problems.push(`${label}: id ${task.id} is used by an earlier task`);
+    if (task.forEach && (rootNames.includes(task.as) || saved.has(task.as))) {
+      problems.push(`${label}: spec.as: the loop variable "${task.as}" would hide a value of the same name; pick another`);
+    }
     ids.add(task.id);
     for (const { field, compiled } of task.parts) {
       const visible = new Set([...rootNames, ...saved]);

@@ -4,6 +4,7 @@
 // Errors name the task: "task cvr-create (3 of 6) failed: <message>", code from the cause.
 import { CstorError, describeError, toCstorError, type ErrorCode } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
+import type { OperationMetrics } from '../../lib/metrics.ts';
 import { isTruthy, typeName, type EvalEnv } from './expr.ts';
 import { createFunctions } from './functions.ts';
 import { checkTemplate, parseCasTemplate, type CasTemplateDef, type LoadedTemplate } from './cas-template.ts';
@@ -35,6 +36,8 @@ export interface CasEngineOptions {
   env?: JsonObject;
   clock?: Clock;
   uuid?: () => string;
+  /** Times each run, by template name (e.g. operationMetrics(registry, 'mapi_cas')). */
+  metrics?: OperationMetrics;
 }
 
 export interface RunOptions {
@@ -53,6 +56,8 @@ interface Undo {
 }
 
 const maxWaitPolls = 100_000;
+
+const callerCodes: ReadonlySet<ErrorCode> = new Set(['invalid', 'not_found', 'already_exists', 'conflict', 'not_ready']);
 
 /** Maps an HTTP status from a mgmt API to an error code. */
 function codeForStatus(status: number): ErrorCode {
@@ -81,6 +86,7 @@ export class CasEngine {
   private readonly namespace: string;
   private readonly env: JsonObject;
   private readonly functions: EvalEnv['functions'];
+  private readonly metrics: OperationMetrics | undefined;
   private readonly templateCache = new Map<string, { rv: string; def: CasTemplateDef }>();
   private readonly taskCache = new Map<string, { rv: string; def: RunTaskDef }>();
 
@@ -92,6 +98,7 @@ export class CasEngine {
     this.namespace = options.namespace;
     this.env = { ...(options.env ?? {}), namespace: options.namespace };
     this.functions = createFunctions(options.uuid ? { clock: this.clock, uuid: options.uuid } : { clock: this.clock });
+    this.metrics = options.metrics;
   }
 
   /** Reads and checks a template and its RunTasks now (no caching beyond unchanged resourceVersions). */
@@ -147,7 +154,11 @@ export class CasEngine {
   }
 
   /** Runs a template: loads it, runs its tasks, rolls back on failure, returns the rendered output. */
-  async run(templateName: string, options: RunOptions): Promise<Json> {
+  run(templateName: string, options: RunOptions): Promise<Json> {
+    return this.metrics ? this.metrics.observe(templateName, () => this.runOnce(templateName, options)) : this.runOnce(templateName, options);
+  }
+
+  private async runOnce(templateName: string, options: RunOptions): Promise<Json> {
     const { template, tasks } = await this.load(templateName);
     const log = this.logger.child({ casTemplate: templateName, ...(options.logContext ?? {}) });
     const started = this.clock.now();
@@ -167,7 +178,8 @@ export class CasEngine {
       try {
         if (options.signal?.aborted) throw new CstorError('aborted', 'the run was cancelled');
         if (task.when && !isTruthy(evalExpr(task.when, env, 'spec.when'))) {
-          vars.set(task.save, null);
+          // Skipped: its result is null, unless an earlier task saved a value under the same name.
+          if (!vars.has(task.save)) vars.set(task.save, null);
           taskLog.info('task skipped', { index: index + 1, when: task.when.src });
           continue;
         }
@@ -195,10 +207,13 @@ export class CasEngine {
         }
       } catch (err) {
         const failure = this.taskError(err, task, label, env, templateName, index);
-        taskLog.warn('task failed', { index: index + 1, code: failure.code, error: describeError(err) });
+        taskLog.info('task failed', { index: index + 1, code: failure.code, error: describeError(err) });
         vars.delete(task.as);
+        const undone = undos.length;
         const rollbackProblems = await this.rollback(undos, log);
-        log.error('cas run failed', { task: task.id, code: failure.code, error: failure.message, rolledBack: undos.length, ms: this.clock.now() - started });
+        // The caller's mistakes (bad input, missing or not-ready objects) are warnings; the rest errors.
+        const level = callerCodes.has(failure.code) && rollbackProblems.length === 0 ? 'warn' : 'error';
+        log.log(level, 'cas run failed', { task: task.id, code: failure.code, error: failure.message, rolledBack: undone, ms: this.clock.now() - started });
         if (rollbackProblems.length === 0) throw failure;
         throw new CstorError(failure.code, `${failure.message}; rollback incomplete: ${rollbackProblems.join('; ')}`, {
           cause: failure.cause,
@@ -369,7 +384,8 @@ export class CasEngine {
         const response = await this.callHttp(call);
         const ok = action.okStatus.length > 0 ? action.okStatus.includes(response.status) : response.status >= 200 && response.status < 300;
         if (!ok) {
-          throw new CstorError(codeForStatus(response.status), `${call.method} ${call.url} answered ${response.status}: ${bodyMessage(response.body)}`, {
+          const code = action.statusCodes[response.status] ?? codeForStatus(response.status);
+          throw new CstorError(code, `${call.method} ${call.url} answered ${response.status}: ${bodyMessage(response.body)}`, {
             details: { httpStatus: response.status },
           });
         }

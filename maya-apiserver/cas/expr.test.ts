@@ -76,12 +76,17 @@ describe('CAS expressions', () => {
   it('pickPools picks Online pools holding the fewest replicas', () => {
     expect(ev('pluck(pickPools(pools, cvrs, 2), "metadata.name")')).to.deep.equal(['p4', 'p3']);
     expect(ev('pluck(pickPools(pools, cvrs, 5), "metadata.name")')).to.deep.equal(['p4', 'p3', 'p1']);
+    // A volume's own replicas put their pools first, and do not count as load.
+    const withOwn = new Map(vars);
+    withOwn.set('mine', [{ metadata: { labels: { 'cstorpool.openebs.io/name': 'p1', 'openebs.io/persistent-volume': 'v' } } }, { metadata: { labels: { 'cstorpool.openebs.io/name': 'p1' } } }]);
+    const pick = evaluate(parseExpr('pluck(pickPools(pools, mine, 2, "v"), "metadata.name")', functionNames), { vars: withOwn, functions });
+    expect(pick).to.deep.equal(['p1', 'p3']);
   });
 
   it('refuses bad expressions with the column', () => {
     expect(parseError('request.metadata.name +')).to.equal('at column 24: unexpected end of expression');
     expect(parseError('a..b')).to.equal("at column 3: expected a field name after '.', found '.'");
-    expect(parseError('frob(1)')).to.match(/^at column 1: unknown function frob\(\); known: bytes, contains, default/);
+    expect(parseError('frob(1)')).to.match(/^at column 1: unknown function frob\(\); known: bytes, casConfig, contains, default/);
     expect(parseError('"abc')).to.equal('at column 1: unterminated string');
     expect(parseError('a # b')).to.equal("at column 3: unexpected character '#'");
     expect(parseError('a b')).to.equal("at column 3: unexpected 'b'");

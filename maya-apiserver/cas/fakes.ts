@@ -214,17 +214,18 @@ export interface HttpCall {
 }
 
 /**
- * The target mgmt API of DESIGN.md's target daemon, in memory, at any host:
- * GET /v1/volumes/:v (status), GET|POST /v1/volumes/:v/snapshots, DELETE /v1/volumes/:v/snapshots/:name.
+ * The target mgmt API of cstor-target/mgmt/app.ts, in memory, at any host: GET /v1/volumes/:v
+ * (status), GET /v1/volumes/:v/snapshots ({items: SnapshotInfo[]}), POST (201, idempotent),
+ * DELETE /v1/volumes/:v/snapshots/:name (204, idempotent). A volume it does not serve: 404.
  * A volume must be added (addVolume) before it answers; others get 404.
  */
 export class FakeTargetMgmt implements HttpCaller {
-  readonly volumes = new Map<string, { phase: string; snapshots: Map<string, { name: string; createdAt: string }> }>();
+  readonly volumes = new Map<string, { phase: string; snapshots: Map<string, { name: string; ioSeq: number; createdAt: number; usedBytes: number }> }>();
   readonly calls: HttpCall[] = [];
   private readonly failures: Array<{ method: HttpMethod; status: number; error: string }> = [];
 
   addVolume(name: string, phase = 'Healthy', snapshots: string[] = []): void {
-    this.volumes.set(name, { phase, snapshots: new Map(snapshots.map((s) => [s, { name: s, createdAt: '2026-01-01T00:00:00Z' }])) });
+    this.volumes.set(name, { phase, snapshots: new Map(snapshots.map((s, i) => [s, { name: s, ioSeq: i + 1, createdAt: 1767225600000, usedBytes: 0 }])) });
   }
 
   snapshotsOf(volume: string): string[] {
@@ -249,27 +250,27 @@ export class FakeTargetMgmt implements HttpCaller {
     if (!m) return { status: 404, body: { error: `no route ${method} ${path}` } };
     const volumeName = decodeURIComponent(m[1] as string);
     const volume = this.volumes.get(volumeName);
-    if (!volume) return { status: 404, body: { error: `volume ${volumeName} is not served here` } };
+    if (!volume) return { status: 404, body: { error: `volume ${volumeName} is not served by this target` } };
     if (!m[2]) {
       if (method !== 'GET') return { status: 405, body: { error: 'method not allowed' } };
       return { status: 200, body: { name: volumeName, phase: volume.phase, replicas: [] } };
     }
     const snapName = m[3] === undefined ? undefined : decodeURIComponent(m[3]);
     if (snapName === undefined && method === 'GET') {
-      return { status: 200, body: { snapshots: [...volume.snapshots.values()] } };
+      return { status: 200, body: { items: [...volume.snapshots.values()] } };
     }
     if (snapName === undefined && method === 'POST') {
       const name = isJsonObject(body) ? body['name'] : undefined;
       if (typeof name !== 'string' || name === '') return { status: 400, body: { error: 'snapshot name is required' } };
       if (volume.phase !== 'Healthy') return { status: 409, body: { error: `volume ${volumeName} is ${volume.phase}` } };
       const existing = volume.snapshots.get(name);
-      if (existing) return { status: 200, body: existing };
-      const snap = { name, createdAt: '2026-01-01T00:00:00Z' };
+      if (existing) return { status: 201, body: existing };
+      const snap = { name, ioSeq: volume.snapshots.size + 1, createdAt: 1767225600000, usedBytes: 0 };
       volume.snapshots.set(name, snap);
       return { status: 201, body: snap };
     }
     if (snapName !== undefined && method === 'DELETE') {
-      if (!volume.snapshots.delete(snapName)) return { status: 404, body: { error: `snapshot ${snapName} not found` } };
+      volume.snapshots.delete(snapName);
       return { status: 204, body: null };
     }
     return { status: 405, body: { error: 'method not allowed' } };

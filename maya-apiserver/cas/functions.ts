@@ -1,11 +1,13 @@
 // The functions template expressions may call. Each checks its arguments and fails with a message
 // naming itself; none reaches outside the values it is given (time and ids come from injected sources).
 import { randomUUID } from 'node:crypto';
-import { ExprError, readField, typeName, type ExprFunction, type Value } from './expr.ts';
+import { load } from 'js-yaml';
+import { ExprError, isTruthy, readField, typeName, type ExprFunction, type Value } from './expr.ts';
 import { isJsonObject, type Clock, type Json } from './ports.ts';
 
 export const functionNames: ReadonlySet<string> = new Set([
   'default',
+  'if',
   'join',
   'split',
   'lower',
@@ -16,6 +18,7 @@ export const functionNames: ReadonlySet<string> = new Set([
   'pluck',
   'where',
   'pickPools',
+  'casConfig',
   'bytes',
   'quorum',
   'int',
@@ -95,6 +98,11 @@ export function createFunctions(sources: FunctionSources): ReadonlyMap<string, E
       const [v, fallback] = args;
       return v === undefined || v === null || v === '' ? fallback : v;
     },
+    if(args) {
+      // if(condition, then, else): both branches are values (evaluated; expressions have no effects).
+      arity('if', args, 3);
+      return isTruthy(args[0]) ? args[1] : args[2];
+    },
     join(args) {
       arity('join', args, 2);
       const sep = str('join', args[1], 'the separator');
@@ -145,24 +153,54 @@ export function createFunctions(sources: FunctionSources): ReadonlyMap<string, E
       return list('where', args[0], 'the first argument').filter((item) => readPath(item, path) === want);
     },
     pickPools(args) {
-      // pickPools(pools, replicas, count): the `count` Online pools holding the fewest replicas
-      // (ties by name), so volumes spread. Fewer when fewer are Online: assert on len() after.
-      arity('pickPools', args, 3);
+      // pickPools(pools, replicas, count[, volume]): `count` Online pools. Pools already holding a
+      // replica of `volume` come first (a create cut short and run again reuses them rather than
+      // leaving them behind); then those holding the fewest replicas of other volumes, so volumes
+      // spread; ties by name. Fewer when fewer are Online: assert on len() after.
+      arity('pickPools', args, 3, 4);
       const count = args[2];
       if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) {
         throw new ExprError(`pickPools(): the count must be a positive integer, got ${JSON.stringify(count ?? null)}`);
       }
+      const volume = args[3] === undefined || args[3] === null ? undefined : str('pickPools', args[3], 'the volume');
       const used = new Map<string, number>();
+      const own = new Set<string>();
       for (const cvr of list('pickPools', args[1], 'the replicas')) {
         const pool = readPath(cvr, ['metadata', 'labels', 'cstorpool.openebs.io/name']);
-        if (typeof pool === 'string') used.set(pool, (used.get(pool) ?? 0) + 1);
+        if (typeof pool !== 'string') continue;
+        if (volume !== undefined && readPath(cvr, ['metadata', 'labels', 'openebs.io/persistent-volume']) === volume) own.add(pool);
+        else used.set(pool, (used.get(pool) ?? 0) + 1);
       }
       const online = list('pickPools', args[0], 'the pools').filter(
         (p) => readPath(p, ['status', 'phase']) === 'Online' && readPath(p, ['metadata', 'deletionTimestamp']) === undefined,
       );
       const nameOf = (p: Json): string => String(readPath(p, ['metadata', 'name']) ?? '');
-      online.sort((a, b) => (used.get(nameOf(a)) ?? 0) - (used.get(nameOf(b)) ?? 0) || nameOf(a).localeCompare(nameOf(b)));
+      const rank = (p: Json): number => (own.has(nameOf(p)) ? -1 : (used.get(nameOf(p)) ?? 0));
+      online.sort((a, b) => rank(a) - rank(b) || nameOf(a).localeCompare(nameOf(b)));
       return online.slice(0, count);
+    },
+    casConfig(args) {
+      // casConfig(storageClass, name): the value of `name` in the class's cas.openebs.io/config
+      // annotation (cStor's YAML list of {name, value}), or null when absent.
+      arity('casConfig', args, 2);
+      const name = str('casConfig', args[1], 'the name');
+      const text = readPath(args[0], ['metadata', 'annotations', 'cas.openebs.io/config']);
+      if (text === undefined || text === null || text === '') return null;
+      if (typeof text !== 'string') throw new ExprError('casConfig(): the cas.openebs.io/config annotation must be a string');
+      let entries: unknown;
+      try {
+        entries = load(text);
+      } catch (err) {
+        throw new ExprError(`casConfig(): the cas.openebs.io/config annotation is not valid YAML: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      }
+      if (!Array.isArray(entries)) throw new ExprError('casConfig(): the cas.openebs.io/config annotation must be a YAML list of {name, value}');
+      for (const e of entries as unknown[]) {
+        if (isJsonObject(e as Json) && (e as Record<string, Json>)['name'] === name) {
+          const v = (e as Record<string, Json>)['value'];
+          return v === undefined ? null : typeof v === 'object' && v !== null ? v : String(v);
+        }
+      }
+      return null;
     },
     bytes(args) {
       arity('bytes', args, 1);

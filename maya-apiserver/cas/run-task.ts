@@ -43,7 +43,7 @@ export type TaskAction =
   | { type: 'create'; object: Compiled; ifExists: 'fail' | 'adopt'; undo: boolean }
   | { type: 'patch'; target: TargetSpec; patch: Compiled; subresource: 'main' | 'status' }
   | { type: 'delete'; target: TargetSpec; ignoreNotFound: boolean }
-  | { type: 'http'; call: HttpCall; okStatus: number[]; undo?: HttpCall }
+  | { type: 'http'; call: HttpCall; okStatus: number[]; statusCodes: Partial<Record<number, ErrorCode>>; undo?: HttpCall }
   | {
       type: 'wait';
       target: TargetSpec;
@@ -256,11 +256,24 @@ function readAction(type: ActionType, r: FieldReader): TaskAction | undefined {
           okStatus = okRaw as number[];
         }
       }
+      const statusCodes: Partial<Record<number, ErrorCode>> = {};
+      const codesRaw = r.raw('statusCodes');
+      if (codesRaw !== undefined && codesRaw !== null) {
+        if (!isJsonObject(codesRaw)) {
+          r.problem('statusCodes', `must map HTTP statuses to error codes, got ${JSON.stringify(codesRaw)}`);
+        } else {
+          for (const [status, code] of Object.entries(codesRaw)) {
+            if (!/^[1-5][0-9][0-9]$/.test(status)) r.problem(`statusCodes.${status}`, 'is not an HTTP status');
+            else if (typeof code !== 'string' || !(errorCodes as readonly string[]).includes(code)) r.problem(`statusCodes.${status}`, `must be one of ${errorCodes.join(', ')}`);
+            else statusCodes[Number(status)] = code as ErrorCode;
+          }
+        }
+      }
       const undoReader = r.sub('undo', false);
       const undo = undoReader ? readHttpCall(undoReader) : undefined;
       undoReader?.finish();
       if (!call) return undefined;
-      return undo ? { type, call, okStatus, undo } : { type, call, okStatus };
+      return undo ? { type, call, okStatus, statusCodes, undo } : { type, call, okStatus, statusCodes };
     }
     case 'wait': {
       const target = readTarget(r);

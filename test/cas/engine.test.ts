@@ -1,8 +1,10 @@
 // The engine over the fakes with small templates of the tests' own: rollback, load-time refusal,
 // run-time reading of edited templates, waits, when/forEach/stopIf.
 import { expect } from 'chai';
+import { Registry } from 'prom-client';
 import { CstorError } from '../../lib/errors.ts';
 import { silentLogger } from '../../lib/logger.ts';
+import { operationMetrics } from '../../lib/metrics.ts';
 import { CasEngine } from '../../maya-apiserver/cas/engine.ts';
 import { FakeClock, FakeKubeObjects, FakeTargetMgmt } from '../../maya-apiserver/cas/fakes.ts';
 import type { Json, JsonObject, KubeObject } from '../../maya-apiserver/cas/ports.ts';
@@ -148,6 +150,12 @@ describe('CAS engine', () => {
       'RunTask r (task a) is invalid: spec.wait.timeoutSeconds: must be a number from 0 to 86400, got -1',
     );
     expect(run({ id: 'a', set: { value: 1 }, messages: { not_fund: 'x' } })).to.equal('RunTask r (task a) is invalid: spec.messages.not_fund: unknown field');
+    expect(run({ id: 'a', http: { method: 'GET', url: 'http://x', statusCodes: { '404': 'gone-away', abc: 'invalid' } } })).to.equal(
+      'RunTask r (task a) is invalid: spec.http.statusCodes.404: must be one of invalid, not_found, already_exists, conflict, not_ready, gone, unauthorized, too_large, protocol, io, timeout, unavailable, aborted, internal; spec.http.statusCodes.abc: is not an HTTP status',
+    );
+    expect(run({ id: 'a', http: { method: 'FETCH', url: 'http://x' } })).to.equal(
+      'RunTask r (task a) is invalid: spec.http.method: must be one of GET, POST, PUT, PATCH, DELETE, got "FETCH"',
+    );
   });
 
   it('reads templates at run time: editing a RunTask or CASTemplate changes the next run', async () => {
@@ -232,6 +240,35 @@ describe('CAS engine', () => {
       task('t-c', { id: 'c', create: { object: configMap('there'), ifExists: 'adopt' } }),
     );
     expect(await engine.run('t', { request: {} })).to.deep.equal({ g: null, d: false, c: 'old' });
+  });
+
+  it('a run cancelled mid-flow stops before the next task and rolls back', async () => {
+    const { kube, engine } = setup();
+    const controller = new AbortController();
+    kube.seed(
+      template('t', ['t-a', 't-b']),
+      task('t-a', { id: 'a', create: { object: configMap('a') } }),
+      task('t-b', { id: 'b', create: { object: configMap('b') } }),
+    );
+    kube.reactors.push(({ verb, object }) => {
+      if (verb === 'create' && object.metadata.name === 'a') controller.abort();
+    });
+    const err = await rejection(engine.run('t', { request: {}, signal: controller.signal }));
+    expect(err.code).to.equal('aborted');
+    expect(err.message).to.equal('task b (2 of 2) failed: the run was cancelled');
+    expect(kube.all('ConfigMap')).to.deep.equal([]);
+  });
+
+  it('times each run by template and outcome when given metrics', async () => {
+    const kube = new FakeKubeObjects();
+    const registry = new Registry();
+    const engine = new CasEngine({ kube, http: new FakeTargetMgmt(), logger: silentLogger(), namespace: ns, metrics: operationMetrics(registry, 'mapi_cas') });
+    kube.seed(template('t', ['t-a'], '{{ a }}'), task('t-a', { id: 'a', assert: { that: 'request.ok', code: 'invalid', message: 'not ok' } }));
+    await engine.run('t', { request: { ok: true } });
+    await rejection(engine.run('t', { request: { ok: false } }));
+    const text = await registry.metrics();
+    expect(text).to.match(/mapi_cas_operation_total_seconds_count\{operation_name="t",operation_status="success"\} 1/);
+    expect(text).to.match(/mapi_cas_operation_total_seconds_count\{operation_name="t",operation_status="failure"\} 1/);
   });
 
   it('a missing template or RunTask is named', async () => {

@@ -30,7 +30,7 @@ describe('CAS snapshot flows', () => {
     expect(post).to.deep.equal({ method: 'POST', url: `http://${targetMgmt}/v1/volumes/pvc-1/snapshots`, body: { name: 'pvc-1_snap_1' } });
     // Logged task by task, with the template and task named.
     const tasks = h.logLines().filter((l) => l['message'] === 'task done' && l['casTemplate'] === 'cstor-snapshot-create-default');
-    expect(tasks.map((l) => l['task'])).to.deep.equal(['volume', 'healthy', 'existing', 'snapshot']);
+    expect(tasks.map((l) => l['task'])).to.deep.equal(['volume', 'existing', 'healthy', 'snapshot']);
   });
 
   it('create twice: one backend snapshot, the same answer', async () => {
@@ -44,6 +44,24 @@ describe('CAS snapshot flows', () => {
     expect(h.target.snapshotsOf('pvc-1')).to.deep.equal(['s1']);
   });
 
+  it('create of a snapshot that exists answers it even once the volume is Degraded', async () => {
+    const h = await harness();
+    h.kube.seed(cstorVolume('pvc-1', 'Degraded'));
+    h.target.addVolume('pvc-1', 'Degraded', ['s1']);
+    expect(await h.flows.createSnapshot(snapshotRequest('s1', 'pvc-1'))).to.have.nested.property('metadata.name', 's1');
+    expect(h.target.calls.filter((c) => c.method === 'POST')).to.deep.equal([]);
+  });
+
+  it('create on an Offline volume is refused with 409 without asking its target', async () => {
+    const h = await harness();
+    h.kube.seed(cstorVolume('pvc-1', 'Offline'));
+    h.target.addVolume('pvc-1', 'Offline');
+    const err = await rejection(h.flows.createSnapshot(snapshotRequest('s1', 'pvc-1')));
+    expect(err.code).to.equal('not_ready');
+    expect(err.message).to.equal('task healthy (3 of 4) failed: volume pvc-1 is not Healthy (phase Offline): a snapshot needs a Healthy volume');
+    expect(h.target.calls).to.deep.equal([]);
+  });
+
   it('create on a Degraded volume is refused with 409 and leaves nothing behind', async () => {
     const h = await harness();
     h.kube.seed(cstorVolume('pvc-1', 'Degraded'));
@@ -53,7 +71,7 @@ describe('CAS snapshot flows', () => {
     expect(err.code).to.equal('not_ready');
     expect(httpStatusFor(err.code)).to.equal(409);
     expect(err.message).to.equal(
-      'task healthy (2 of 4) failed: volume pvc-1 is not Healthy (phase Degraded): a snapshot needs a Healthy volume',
+      'task healthy (3 of 4) failed: volume pvc-1 is not Healthy (phase Degraded): a snapshot needs a Healthy volume',
     );
     expect(h.target.calls.filter((c) => c.method !== 'GET')).to.deep.equal([]);
     expect(h.target.snapshotsOf('pvc-1')).to.deep.equal([]);
@@ -93,6 +111,18 @@ describe('CAS snapshot flows', () => {
       `task snapshot (4 of 4) failed: POST http://${targetMgmt}/v1/volumes/pvc-1/snapshots answered 503: quorum lost: 1 of 3 replicas healthy`,
     );
     expect(err.details).to.include({ task: 'snapshot', taskIndex: 4, casTemplate: 'cstor-snapshot-create-default' });
+  });
+
+  it('a target that does not serve the volume (yet) is 503, not 404', async () => {
+    const h = await harness();
+    h.kube.seed(cstorVolume('pvc-1', 'Healthy'));
+    const err = await rejection(h.flows.createSnapshot(snapshotRequest('s1', 'pvc-1')));
+    expect(err.code).to.equal('unavailable');
+    expect(err.message).to.equal(
+      `task existing (2 of 4) failed: GET http://${targetMgmt}/v1/volumes/pvc-1/snapshots answered 404: volume pvc-1 is not served by this target`,
+    );
+    const del = await rejection(h.flows.deleteSnapshot({ name: 's1', volume: 'pvc-1' }));
+    expect(del.code).to.equal('unavailable');
   });
 
   it('read and list answer what the target holds; read of a missing snapshot is 404', async () => {

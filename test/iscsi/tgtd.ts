@@ -60,7 +60,8 @@ export async function startTgtd(opts: { sizeBytes: number; backingFile?: string 
     await fh.close();
   }
   const port = await freePort();
-  const control = 20000 + Math.floor(Math.random() * 20000);
+  // tgtd takes a control port number below 32768 (it names its control socket after it).
+  const control = 10000 + Math.floor(Math.random() * 20000);
   const child = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${port}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));

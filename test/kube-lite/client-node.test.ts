@@ -85,7 +85,7 @@ describe('kube-lite with @kubernetes/client-node', function () {
       const created = (await objs.create(f)) as Obj;
       expect(created.metadata?.uid, what).to.be.a('string');
       expect(Number(created.metadata?.resourceVersion), what).to.be.greaterThan(0);
-      expect(created.metadata?.creationTimestamp, what).to.exist;
+      expect(created.metadata?.creationTimestamp, what).to.be.instanceOf(Date);
       const read = (await objs.read({ apiVersion: f.apiVersion!, kind: f.kind!, metadata: { name: f.metadata!.name!, namespace: f.metadata!.namespace! } })) as Obj;
       expect(read.metadata?.uid, what).to.equal(created.metadata?.uid);
       const list = await objs.list(f.apiVersion!, f.kind!, f.metadata!.namespace);
@@ -242,7 +242,7 @@ describe('kube-lite with @kubernetes/client-node', function () {
     await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'held', finalizers: ['example.com/a', 'example.com/b'] } } });
     await core.deleteNamespacedConfigMap({ namespace: 'default', name: 'held' });
     const held = await core.readNamespacedConfigMap({ namespace: 'default', name: 'held' });
-    expect(held.metadata?.deletionTimestamp).to.exist;
+    expect(held.metadata?.deletionTimestamp).to.not.equal(undefined);
     const add = await apiError(core.patchNamespacedConfigMap({ namespace: 'default', name: 'held', body: { metadata: { finalizers: ['example.com/a', 'example.com/b', 'example.com/c'] } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)));
     expect(add.code).to.equal(422);
     await core.patchNamespacedConfigMap({ namespace: 'default', name: 'held', body: [{ op: 'remove', path: '/metadata/finalizers/0' }] }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
@@ -271,6 +271,26 @@ describe('kube-lite with @kubernetes/client-node', function () {
     await core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'dependent', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: owner.metadata!.uid! }] } } });
     await core.deleteNamespacedConfigMap({ namespace: 'default', name: 'owner' });
     await eventually(async () => (await apiError(core.readNamespacedSecret({ namespace: 'default', name: 'dependent' }))).code === 404, 'the dependent to be collected');
+
+    // Foreground: the owner stays (deletionTimestamp, foregroundDeletion) until its dependents are gone.
+    const fg = await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'fg-owner' } } });
+    await core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'fg-dep', finalizers: ['example.com/hold'], ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'fg-owner', uid: fg.metadata!.uid!, blockOwnerDeletion: true }] } } });
+    await core.deleteNamespacedConfigMap({ namespace: 'default', name: 'fg-owner', propagationPolicy: 'Foreground' });
+    const held = await eventually(async () => {
+      const dep = await core.readNamespacedSecret({ namespace: 'default', name: 'fg-dep' });
+      return dep.metadata?.deletionTimestamp ? dep : undefined;
+    }, 'the dependent to be deleting');
+    expect(held.metadata?.finalizers).to.deep.equal(['example.com/hold']);
+    expect((await core.readNamespacedConfigMap({ namespace: 'default', name: 'fg-owner' })).metadata?.finalizers).to.deep.equal(['foregroundDeletion']);
+    await core.patchNamespacedSecret({ namespace: 'default', name: 'fg-dep', body: { metadata: { finalizers: null } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await eventually(async () => (await apiError(core.readNamespacedConfigMap({ namespace: 'default', name: 'fg-owner' }))).code === 404, 'the foreground owner to go');
+
+    // Orphan: the dependent stays, without the reference.
+    const or = await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'or-owner' } } });
+    await core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'or-dep', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'or-owner', uid: or.metadata!.uid! }] } } });
+    await core.deleteNamespacedConfigMap({ namespace: 'default', name: 'or-owner', propagationPolicy: 'Orphan' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await core.readNamespacedSecret({ namespace: 'default', name: 'or-dep' })).metadata?.ownerReferences).to.equal(undefined);
 
     const missing = await apiError(core.createNamespacedConfigMap({ namespace: 'nowhere', body: { metadata: { name: 'x' } } }));
     expect(missing.code).to.equal(404);
@@ -311,11 +331,33 @@ describe('kube-lite with @kubernetes/client-node', function () {
     await eventually(() => seen.length >= 1, 'the watch to see the new object');
     ctrl.abort();
     expect(seen).to.deep.equal([`ADDED:after-restart:${after.metadata!.resourceVersion}`]);
-    await second.daemon.stop();
+    // Writes in flight at the kill: every acknowledged one survives.
+    const acked: string[] = [];
+    let stop = false;
+    const writers = Array.from({ length: 16 }, async (_, w) => {
+      for (let i = 0; !stop && i < 10_000; i++) {
+        try {
+          await c2.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: `inflight-${w}-${i}` } } });
+          if (!stop) acked.push(`inflight-${w}-${i}`);
+        } catch {
+          return;
+        }
+      }
+    });
+    await eventually(() => acked.length >= 100, '100 acknowledged writes');
+    stop = true;
+    const ackedAtKill = [...acked];
+    await second.daemon.kill();
+    await Promise.all(writers);
+    const again = await startKubeLiteProc(dir);
+    const names = new Set((await again.kc.makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: 'default' })).items.map((i) => i.metadata?.name));
+    expect(ackedAtKill.filter((n) => !names.has(n))).to.deep.equal([]);
+    expect(await again.daemon.stop()).to.equal(0);
     // A third start after a clean stop: still everything.
     const third = await startKubeLiteProc(dir);
     const l3 = await third.kc.makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: 'default' });
     expect(l3.items.filter((i) => i.metadata?.name?.startsWith('durable-') || i.metadata?.name === 'after-restart')).to.have.length(50);
+    expect(l3.items.filter((i) => i.metadata?.name?.startsWith('inflight-')).length).to.be.at.least(ackedAtKill.length);
     await third.daemon.stop();
   });
 });

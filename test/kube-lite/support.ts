@@ -108,7 +108,12 @@ export function rawWatch(kl: KubeLiteProc, p: string): Promise<WatchStream> {
           buf = buf.slice(nl + 1);
           if (line.trim()) events.push(JSON.parse(line) as WatchStream['events'][number]);
         }
-        for (const w of [...waiters]) if (events.length >= w.n) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+        for (const w of [...waiters]) {
+          if (events.length >= w.n) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve();
+          }
+        }
       });
       res.on('error', () => {});
       resolve({

@@ -35,6 +35,9 @@ export class FakeReplica implements Replica {
   private counters = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0 };
   /** Test hook: delay every write by this many ms. */
   writeDelayMs = 0;
+  /** Test hook: writes running now, and the most ever at once. */
+  writesRunning = 0;
+  maxWritesRunning = 0;
 
   constructor(
     readonly volume: string,
@@ -86,7 +89,10 @@ export class FakeReplica implements Replica {
   }
   async write(offset: number, data: Buffer, ioSeq: number): Promise<void> {
     checkRange(this, offset, data.length);
+    this.writesRunning++;
+    this.maxWritesRunning = Math.max(this.maxWritesRunning, this.writesRunning);
     if (this.writeDelayMs > 0) await new Promise((r) => setTimeout(r, this.writeDelayMs));
+    this.writesRunning--;
     for (let o = 0; o < data.length; o += this.blockSize) {
       this.head.set((offset + o) / this.blockSize, { data: Buffer.from(data.subarray(o, o + this.blockSize)), ioSeq });
     }

@@ -12,8 +12,10 @@ import { FrameDecoder } from '../../lib/replica-protocol/frame-decoder.ts';
 import { headerSize, maxPayload, type Frame } from '../../lib/replica-protocol/header.ts';
 import { encodeOpenRequest } from '../../lib/replica-protocol/messages/open.ts';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
-import { startDaemon, stopAll, type Daemon } from '../support/daemon.ts';
+import { spawnSync } from 'node:child_process';
+import { cstorBin, startDaemon, stopAll, type Daemon } from '../support/daemon.ts';
 import { mgmt } from './mgmt-client.ts';
+import { randomPipelinedOps } from './random-ops.ts';
 import { copyReplica } from './rebuild-copy.ts';
 
 const MiB = 1 << 20;
@@ -95,6 +97,14 @@ describe('cstor pool daemon (real processes)', function () {
     expect((await c2.status()).checkpointedIoSeq).to.equal(n + 1);
     expect((await c2.read(offsets[3]!, bs)).equals(data[3]!)).to.equal(true);
     expect((await c2.read(32 * MiB, 4 * MiB)).equals(big)).to.equal(true);
+  });
+
+  it('keeps thousands of pipelined random overlapping IOs in arrival order (model check)', async () => {
+    await create(p2, { volume: 'model', size: 64 * bs });
+    const c = await open(p2, 'model', 64 * bs);
+    const r = await randomPipelinedOps(c, { blocks: 64, blockSize: bs, ops: 3000, batch: 200, seed: 42 });
+    expect(r.reads).to.be.above(1000);
+    expect((await c.read(0, 64 * bs)).equals(r.model)).to.equal(true);
   });
 
   it('creates, lists and destroys snapshots; a mgmt clone reads the snapshot data', async () => {
@@ -201,6 +211,18 @@ describe('cstor pool daemon (real processes)', function () {
     expect(metrics).to.match(/cstor_pool_operation_total_seconds_count\{component="cstor-pool",operation_name="write",operation_status="success"\} [1-9]/);
     expect(metrics).to.include('cstor_pool_operations_in_flight');
     expect(metrics).to.match(/cstor_pool_write_bytes_total\{component="cstor-pool"\} [1-9]/);
+  });
+
+  it('refuses bad flags listing every problem, and prints --help', () => {
+    const bad = spawnSync(process.execPath, [cstorBin, 'pool', '--name', 'Bad_Name', '--listen', 'nope'], { encoding: 'utf8' });
+    expect(bad.status).to.equal(2);
+    expect(bad.stderr).to.match(/--data-dir is required/);
+    const bad2 = spawnSync(process.execPath, [cstorBin, 'pool', '--name', 'Bad_Name', '--data-dir', tmp, '--listen', 'nope'], { encoding: 'utf8' });
+    expect(bad2.status).to.equal(2);
+    expect(bad2.stderr).to.match(/--name "Bad_Name" is invalid.*--listen: "nope" is not HOST:PORT/);
+    const help = spawnSync(process.execPath, [cstorBin, 'pool', '--help'], { encoding: 'utf8' });
+    expect(help.status).to.equal(0);
+    expect(help.stdout).to.match(/Usage: cstor pool/).and.match(/--mgmt HOST:PORT/);
   });
 
   it('survives garbage on the replica port and never writes outside its directory', async () => {

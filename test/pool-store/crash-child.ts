@@ -32,9 +32,10 @@ async function main(): Promise<void> {
   const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
   let stamp = Number(stampArg);
   const pool = await openPool({ dir, name: 'crash' });
-  const vols = new Map<string, { r: Replica | null; snaps: string[]; seq: number }>();
+  const vols = new Map<string, { r: Replica | null; snaps: string[]; seq: number; rebuilding?: boolean }>();
   for (const info of await pool.listReplicas()) {
-    vols.set(info.volume, { r: null, snaps: info.snapshots.map((s) => s.name), seq: info.checkpointedIoSeq + 1 });
+    const rebuilding = info.mode === 'Rebuilding';
+    vols.set(info.volume, { r: null, snaps: info.snapshots.map((s) => s.name), seq: info.checkpointedIoSeq + 1, rebuilding });
   }
   const open = async (v: string): Promise<Replica> => {
     const st = vols.get(v)!;
@@ -87,13 +88,38 @@ async function main(): Promise<void> {
       say({ t: 'unsnap', v, name });
       await r.snapshotDestroy(name);
       st.snaps = st.snaps.filter((s) => s !== name);
-    } else if (x < 0.96) {
-      if (st.snaps.length === 0 || names.length >= 5) continue;
+    } else if (x < 0.95) {
+      if (st.snaps.length === 0 || names.length >= 5 || st.rebuilding) continue;
       const snap = st.snaps[int(0, st.snaps.length - 1)]!;
       const c = `c-${int(0, 1e9)}`;
       say({ t: 'clone', v: c, src: v, snap });
       await pool.createReplica({ volume: c, size: crashVolumeBlocks * crashBlockSize, cloneOf: { volume: v, snapshot: snap } });
       vols.set(c, { r: null, snaps: [], seq: 1 });
+    } else if (x < 0.975) {
+      // Rebuild a new replica from v (not a clone: a clone's base layers are not streamed).
+      if (v.startsWith('c-') || names.length >= 5) continue;
+      const d = `r-${int(0, 1e9)}`;
+      say({ t: 'rebuild', v: d, src: v });
+      await pool.createReplica({ volume: d, size: crashVolumeBlocks * crashBlockSize, blockSize: crashBlockSize });
+      const dr = await pool.openReplica(d);
+      vols.set(d, { r: dr, snaps: [], seq: st.seq });
+      await dr.rebuildStart(null);
+      for (const s of r.snapshots()) {
+        await dr.importLayerBegin(s.name, s.ioSeq);
+        for (let cursor: number | null = 0; cursor !== null; ) {
+          const page = await r.readLayer(s.name, cursor, int(1, 16) * crashBlockSize);
+          for (const run of page.runs) await dr.importLayerWrite(s.name, run.offset, run.data);
+          cursor = page.next;
+        }
+        await dr.importLayerEnd(s.name);
+        vols.get(d)!.snaps.push(s.name);
+      }
+      for (let cursor: number | null = 0; cursor !== null; ) {
+        const page = await r.readHeadSince(0, cursor, int(1, 16) * crashBlockSize);
+        for (const run of page.runs) await dr.writeIfNewer(run.offset, run.data, run.ioSeq ?? 0);
+        cursor = page.next;
+      }
+      await dr.rebuildDone();
     } else {
       if (names.length < 2) continue;
       say({ t: 'delete', v });

@@ -35,9 +35,10 @@ interface VolModel {
   seq: number;
   /** The clone source's data at clone time (what base layers hold), or zeros. */
   origin: Buffer;
+  isClone: boolean;
 }
 
-async function runProperty(seed: number, ops: number, dir: string): Promise<Record<string, number>> {
+async function runProperty(seed: number, ops: number, dir: string, dir2: string): Promise<Record<string, number>> {
   const rand = mulberry32(seed);
   const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -56,6 +57,8 @@ async function runProperty(seed: number, ops: number, dir: string): Promise<Reco
     }),
   });
   let pool: Pool = await openPool({ dir, name: 'prop', logger });
+  // Rebuild destinations live in a second pool.
+  const pool2 = await openPool({ dir: dir2, name: 'prop-rebuild' });
   let nextVol = 0;
   let stamp = 0;
 
@@ -103,10 +106,59 @@ async function runProperty(seed: number, ops: number, dir: string): Promise<Reco
     const v = `vol-${nextVol++}`;
     const size = int(8, 64) * bs;
     await pool.createReplica({ volume: v, size, blockSize: bs });
-    model.set(v, { size, data: Buffer.alloc(size), snaps: [], seq: 1, origin: Buffer.alloc(size) });
+    model.set(v, { size, data: Buffer.alloc(size), snaps: [], seq: 1, origin: Buffer.alloc(size), isClone: false });
   };
 
   for (let i = 0; i < 3; i++) await createVolume();
+
+  /**
+   * Rebuilds a copy of `v` in pool2 the way a target would: rebuildStart, each snapshot's layer
+   * oldest first, then the head since the last snapshot, with a live write landing on both
+   * between reading the head and applying it (writeIfNewer must keep the live one).
+   */
+  const rebuildCopy = async (v: string, m: VolModel): Promise<void> => {
+    const r = await handle(v);
+    const name = `rb-${nextVol++}`;
+    await pool2.createReplica({ volume: name, size: m.size, blockSize: bs });
+    const d = await pool2.openReplica(name);
+    await d.write(0, Buffer.alloc(bs, 0xee), 1); // stale content, discarded by rebuildStart
+    await d.snapshotCreate('stale', 2);
+    await d.rebuildStart(null);
+    expect(d.snapshots()).to.deep.equal([]);
+    const snaps = r.snapshots();
+    for (const s of snaps) {
+      await d.importLayerBegin(s.name, s.ioSeq);
+      for (let cursor: number | null = 0; cursor !== null; ) {
+        const page = await r.readLayer(s.name, cursor, int(1, 16) * bs);
+        for (const run of page.runs) await d.importLayerWrite(s.name, run.offset, run.data);
+        cursor = page.next;
+      }
+      await d.importLayerEnd(s.name);
+    }
+    const since = snaps.length > 0 ? Math.max(0, snaps[snaps.length - 1]!.ioSeq - 1) : 0;
+    const runs: { offset: number; data: Buffer; ioSeq?: number }[] = [];
+    for (let cursor: number | null = 0; cursor !== null; ) {
+      const page = await r.readHeadSince(since, cursor, int(1, 16) * bs);
+      runs.push(...page.runs);
+      cursor = page.next;
+    }
+    const b = int(0, m.size / bs - 1);
+    const live = Buffer.alloc(bs, 0x77);
+    const seq = m.seq++;
+    await r.write(b * bs, live, seq);
+    await d.write(b * bs, live, seq);
+    live.copy(m.data, b * bs);
+    for (const run of runs) await d.writeIfNewer(run.offset, run.data, run.ioSeq ?? 0);
+    await d.rebuildDone();
+    expect(d.mode).to.equal('Healthy');
+    expect((await d.readAt(0, m.size)).equals(m.data), `rebuilt copy of ${v}`).to.equal(true);
+    expect(d.snapshots().map((s) => [s.name, s.ioSeq])).to.deep.equal(snaps.map((s) => [s.name, s.ioSeq]));
+    for (const s of m.snaps) {
+      expect((await d.readSnapshotAt(s.name, 0, m.size)).equals(s.data), `rebuilt copy of ${v}@${s.name}`).to.equal(true);
+    }
+    await d.close();
+    await pool2.deleteReplica(name);
+  };
 
   const weights: [string, number][] = [
     ['write', 30],
@@ -120,6 +172,7 @@ async function runProperty(seed: number, ops: number, dir: string): Promise<Reco
     ['close-replica', 3],
     ['reopen', 2],
     ['check', 6],
+    ['rebuild', 2],
   ];
   const total = weights.reduce((a, [, w]) => a + w, 0);
 
@@ -184,7 +237,7 @@ async function runProperty(seed: number, ops: number, dir: string): Promise<Reco
         expect(info.cloneOf).to.equal(`${v}@${s.name}`);
         const data = Buffer.alloc(size);
         s.data.copy(data);
-        model.set(c, { size, data, snaps: [], seq: 1, origin: Buffer.from(data) });
+        model.set(c, { size, data, snaps: [], seq: 1, origin: Buffer.from(data), isClone: true });
         await check(c, true);
         break;
       }
@@ -226,6 +279,11 @@ async function runProperty(seed: number, ops: number, dir: string): Promise<Reco
         for (const other of model.keys()) await check(other, true);
         break;
       }
+      case 'rebuild': {
+        if (m!.isClone) break;
+        await rebuildCopy(v, m!);
+        break;
+      }
       default:
         await check(v, true);
     }
@@ -240,6 +298,8 @@ async function runProperty(seed: number, ops: number, dir: string): Promise<Reco
   expect(await fs.readdir(path.join(dir, 'layers'))).to.deep.equal([]);
   expect(await pool.listReplicas()).to.deep.equal([]);
   await pool.close();
+  expect(await pool2.listReplicas()).to.deep.equal([]);
+  await pool2.close();
   return counts;
 }
 
@@ -250,11 +310,12 @@ describe('pool store property test', function () {
   for (const seed of seeds) {
     it(`seed ${seed}: ${ops} random operations match the flat-buffer model`, async () => {
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pool-prop-'));
+      const dir2 = await fs.mkdtemp(path.join(os.tmpdir(), 'pool-prop-'));
       try {
-        const counts = await runProperty(seed, ops, dir);
+        const counts = await runProperty(seed, ops, dir, dir2);
         if (process.env.POOL_PROPERTY_VERBOSE) console.log(counts);
         // The interesting paths ran: clones, hidden snapshots and their later folds, plain folds.
-        for (const k of ['clone', 'reopen', 'snapshot hidden (a clone still uses it)', 'hidden snapshot folded (its last clone is gone)', 'snapshot deleted']) {
+        for (const k of ['clone', 'reopen', 'rebuild', 'snapshot hidden (a clone still uses it)', 'hidden snapshot folded (its last clone is gone)', 'snapshot deleted']) {
           expect(counts[k] ?? 0, `${k} happened`).to.be.greaterThan(0);
         }
       } catch (err) {
@@ -262,6 +323,7 @@ describe('pool store property test', function () {
         throw err;
       } finally {
         await fs.rm(dir, { recursive: true, force: true });
+        await fs.rm(dir2, { recursive: true, force: true });
       }
     });
   }

@@ -1,0 +1,57 @@
+import { expect } from 'chai';
+import { hasErrorCode } from '../../../lib/errors.ts';
+import { PduReader, framePdu } from './pdu-reader.ts';
+
+function frame(op: number, data: Buffer, digests = { header: false, data: false }): Buffer {
+  const h = Buffer.alloc(48);
+  h[0] = op;
+  h.writeUIntBE(data.length, 5, 3);
+  return Buffer.concat(framePdu(h, data, digests));
+}
+
+describe('PduReader', () => {
+  it('reassembles PDUs split at every byte boundary, dropping padding', () => {
+    const stream = Buffer.concat([frame(1, Buffer.from('abcde')), frame(2, Buffer.alloc(0)), frame(3, Buffer.alloc(4, 7))]);
+    for (let cut = 1; cut < stream.length; cut++) {
+      const r = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 1024 });
+      const out = [...r.push(stream.subarray(0, cut)), ...r.push(stream.subarray(cut))];
+      expect(out.map((p) => p.bhs[0])).to.deep.equal([1, 2, 3]);
+      expect(out[0]!.data.toString()).to.equal('abcde');
+      expect(out[2]!.data.length).to.equal(4);
+      expect(r.bufferedBytes).to.equal(0);
+    }
+  });
+
+  it('hands data that sits in one chunk on as a view, not a copy', () => {
+    const chunk = frame(5, Buffer.alloc(4096, 1));
+    const r = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 8192 });
+    const [p] = r.push(chunk);
+    expect(p!.data.buffer).to.equal(chunk.buffer);
+  });
+
+  it('refuses a data segment past the limit before buffering it', () => {
+    const h = Buffer.alloc(48);
+    h.writeUIntBE(1 << 20, 5, 3);
+    const r = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 65536 });
+    let err: unknown;
+    try {
+      r.push(h);
+    } catch (e) {
+      err = e;
+    }
+    expect(hasErrorCode(err, 'too_large')).to.equal(true);
+  });
+
+  it('checks header and data digests', () => {
+    const d = { header: true, data: true };
+    const good = frame(1, Buffer.from('xyz'), d);
+    const r = new PduReader({ headerDigest: true, dataDigest: true, maxDataSegmentLength: 1024 });
+    expect(r.push(good)[0]!.data.toString()).to.equal('xyz');
+    const bad = Buffer.from(good);
+    bad[bad.length - 1]! ^= 1;
+    expect(() => new PduReader({ headerDigest: true, dataDigest: true, maxDataSegmentLength: 1024 }).push(bad)).to.throw(/data digest/);
+    const badHeader = Buffer.from(good);
+    badHeader[10]! ^= 1;
+    expect(() => new PduReader({ headerDigest: true, dataDigest: true, maxDataSegmentLength: 1024 }).push(badHeader)).to.throw(/header digest/);
+  });
+});

@@ -1,0 +1,79 @@
+// Starts a real kube-lite for the lib/kube integration tests, restarts it on the same data
+// directory and port (kill -9 or not), and builds clients from the kubeconfig it writes.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { loadKubeConfig } from '../../lib/kube/kubeconfig.ts';
+import { ResourceClient } from '../../lib/kube/resource-client.ts';
+import type { ResourceType } from '../../lib/kube/resource-type.ts';
+import { HttpKubeTransport } from '../../lib/kube/transport.ts';
+import type { KubeObject } from '../../lib/kube/types/meta.ts';
+
+export class KubeLiteHarness {
+  daemon: Daemon | undefined;
+  readonly dataDir: string;
+  port = 0;
+  private transport: HttpKubeTransport | undefined;
+
+  constructor() {
+    this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lib-kube-'));
+  }
+
+  get kubeconfigPath(): string {
+    return path.join(this.dataDir, 'kubeconfig');
+  }
+
+  /** Starts kube-lite on its port (port 0 the first time, then the same port again). */
+  async start(extraArgs: string[] = []): Promise<Daemon> {
+    const daemon = await startDaemon(['kube-lite', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...extraArgs], { listeners: ['api'] });
+    this.daemon = daemon;
+    const addr = daemon.addresses.api;
+    if (!addr) throw new Error('kube-lite announced no api listener');
+    this.port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+    return daemon;
+  }
+
+  /** Starts kube-lite on the same data on ANOTHER port (clients of the usual port cannot reach it). */
+  async startElsewhere(extraArgs: string[] = []): Promise<Daemon> {
+    return startDaemon(['kube-lite', '--listen', '127.0.0.1:0', '--data-dir', this.dataDir, ...extraArgs], { listeners: ['api'] });
+  }
+
+  /** A client built from the kubeconfig as it is now (it names the last started server). */
+  freshClient<T extends KubeObject>(resource: ResourceType): ResourceClient<T> {
+    const { kubeConfig } = loadKubeConfig({ kubeconfigPath: this.kubeconfigPath, env: {} });
+    return new ResourceClient<T>(new HttpKubeTransport(kubeConfig, { requestTimeoutMs: 10_000 }), resource);
+  }
+
+  async kill(): Promise<void> {
+    await this.daemon?.kill();
+    this.daemon = undefined;
+  }
+
+  async stop(): Promise<void> {
+    await this.daemon?.stop();
+    this.daemon = undefined;
+  }
+
+  client<T extends KubeObject>(resource: ResourceType): ResourceClient<T> {
+    if (!this.transport) {
+      const { kubeConfig } = loadKubeConfig({ kubeconfigPath: this.kubeconfigPath, env: {} });
+      this.transport = new HttpKubeTransport(kubeConfig, { requestTimeoutMs: 10_000 });
+    }
+    return new ResourceClient<T>(this.transport, resource);
+  }
+
+  cleanup(): void {
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Polls `check` until it returns true (bounded); throws with `describe()` on timeout. */
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000, describe?: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${describe()}` : ''}`);
+}
