@@ -13,6 +13,8 @@ const subcommands: Readonly<Record<string, Subcommand>> = {
   'kube-lite': { summary: 'embedded Kubernetes API server (development and tests)', load: () => import('../kube-lite/main.ts') },
   pool: { summary: 'cStor pool: copy-on-write replicas, replica protocol, mgmt API', load: () => import('../cstor-pool/main.ts') },
   target: { summary: 'cStor target: replicated volumes over iSCSI, snapshots, mgmt API', load: () => import('../cstor-target/main.ts') },
+  mapi: { summary: 'm-apiserver: /latest/volumes and /latest/snapshots REST over the CAS engine', load: () => import('../maya-apiserver/main.ts') },
+  'volume-provisioner': { summary: 'external provisioner openebs.io/provisioner-iscsi: cStor PVCs → volumes via m-apiserver → iSCSI PVs', load: () => import('../volume-provisioner/main.ts') },
   'snapshot-controller': { summary: 'VolumeSnapshot → cStor snapshot via m-apiserver → VolumeSnapshotData (leader-elected)', load: () => import('../snapshot-controller/main.ts') },
 };
 

@@ -1,7 +1,8 @@
 // libiscsi's conformance suite (iscsi-test-cu, the ALL list) against our portal and against Debian's
 // tgtd, in one run: each suite is its own iscsi-test-cu invocation under `timeout` (so a hang costs
 // one suite, not the run), suites run one after another per target (they share the LUN), and the two
-// targets run in parallel. `-d` (dataloss) is passed: the LUNs are scratch files.
+// targets run in parallel. `-d` (dataloss) is passed: the LUNs are scratch files. The URL is given
+// twice so the MultipathIO suite runs over two sessions.
 //   node --import tsx bench/iscsi/conformance.ts
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -45,7 +46,8 @@ export async function listSuites(): Promise<Map<string, number>> {
 }
 
 async function runSuite(url: string, suite: string, tests: number, timeoutSec: number): Promise<SuiteResult> {
-  const r = await runTool('timeout', ['-k', '5', String(timeoutSec), 'iscsi-test-cu', '-d', '-n', url, '-t', `ALL.${suite}`], (timeoutSec + 15) * 1000);
+  // The URL twice: the second is the "multipath" path, so MultipathIO runs instead of skipping.
+  const r = await runTool('timeout', ['-k', '5', String(timeoutSec), 'iscsi-test-cu', '-d', '-n', url, url, '-t', `ALL.${suite}`], (timeoutSec + 15) * 1000);
   const out = r.stdout + r.stderr;
   const m = /^\s*tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(out);
   const failed = [...out.matchAll(/Suite (\S+), Test (\S+) had failures/g)].map((x) => `${x[1]}.${x[2]}`);

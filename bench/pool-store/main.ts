@@ -36,6 +36,25 @@ function median(xs: number[]): number {
 }
 
 const fmt = (n: number, d = 2): string => n.toFixed(d);
+
+/**
+ * Runs batch i of `a` and of `b` alternately (a0 b0 a1 b1 ...) and returns each side's total
+ * milliseconds: on a shared, noisy machine both sides then see the same disturbances.
+ */
+async function interleaved(batches: number, a: (i: number) => Promise<void>, b: (i: number) => Promise<void>): Promise<[number, number]> {
+  let ta = 0;
+  let tb = 0;
+  for (let i = 0; i < batches; i++) {
+    const first = i % 2 === 0;
+    for (const side of first ? [0, 1] : [1, 0]) {
+      const t0 = performance.now();
+      await (side === 0 ? a(i) : b(i));
+      if (side === 0) ta += performance.now() - t0;
+      else tb += performance.now() - t0;
+    }
+  }
+  return [ta, tb];
+}
 const mbps = (bytes: number, ms: number): number => bytes / MiB / (ms / 1000);
 const results: Record<string, string> = {};
 function report(key: string, value: string): void {
@@ -123,23 +142,25 @@ async function compareDepth(pool: Pool, label: string, size: number, overwrites:
   const snaps = 200;
   const flat = await buildVolume(pool, `flat-${overwrites}`, size, 0, overwrites);
   const deep = await buildVolume(pool, `deep-${overwrites}`, size, snaps, overwrites);
-  const n = quick ? 5000 : 20000;
-  const seqMs: Record<string, number[]> = { flat: [], deep: [] };
-  const rndMs: Record<string, number[]> = { flat: [], deep: [] };
-  for (const r of [flat, deep]) {
-    await readAll(r, size); // warm the page cache and the JIT
-    await randomReads(r, size, n);
-  }
-  for (let round = 0; round < 5; round++) {
-    for (const [k, r] of [['flat', flat], ['deep', deep]] as const) {
-      seqMs[k]!.push(await readAll(r, size));
-      rndMs[k]!.push(await randomReads(r, size, n));
-    }
-  }
-  // Best of 5 alternating rounds: the machine is shared, and the best round is the one least
-  // disturbed by other processes.
-  const seq = { flat: mbps(size, Math.min(...seqMs.flat!)), deep: mbps(size, Math.min(...seqMs.deep!)) };
-  const rnd = { flat: n / (Math.min(...rndMs.flat!) / 1000), deep: n / (Math.min(...rndMs.deep!) / 1000) };
+  await readAll(flat, size); // warm the page cache and the JIT
+  await readAll(deep, size);
+  const chunk = 8 * MiB;
+  const batches = 3 * (size / chunk);
+  const readChunk = (r: Replica) => async (i: number) => {
+    const base = (i % (size / chunk)) * chunk;
+    for (let off = base; off < base + chunk; off += MiB) await r.readAt(off, MiB);
+  };
+  const [sf, sd] = await interleaved(batches, readChunk(flat), readChunk(deep));
+  const perBatch = 500;
+  const rand = rng(7);
+  const offsets = Array.from({ length: batches * perBatch }, () => Math.floor(rand() * (size / (4 * KiB))) * 4 * KiB);
+  const readRandom = (r: Replica) => async (i: number) => {
+    for (let k = i * perBatch; k < (i + 1) * perBatch; k++) await r.readAt(offsets[k]!, 4 * KiB);
+  };
+  const [rf, rd] = await interleaved(batches, readRandom(flat), readRandom(deep));
+  const total = batches * chunk;
+  const seq = { flat: mbps(total, sf), deep: mbps(total, sd) };
+  const rnd = { flat: (batches * perBatch) / (rf / 1000), deep: (batches * perBatch) / (rd / 1000) };
   const depth = deep.snapshots().length;
   report(`${label}: 1 MiB seq read, depth 0 / depth ${depth}`, `${fmt(seq.flat, 0)} / ${fmt(seq.deep, 0)} MiB/s = ${fmt(seq.deep / seq.flat)}x`);
   report(`${label}: 4 KiB random read, depth 0 / depth ${depth}`, `${fmt(rnd.flat, 0)} / ${fmt(rnd.deep, 0)} IOPS = ${fmt(rnd.deep / rnd.flat)}x`);
@@ -151,89 +172,68 @@ async function compareDepth(pool: Pool, label: string, size: number, overwrites:
 
 async function benchDepth(pool: Pool): Promise<void> {
   const size = quick ? 64 * MiB : 256 * MiB;
-  console.log(`\n# read throughput, ${size / MiB} MiB volume, no snapshots vs a chain of 200+ (page cache warm; best of 5; goal >= 0.9x)`);
+  console.log(`\n# read throughput, ${size / MiB} MiB volume, no snapshots vs a chain of 200+ (page cache warm; interleaved batches; goal >= 0.9x)`);
   await compareDepth(pool, 'same layout', size, 0);
   // With 4 KiB overwrites scattered over other layers, a 1 MiB read spans several layers and
   // cannot be one pread: this measures fragmentation, which depth alone does not cause.
   await compareDepth(pool, `+${size / MiB / 8 * 100} scattered 4 KiB overwrites`, size, (size / MiB / 8) * 100);
 }
 
-interface IoTarget {
-  write(off: number, buf: Buffer): Promise<void>;
-  read(off: number, len: number): Promise<Buffer>;
-  sync(): Promise<void>;
-}
-
-async function runIo(t: IoTarget, size: number): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  const big = Buffer.alloc(MiB, 0x33);
-  let t0 = performance.now();
-  for (let off = 0; off < size; off += MiB) await t.write(off, big);
-  out.seqWrite = mbps(size, performance.now() - t0);
-  await t.sync();
-  t0 = performance.now();
-  for (let off = 0; off < size; off += MiB) await t.read(off, MiB);
-  out.seqRead = mbps(size, performance.now() - t0);
-  const n = quick ? 5000 : 20000;
-  const small = Buffer.alloc(4 * KiB, 0x44);
-  let rand = rng(11);
-  t0 = performance.now();
-  for (let i = 0; i < n; i++) await t.write(Math.floor(rand() * (size / (4 * KiB))) * 4 * KiB, small);
-  out.rndWrite = n / ((performance.now() - t0) / 1000);
-  await t.sync();
-  rand = rng(12);
-  t0 = performance.now();
-  for (let i = 0; i < n; i++) await t.read(Math.floor(rand() * (size / (4 * KiB))) * 4 * KiB, 4 * KiB);
-  out.rndRead = n / ((performance.now() - t0) / 1000);
-  return out;
-}
-
 async function benchIo(pool: Pool): Promise<void> {
   const size = quick ? 128 * MiB : 512 * MiB;
-  console.log(`\n# IO through the store vs straight to a file (${size / MiB} MiB, one request at a time, page cache; sync untimed; best of 3, alternating)`);
-  const best: Record<'raw' | 'store', Record<string, number>> = { raw: {}, store: {} };
-  const keep = (which: 'raw' | 'store', figures: Record<string, number>): void => {
-    for (const [k, v] of Object.entries(figures)) best[which][k] = Math.max(best[which][k] ?? 0, v);
+  console.log(`\n# IO through the store vs straight to a file (${size / MiB} MiB, one request at a time, page cache; interleaved batches)`);
+  const rawPath = path.join(baseDir, 'raw.img');
+  const fh = await fs.open(rawPath, 'w+');
+  await fh.truncate(size);
+  await pool.createReplica({ volume: 'io', size });
+  const r = await pool.openReplica('io');
+  let seq = 1;
+  const big = Buffer.alloc(MiB, 0x33);
+  const chunk = 16 * MiB;
+  const chunks = size / chunk;
+  const rawWrite = async (off: number, buf: Buffer): Promise<void> => void (await fh.write(buf, 0, buf.length, off));
+  const rawRead = async (off: number, len: number): Promise<void> => {
+    const b = Buffer.alloc(len);
+    await fh.read(b, 0, len, off);
   };
-  for (let round = 0; round < 3; round++) {
-    const rawPath = path.join(baseDir, 'raw.img');
-    const fh = await fs.open(rawPath, 'w+');
-    await fh.truncate(size);
-    keep(
-      'raw',
-      await runIo(
-        {
-          write: async (off, buf) => void (await fh.write(buf, 0, buf.length, off)),
-          read: async (off, len) => {
-            const b = Buffer.alloc(len);
-            await fh.read(b, 0, len, off);
-            return b;
-          },
-          sync: () => fh.sync(),
-        },
-        size,
-      ),
-    );
-    await fh.close();
-    await fs.rm(rawPath);
-    await pool.createReplica({ volume: 'io', size });
-    const r = await pool.openReplica('io');
-    let seq = 1;
-    keep('store', await runIo({ write: (off, buf) => r.write(off, buf, seq++), read: (off, len) => r.readAt(off, len), sync: () => r.sync() }, size));
-    await r.close();
-    await pool.deleteReplica('io');
-  }
-  const rows: [string, string, string][] = [
-    ['1 MiB sequential write', 'seqWrite', 'MiB/s'],
-    ['1 MiB sequential read', 'seqRead', 'MiB/s'],
-    ['4 KiB random write', 'rndWrite', 'IOPS'],
-    ['4 KiB random read', 'rndRead', 'IOPS'],
-  ];
-  for (const [label, key, unit] of rows) {
-    const st = best.store[key]!;
-    const raw = best.raw[key]!;
+  const storeWrite = (off: number, buf: Buffer): Promise<void> => r.write(off, buf, seq++);
+  const storeRead = async (off: number, len: number): Promise<void> => void (await r.readAt(off, len));
+  const seqBatch = (op: (off: number, buf: Buffer) => Promise<void>) => async (i: number) => {
+    for (let off = i * chunk; off < (i + 1) * chunk; off += MiB) await op(off, big);
+  };
+  const seqReadBatch = (op: (off: number, len: number) => Promise<void>) => async (i: number) => {
+    for (let off = (i % chunks) * chunk; off < ((i % chunks) + 1) * chunk; off += MiB) await op(off, MiB);
+  };
+  const figures: [string, number, number, string][] = [];
+  let [a, b] = await interleaved(chunks, seqBatch(rawWrite), seqBatch(storeWrite));
+  figures.push(['1 MiB sequential write', mbps(size, b), mbps(size, a), 'MiB/s']);
+  await fh.sync();
+  await r.sync();
+  [a, b] = await interleaved(2 * chunks, seqReadBatch(rawRead), seqReadBatch(storeRead));
+  figures.push(['1 MiB sequential read', mbps(2 * size, b), mbps(2 * size, a), 'MiB/s']);
+  const perBatch = 500;
+  const batches = quick ? 10 : 40;
+  const rand = rng(11);
+  const offsets = Array.from({ length: batches * perBatch }, () => Math.floor(rand() * (size / (4 * KiB))) * 4 * KiB);
+  const small = Buffer.alloc(4 * KiB, 0x44);
+  const rndWrite = (op: (off: number, buf: Buffer) => Promise<void>) => async (i: number) => {
+    for (let k = i * perBatch; k < (i + 1) * perBatch; k++) await op(offsets[k]!, small);
+  };
+  const rndRead = (op: (off: number, len: number) => Promise<void>) => async (i: number) => {
+    for (let k = i * perBatch; k < (i + 1) * perBatch; k++) await op(offsets[k]!, 4 * KiB);
+  };
+  const ops = batches * perBatch;
+  [a, b] = await interleaved(batches, rndWrite(rawWrite), rndWrite(storeWrite));
+  figures.push(['4 KiB random write', ops / (b / 1000), ops / (a / 1000), 'IOPS']);
+  [a, b] = await interleaved(batches, rndRead(rawRead), rndRead(storeRead));
+  figures.push(['4 KiB random read', ops / (b / 1000), ops / (a / 1000), 'IOPS']);
+  for (const [label, st, raw, unit] of figures) {
     report(`${label}: store / raw file`, `${fmt(st, 0)} / ${fmt(raw, 0)} ${unit} = ${fmt(st / raw)}x`);
   }
+  await fh.close();
+  await fs.rm(rawPath);
+  await r.close();
+  await pool.deleteReplica('io');
 }
 
 const pool = await openPool({ dir: path.join(baseDir, 'pool'), name: 'bench' });

@@ -9,6 +9,7 @@ import { closeServer, formatAddress, listen } from '../../lib/listen.ts';
 import { silentLogger, type Logger } from '../../lib/logger.ts';
 import { isDns1123Label } from '../../lib/names.ts';
 import type { IoStatsSnapshot } from '../scsi/io-stats.ts';
+import { Asc } from '../scsi/sense.ts';
 import type { ChapCredentials } from './chap.ts';
 import { IscsiConnection, type ConnectionHost, type ConnectionOptions } from './connection.ts';
 import { defaultTargetLimits, type TargetLimits } from './negotiation.ts';
@@ -150,6 +151,8 @@ export class IscsiPortal {
       const members = [...target.members];
       await Promise.all(members.map((m) => m.abortAll(lun)));
       target.disk.releaseReservations();
+      // Every I_T nexus (the requester's too) learns of the reset on its next command (SAM-5 §6.3).
+      target.disk.raiseUnitAttention(members.map((m) => m.nexus), Asc.busDeviceReset);
       if (cold) {
         // A cold reset ends every session (after the requester gets its answer).
         setTimeout(() => members.forEach((m) => void m.close('target cold reset')), 10).unref();

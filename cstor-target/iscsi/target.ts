@@ -12,6 +12,8 @@ export function targetIqn(volume: string): string {
 
 /** What the target tells a connection: drop this session (target removed, reset, reinstatement). */
 export interface TargetMember {
+  /** The I_T nexus: "<initiator name>,i,0x<ISID>". */
+  readonly nexus: string;
   /** Ends the connection; resolves once its in-flight IO has settled. */
   close(reason: string): Promise<void>;
   /** Aborts (drops without response) every task of this connection on `lun`, or on all LUNs; resolves when they have settled. */

@@ -106,6 +106,8 @@ export class ScsiDisk {
   /** RESERVE(6) holder. */
   private reservedBy: string | undefined;
   readonly pr = new PersistentReservations();
+  /** Pending unit attention (ASC/ASCQ) per I_T nexus, reported once on its next command. */
+  private readonly unitAttentions = new Map<string, readonly [number, number]>();
   /** Serializes COMPARE AND WRITE so its read-compare-write is atomic against other CAWs. */
   private cawChain: Promise<unknown> = Promise.resolve();
 
@@ -181,6 +183,12 @@ export class ScsiDisk {
       if (op === Op.reportLuns) return this.reportLuns(cdb);
       if (op === Op.requestSense) return this.requestSense(cdb, [SenseKey.illegalRequest, Asc.lunNotSupported]);
       return check(new ScsiSenseError(SenseKey.illegalRequest, Asc.lunNotSupported, `LUN ${req.lun} does not exist`));
+    }
+    const ua = this.unitAttentions.get(req.nexus);
+    if (ua && op !== Op.inquiry && op !== Op.reportLuns) {
+      this.unitAttentions.delete(req.nexus);
+      if (op === Op.requestSense) return this.requestSense(req.cdb, [SenseKey.unitAttention, ua]);
+      return check(new ScsiSenseError(SenseKey.unitAttention, ua, 'unit attention'));
     }
     if (this.reservedBy !== undefined && this.reservedBy !== req.nexus && !allowedUnderReservation.has(op)) {
       return { status: ScsiStatus.reservationConflict };
@@ -304,9 +312,15 @@ export class ScsiDisk {
     }
   }
 
+  /** Establishes a unit attention condition for these I_T nexuses (e.g. after a LUN reset). */
+  raiseUnitAttention(nexuses: readonly string[], asc: readonly [number, number]): void {
+    for (const n of nexuses) this.unitAttentions.set(n, asc);
+  }
+
   /** Drops reservations held by a nexus (its session ended) or all of them (a reset). */
   releaseReservations(nexus?: string): void {
     if (nexus === undefined || this.reservedBy === nexus) this.reservedBy = undefined;
+    if (nexus !== undefined) this.unitAttentions.delete(nexus);
   }
 
   private checkRange(lba: number, blocks: number): void {

@@ -52,6 +52,7 @@ export const Asc = {
   internalTargetFailure: [0x44, 0x00],
   insufficientRegistrationResources: [0x55, 0x04],
   powerOnReset: [0x29, 0x00],
+  busDeviceReset: [0x29, 0x03],
   commandsClearedByAnotherInitiator: [0x2f, 0x00],
 } as const satisfies Record<string, readonly [number, number]>;
 
