@@ -13,6 +13,7 @@ const spec = {
     listen: { type: 'string', value: 'HOST:PORT', description: 'Address to serve the API on (port 0: any free port)', default: '127.0.0.1:6443' },
     'data-dir': { type: 'string', value: 'DIR', description: 'Where objects (snapshot + write-ahead log), the token and the kubeconfig live', required: true },
     'history-size': { type: 'string', value: 'N', description: 'Watch events retained for watches from an old resourceVersion', default: '10000' },
+    'bookmark-seconds': { type: 'string', value: 'N', description: 'Interval of BOOKMARK events on watches that allow them', default: '30' },
     'log-level': { type: 'string', value: 'LEVEL', description: 'error, warn, info or debug (env LOG_LEVEL)' },
   },
   notes: 'Every request needs the bearer token from DIR/kubeconfig. Point kubectl at it with `kubectl --kubeconfig DIR/kubeconfig get ns`.',
@@ -30,12 +31,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   const historySize = Number(args['history-size']);
   if (!Number.isInteger(historySize) || historySize < 1) problems.push(`--history-size: "${args['history-size']}" is not a positive integer`);
+  const bookmarkSeconds = Number(args['bookmark-seconds']);
+  if (!(bookmarkSeconds > 0)) problems.push(`--bookmark-seconds: "${args['bookmark-seconds']}" is not a positive number`);
   if (problems.length > 0) throw new CstorError('invalid', `${problems.join('; ')} (see --help)`);
   const { host, port } = listen;
-  const config = Object.freeze({ host, port, dataDir: path.resolve(args['data-dir']), historySize, logLevel: args['log-level'] ?? env.LOG_LEVEL ?? 'info' });
+  const config = Object.freeze({ host, port, dataDir: path.resolve(args['data-dir']), historySize, bookmarkIntervalMs: bookmarkSeconds * 1000, logLevel: args['log-level'] ?? env.LOG_LEVEL ?? 'info' });
   const logger = createLogger({ component: 'kube-lite', level: config.logLevel });
   logger.warn('kube-lite is a development Kubernetes API server, not a production one');
-  const kl = await startKubeLite({ host: config.host, port: config.port, dataDir: config.dataDir, historySize: config.historySize, logger });
+  const kl = await startKubeLite({ host: config.host, port: config.port, dataDir: config.dataDir, historySize: config.historySize, bookmarkIntervalMs: config.bookmarkIntervalMs, logger });
   announceListening(logger, 'api', kl.address);
   logger.info('kubeconfig written', { path: kl.kubeconfigPath, server: kl.url });
 

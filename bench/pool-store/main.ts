@@ -106,12 +106,6 @@ async function readAll(r: Replica, size: number): Promise<number> {
   return performance.now() - t0;
 }
 
-async function randomReads(r: Replica, size: number, count: number): Promise<number> {
-  const rand = rng(7);
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) await r.readAt(Math.floor(rand() * (size / (4 * KiB))) * 4 * KiB, 4 * KiB);
-  return performance.now() - t0;
-}
 
 /**
  * A volume written in 1 MiB writes, with `snaps` snapshots spread over the writes (so the data

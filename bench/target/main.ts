@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import axios from 'axios';
 import { Registry } from 'prom-client';
 import { closeServer, listen } from '../../lib/listen.ts';
-import { silentLogger } from '../../lib/logger.ts';
+import { createLogger, silentLogger } from '../../lib/logger.ts';
 import { connectReplica } from '../../lib/replica-protocol/client.ts';
 import { createMgmtApp } from '../../cstor-target/mgmt/app.ts';
 import { VolumeManager } from '../../cstor-target/mgmt/volume-manager.ts';
@@ -51,7 +51,8 @@ async function main(): Promise<void> {
     connect: (a) => connectReplica(a, { timeoutMs: 30_000 }),
     portal: null,
     stateFile: null,
-    logger: silentLogger(),
+    // Replica evictions and rebuilds (warn) go to stderr: a bench run that has any says so.
+    logger: createLogger({ component: 'bench', level: 'warn', format: 'text', stream: process.stderr }),
     targetId: 'bench',
   });
   const server = http.createServer(createMgmtApp({ manager, logger: silentLogger(), registry: new Registry() }));

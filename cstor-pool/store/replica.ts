@@ -308,14 +308,20 @@ export class StoreReplica implements Replica {
         if (p.runs > 2 && (!span || p.runs > (perOrd.get(span.ord)?.runs ?? 0))) span = { ord, i: p.i, j: p.j };
       }
     }
-    if (span) {
-      const { ord, i: si, j: sj } = span;
-      await layerOf(ord).read(out, si * bs, (sj - si) * bs, (b0 + si) * bs);
-      for (let k = si; k < sj; k++) if (index[b0 + k] === 0) out.fill(0, k * bs, (k + 1) * bs);
+    if (!span) {
+      await Promise.all(runs.map((r) => layerOf(r.ord).read(out, r.i * bs, (r.j - r.i) * bs, (b0 + r.i) * bs)));
+      return;
     }
-    await Promise.all(
-      runs.filter((r) => r.ord !== span?.ord).map((r) => layerOf(r.ord).read(out, r.i * bs, (r.j - r.i) * bs, (b0 + r.i) * bs)),
-    );
+    // The span and the patches are read at once; patches go to their own buffers and are copied
+    // over the span when everything has arrived.
+    const { ord, i: si, j: sj } = span;
+    const patches = runs.filter((r) => r.ord !== ord).map((r) => ({ r, buf: Buffer.allocUnsafe((r.j - r.i) * bs) }));
+    await Promise.all([
+      layerOf(ord).read(out, si * bs, (sj - si) * bs, (b0 + si) * bs),
+      ...patches.map(({ r, buf }) => layerOf(r.ord).read(buf, 0, buf.length, (b0 + r.i) * bs)),
+    ]);
+    for (let k = si; k < sj; k++) if (index[b0 + k] === 0) out.fill(0, k * bs, (k + 1) * bs);
+    for (const { r, buf } of patches) buf.copy(out, r.i * bs);
   }
 
   async writeAt(offset: number, data: Buffer): Promise<void> {

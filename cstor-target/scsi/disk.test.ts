@@ -205,4 +205,49 @@ describe('ScsiDisk', () => {
     const r = await disk.execute({ lun: 0, cdb: cdb10(0x2a, 0, 1), dataOut: Buffer.alloc(BS), nexus: 'a' });
     expect(r.status).to.equal(0x08);
   });
+
+  it('reports a unit attention once per nexus after a reset, not to INQUIRY', async () => {
+    const { disk } = newDisk();
+    disk.raiseUnitAttention(['a', 'b'], [0x29, 0x03]);
+    const tur = Buffer.alloc(6);
+    expect((await disk.execute({ lun: 0, cdb: Buffer.from([0x12, 0, 0, 0, 36, 0]), dataOut: undefined, nexus: 'a' })).status).to.equal(0);
+    expect(senseOf(await disk.execute({ lun: 0, cdb: tur, dataOut: undefined, nexus: 'a' }))).to.deep.equal([6, 0x29, 0x03]);
+    expect((await disk.execute({ lun: 0, cdb: tur, dataOut: undefined, nexus: 'a' })).status).to.equal(0);
+    const rs = await disk.execute({ lun: 0, cdb: Buffer.from([0x03, 0, 0, 0, 18, 0]), dataOut: undefined, nexus: 'b' });
+    expect(rs.status).to.equal(0);
+    expect([rs.data![2]! & 0x0f, rs.data![12], rs.data![13]]).to.deep.equal([6, 0x29, 0x03]);
+    expect((await disk.execute({ lun: 0, cdb: tur, dataOut: undefined, nexus: 'b' })).status).to.equal(0);
+  });
+
+  it('reports its supported operation codes, all or one', async () => {
+    const { disk } = newDisk();
+    const rsoc = (options: number, opcode: number, sa: number, rctd = false): Buffer => {
+      const c = Buffer.alloc(12);
+      c[0] = 0xa3;
+      c[1] = 0x0c;
+      c[2] = (rctd ? 0x80 : 0) | options;
+      c[3] = opcode;
+      c.writeUInt16BE(sa, 4);
+      c.writeUInt32BE(8192, 6);
+      return c;
+    };
+    const all = (await run(disk, rsoc(0, 0, 0))).data!;
+    const n = all.readUInt32BE(0) / 8;
+    const descs = Array.from({ length: n }, (_, i) => all.subarray(4 + i * 8, 12 + i * 8));
+    const read10 = descs.find((d) => d[0] === 0x28)!;
+    expect(read10.readUInt16BE(6)).to.equal(10);
+    expect(read10[5]! & 0x01).to.equal(0);
+    const rc16 = descs.find((d) => d[0] === 0x9e && d.readUInt16BE(2) === 0x10)!;
+    expect(rc16[5]! & 0x01).to.equal(1);
+    const withTimeouts = (await run(disk, rsoc(0, 0, 0, true))).data!;
+    expect(withTimeouts.readUInt32BE(0)).to.equal(n * 20);
+    const one = (await run(disk, rsoc(1, 0x28, 0))).data!;
+    expect(one[1]! & 0x07).to.equal(3);
+    expect(one.readUInt16BE(2)).to.equal(10);
+    expect(one[4]).to.equal(0x28);
+    expect(senseOf(await run(disk, rsoc(1, 0x9e, 0x10)))).to.deep.equal([5, 0x24, 0]);
+    expect((await run(disk, rsoc(2, 0x9e, 0x10))).data![1]! & 0x07).to.equal(3);
+    expect(senseOf(await run(disk, rsoc(2, 0x28, 0)))).to.deep.equal([5, 0x24, 0]);
+    expect((await run(disk, rsoc(1, 0xc5, 0))).data![1]! & 0x07).to.equal(1);
+  });
 });

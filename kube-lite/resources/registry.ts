@@ -162,7 +162,7 @@ export class ResourceRegistry {
     return [...this.byResource.values()];
   }
 
-  /** group → versions served, in a stable order (core group "" first). */
+  /** group → versions served, preferred first (Kubernetes version priority). */
   groups(): Map<string, string[]> {
     const out = new Map<string, string[]>();
     for (const r of this.byResource.values()) {
@@ -170,6 +170,20 @@ export class ResourceRegistry {
       for (const v of r.versions) if (!vs.includes(v)) vs.push(v);
       out.set(r.group, vs);
     }
+    for (const vs of out.values()) vs.sort(compareVersions);
     return out;
   }
+}
+
+/** Kubernetes version priority: v2 > v1 > v1beta2 > v1beta1 > v1alpha1 > anything else (by name). */
+export function compareVersions(a: string, b: string): number {
+  const rank = (v: string): [number, number, number] => {
+    const m = /^v(\d+)(?:(alpha|beta)(\d+))?$/.exec(v);
+    if (!m) return [0, 0, 0];
+    return [m[2] === undefined ? 3 : m[2] === 'beta' ? 2 : 1, Number(m[1]), Number(m[3] ?? 0)];
+  };
+  const ra = rank(a);
+  const rb = rank(b);
+  for (let i = 0; i < 3; i++) if (ra[i] !== rb[i]) return rb[i]! - ra[i]!;
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -157,6 +157,34 @@ describe('kube-lite with @kubernetes/client-node', function () {
     expect(relist.items).to.deep.equal([]);
   });
 
+  it('serves a cluster-scoped CRD at every served version', async () => {
+    await objs.create({
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'pools.example.com' },
+      spec: {
+        group: 'example.com',
+        scope: 'Cluster',
+        names: { plural: 'pools', kind: 'Pool' },
+        versions: [
+          { name: 'v1alpha1', served: true, storage: false, schema: { openAPIV3Schema: { type: 'object' } } },
+          { name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object' } } },
+        ],
+      },
+    });
+    const created = await eventually(async () => {
+      const r = await raw(kl, '/apis/example.com/v1/pools', { method: 'POST', body: JSON.stringify({ apiVersion: 'example.com/v1', kind: 'Pool', metadata: { name: 'p1' }, status: { phase: 'kept' } }) });
+      return r.status === 201 ? r : undefined;
+    }, 'pools to be served');
+    // No status subresource: status is an ordinary field.
+    expect(created.json.status).to.deep.equal({ phase: 'kept' });
+    const old = await raw(kl, '/apis/example.com/v1alpha1/pools/p1');
+    expect(old.json.apiVersion).to.equal('example.com/v1alpha1');
+    const discovery = await raw(kl, '/apis/example.com');
+    expect((discovery.json.preferredVersion as { version: string }).version).to.equal('v1');
+    expect((await raw(kl, '/apis/example.com/v1/namespaces/default/pools/p1')).status).to.equal(404);
+  });
+
   it('lists with label and field selectors', async () => {
     const mk = (name: string, labels: Record<string, string>) => core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name, labels } } });
     await mk('sel-a', { app: 'web', tier: 'front' });

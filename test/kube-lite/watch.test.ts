@@ -8,7 +8,7 @@ describe('kube-lite watch streams', function () {
   this.timeout(30_000);
   let kl: KubeLiteProc;
   before(async () => {
-    kl = await startKubeLiteProc();
+    kl = await startKubeLiteProc(undefined, ['--bookmark-seconds', '0.3']);
   });
   after(stopAll);
 
@@ -48,6 +48,22 @@ describe('kube-lite watch streams', function () {
     expect(ev.type).to.equal('ADDED');
     expect(ev.object.kind).to.equal('Table');
     expect(ev.object.rows[0]!.cells[0]).to.equal('t3');
+  });
+
+  it('sends BOOKMARK events only to watches that allow them', async () => {
+    const rv = ((await raw(kl, cms)).json.metadata as { resourceVersion: string }).resourceVersion;
+    const w = await rawWatch(kl, `${cms}?watch=1&allowWatchBookmarks=true&resourceVersion=${rv}`);
+    const plain = await rawWatch(kl, `${cms}?watch=1&resourceVersion=${rv}`);
+    try {
+      await w.waitFor(1);
+      expect(w.events[0]!.type).to.equal('BOOKMARK');
+      expect(w.events[0]!.object).to.deep.include({ kind: 'ConfigMap', apiVersion: 'v1' });
+      expect(Number((w.events[0]!.object.metadata as { resourceVersion: string }).resourceVersion)).to.be.at.least(Number(rv));
+      expect(plain.events).to.deep.equal([]);
+    } finally {
+      w.close();
+      plain.close();
+    }
   });
 
   it('counts requests and open watches in /metrics', async () => {

@@ -136,6 +136,28 @@ describe('snapshot-controller process (kube-lite + fake m-apiserver)', function 
     expect(events.map((e) => e.reason)).to.include.members(['SnapshotCreateFailed', 'SnapshotCreated']);
   });
 
+  it('deletes an orphaned VolumeSnapshotData (its VolumeSnapshot is gone) and its backend snapshot', async () => {
+    await ensureController();
+    mapi.snapshots.set('pv-orphan_lost_1', { name: 'pv-orphan_lost_1', namespace: 'gone', volumeName: 'pv-orphan' });
+    await cluster.datas.create({
+      metadata: {
+        name: 'k8s-volume-snapshot-00000000-0000-5000-8000-000000000001',
+        annotations: {
+          'snapshot.cstor.openebs.io/snapshot-namespace': 'gone',
+          'snapshot.cstor.openebs.io/snapshot-name': 'lost',
+          'snapshot.cstor.openebs.io/snapshot-uid': '00000000-0000-4000-8000-00000000dead',
+        },
+      },
+      spec: {
+        openebsVolume: { snapshotId: 'pv-orphan_lost_1', capacity: '1G' },
+        volumeSnapshotRef: { kind: 'VolumeSnapshot', name: 'gone/lost-00000000-0000-4000-8000-00000000dead' },
+        persistentVolumeRef: { kind: 'PersistentVolume', name: 'pv-orphan' },
+      },
+    });
+    await waitFor(async () => (await cluster.datas.list()).items.every((d) => d.metadata.name !== 'k8s-volume-snapshot-00000000-0000-5000-8000-000000000001'), 'the orphan to go');
+    expect(mapi.snapshots.has('pv-orphan_lost_1')).to.equal(false);
+  });
+
   it('kill -9 of the controller mid-flow, several times: converges to exactly one VolumeSnapshotData and one backend snapshot each', async () => {
     await ensureController();
     const { claim, pv } = await cluster.boundClaim('crash');
