@@ -16,6 +16,7 @@ const subcommands: Readonly<Record<string, Subcommand>> = {
   mapi: { summary: 'm-apiserver: /latest/volumes and /latest/snapshots REST over the CAS engine', load: () => import('../maya-apiserver/main.ts') },
   'volume-provisioner': { summary: 'external provisioner openebs.io/provisioner-iscsi: cStor PVCs → volumes via m-apiserver → iSCSI PVs', load: () => import('../volume-provisioner/main.ts') },
   'snapshot-controller': { summary: 'VolumeSnapshot → cStor snapshot via m-apiserver → VolumeSnapshotData (leader-elected)', load: () => import('../snapshot-controller/main.ts') },
+  up: { summary: 'the embedded default: kube-lite and every component as local processes, deploy/ applied; Ctrl-C stops all', load: () => import('./up.ts') },
 };
 
 function usage(): string {

@@ -10,7 +10,10 @@ import { announceListening, closeServer, listen } from '../lib/listen.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { createRegistry } from '../lib/metrics.ts';
 import { dns1123SubdomainProblems } from '../lib/names.ts';
+import { loadKubeConfig, type LoadedKubeConfig } from '../lib/kube/kubeconfig.ts';
 import { createMgmtApp } from './mgmt/app.ts';
+import type { PoolReconciler } from './reconciler/controller.ts';
+import { defaultAdvertiseHost, startPoolReconciler } from './reconciler/start.ts';
 import { createPoolMetrics } from './server/metrics.ts';
 import { ReplicaServer } from './server/replica-server.ts';
 import { openPool } from './store/pool.ts';
@@ -25,6 +28,13 @@ const spec = {
     mgmt: { type: 'string', default: '127.0.0.1:9501', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
     'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
     'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
+    kubeconfig: {
+      type: 'string',
+      value: 'PATH',
+      description: 'Kubernetes client config: register the CStorPool and act on its CStorVolumeReplicas (else $KUBECONFIG, else in-cluster; with none, no Kubernetes).',
+    },
+    namespace: { type: 'string', value: 'NS', description: 'Namespace of the CStorVolumeReplicas (default: $OPENEBS_NAMESPACE or openebs).' },
+    advertise: { type: 'string', value: 'HOST', description: 'Host published in CStorPool.status.address (default: the --listen host; for 0.0.0.0 the first non-loopback IPv4).' },
   },
   notes: [
     'Mgmt API: POST/GET /v1/replicas, GET/DELETE /v1/replicas/VOLUME, GET /v1/pool, GET /metrics, GET /healthz.',
@@ -39,6 +49,12 @@ export interface PoolConfig {
   mgmt: { host: string; port: number };
   logLevel: string;
   logFormat: 'json' | 'text';
+  /** Set when the pool runs with Kubernetes (--kubeconfig, $KUBECONFIG or in-cluster). */
+  kube?: LoadedKubeConfig;
+  namespace: string;
+  advertise: string;
+  /** Crash tests only: $CSTOR_POOL_FAILPOINT (see cstor-pool/reconciler/cvr-sync.ts). */
+  failpoint?: string;
 }
 
 /** Builds the frozen config, listing every problem at once. */
@@ -61,6 +77,18 @@ export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Poo
   const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
   if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
   if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push(`--log-format must be json or text`);
+  const namespace = opts.namespace ?? env.OPENEBS_NAMESPACE ?? 'openebs';
+  const nsProblems = dns1123SubdomainProblems(namespace);
+  if (nsProblems.length > 0) problems.push(`namespace "${namespace}" is invalid: ${nsProblems.join('; ')}`);
+  if (opts.advertise !== undefined && (opts.advertise.trim() === '' || /[\s/]/.test(opts.advertise))) problems.push(`--advertise "${opts.advertise}" is not a host`);
+  let kube: LoadedKubeConfig | undefined;
+  if (opts.kubeconfig || env.KUBECONFIG || env.KUBERNETES_SERVICE_HOST) {
+    try {
+      kube = loadKubeConfig({ kubeconfigPath: opts.kubeconfig, env });
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
   if (problems.length > 0) throw new CstorError('invalid', `cstor pool: ${problems.join('; ')}`);
   return Object.freeze({
     name: opts.name,
@@ -69,6 +97,10 @@ export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Poo
     mgmt: mgmtAddr,
     logLevel,
     logFormat: opts['log-format'] as 'json' | 'text',
+    ...(kube ? { kube } : {}),
+    namespace,
+    advertise: opts.advertise ?? defaultAdvertiseHost(listenAddr.host),
+    ...(env.CSTOR_POOL_FAILPOINT ? { failpoint: env.CSTOR_POOL_FAILPOINT } : {}),
   });
 }
 
@@ -82,9 +114,27 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const replicaServer = new ReplicaServer({ pool, logger, metrics: createPoolMetrics(registry) });
   const app = createMgmtApp({ pool, logger, registry, dropVolume: (v) => replicaServer.dropVolume(v) });
   const httpServer = http.createServer(app);
+  let reconciler: PoolReconciler | undefined;
   try {
-    announceListening(logger, 'replica', await replicaServer.listen(config.listen.host, config.listen.port));
-    announceListening(logger, 'mgmt', await listen(httpServer, config.mgmt.host, config.mgmt.port));
+    const replicaAddr = await replicaServer.listen(config.listen.host, config.listen.port);
+    announceListening(logger, 'replica', replicaAddr);
+    const mgmtAddr = await listen(httpServer, config.mgmt.host, config.mgmt.port);
+    announceListening(logger, 'mgmt', mgmtAddr);
+    if (config.kube) {
+      logger.info('kubernetes client configured', { source: config.kube.source, namespace: config.namespace });
+      reconciler = await startPoolReconciler({
+        kubeConfig: config.kube.kubeConfig,
+        namespace: config.namespace,
+        pool,
+        advertise: config.advertise,
+        replicaAddr,
+        mgmtAddr,
+        dropVolume: (v) => replicaServer.dropVolume(v),
+        logger,
+        registry,
+        ...(config.failpoint ? { failpoint: config.failpoint } : {}),
+      });
+    }
   } catch (err) {
     await replicaServer.close();
     await closeServer(httpServer);
@@ -94,6 +144,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   logger.info('pool ready', { dir: config.dataDir, replicas: (await pool.listReplicas()).length });
   await waitForSignal(logger);
   await shutdown(logger, async () => {
+    await reconciler?.stop();
     await replicaServer.close();
     await closeServer(httpServer);
     await pool.close();

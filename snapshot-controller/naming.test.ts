@@ -4,6 +4,8 @@ import { FakeClock } from '../lib/kube/fake-clock.ts';
 import type { CustomResourceDefinition } from '../lib/kube/types/crd.ts';
 import { CstorError } from '../lib/errors.ts';
 import { builtinCrd, defaultCrdDir, ensureSnapshotCrds, loadCrd, snapshotCrdNames } from './crds.ts';
+import type { VolumeSnapshot } from '../lib/kube/types/volume-snapshot.ts';
+import { snapshotUpdateMatters } from './controller.ts';
 import { buildConfig } from './main.ts';
 import { isCstorVolume, nanosOfSnapshotId, parseClaimRef, snapshotDataName, snapshotId, uuidFromUid, volumeSnapshotRefName } from './naming.ts';
 
@@ -81,5 +83,19 @@ describe('snapshot-controller CRDs and config', () => {
     expect(buildConfig({ ...base, 'mapi-addr': 'x:1' }, { MAPI_ADDR: 'y:2' }).mapiAddr).to.equal('x:1');
     expect(buildConfig(base, {}).namespace).to.equal('openebs');
     expect(() => buildConfig({ ...base, 'leader-elect': 'maybe', workers: '0', metrics: 'nope' }, {})).to.throw(CstorError, /--leader-elect: "maybe".*--workers: "0".*--metrics: "nope"/);
+  });
+});
+
+describe('snapshot-controller wiring', () => {
+  it('re-reconciles on spec, metadata, deletion and resync, not on status-only writes', () => {
+    const base: VolumeSnapshot = { metadata: { name: 's', namespace: 'ns', uid: 'u', resourceVersion: '1', generation: 1 }, spec: { persistentVolumeClaimName: 'c' } };
+    const cases: [string, VolumeSnapshot, boolean][] = [
+      ['periodic resync (same resourceVersion)', base, true],
+      ['status only', { ...base, metadata: { ...base.metadata, resourceVersion: '2' }, status: { conditions: [{ type: 'Ready', status: 'True' }] } }, false],
+      ['spec', { ...base, metadata: { ...base.metadata, resourceVersion: '2', generation: 2 }, spec: { persistentVolumeClaimName: 'd' } }, true],
+      ['deletion', { ...base, metadata: { ...base.metadata, resourceVersion: '2', deletionTimestamp: '2026-01-01T00:00:00Z' } }, true],
+      ['finalizers', { ...base, metadata: { ...base.metadata, resourceVersion: '2', finalizers: ['x'] } }, true],
+    ];
+    for (const [what, next, expected] of cases) expect(snapshotUpdateMatters(base, next), what).to.equal(expected);
   });
 });

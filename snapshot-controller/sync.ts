@@ -108,11 +108,10 @@ export class SnapshotSyncer {
   private readonly nowNanos: () => bigint;
   /** Per VolumeSnapshot uid: the last problem recorded, so a retry never repeats an Event. */
   private readonly recorded = new Map<string, string>();
-  private nanoSeq = 0n;
 
   constructor(private readonly d: SyncDeps) {
     this.metrics = d.metrics ?? noSnapshotMetrics;
-    this.nowNanos = d.nowNanos ?? (() => BigInt(d.clock.now()) * 1_000_000n + (this.nanoSeq++ % 1_000_000n));
+    this.nowNanos = d.nowNanos ?? (() => BigInt(d.clock.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n));
   }
 
   /** Reconciles one VolumeSnapshot: a short dispatcher over idempotent steps. */
@@ -371,13 +370,15 @@ export class SnapshotSyncer {
   }
 
   private async ensureReady(snap: VolumeSnapshot): Promise<void> {
-    if (showsCondition(snap, 'Ready', 'SnapshotCreated', successMessage)) return;
+    const uid = snap.metadata.uid ?? '';
+    // The memo covers a cache that has not seen our Ready write yet: no second Event or metric.
+    if (showsCondition(snap, 'Ready', 'SnapshotCreated', successMessage) || this.recorded.get(uid) === readyMemo) return;
     const now = this.d.clock.now();
     await this.d.snapshots.patchStatus(refOf(snap), {
       creationTimestamp: snap.status?.creationTimestamp ?? kubeTime(now),
       conditions: [condition('Ready', 'SnapshotCreated', successMessage, now)],
     });
-    this.recorded.delete(snap.metadata.uid ?? '');
+    this.recorded.set(uid, readyMemo);
     const created = Date.parse(snap.metadata.creationTimestamp ?? '');
     if (!Number.isNaN(created)) this.metrics.createdToReady((now - created) / 1000);
     const id = snap.metadata.annotations?.[snapshotIdAnnotation] ?? '';
@@ -417,6 +418,8 @@ export class SnapshotSyncer {
     void this.d.events.event(snap, 'Normal', 'SnapshotDataRecreated', `VolumeSnapshotData "${name}" was missing; recreated it for snapshot ${id}`);
   }
 }
+
+const readyMemo = 'Ready';
 
 function problem(reason: string, message: string, retry: boolean): { problem: SnapshotProblem } {
   return { problem: { reason, message, retry } };

@@ -38,23 +38,32 @@ function median(xs: number[]): number {
 const fmt = (n: number, d = 2): string => n.toFixed(d);
 
 /**
- * Runs batch i of `a` and of `b` alternately (a0 b0 a1 b1 ...) and returns each side's total
- * milliseconds: on a shared, noisy machine both sides then see the same disturbances.
+ * Runs batch i of `a` and of `b` alternately (a0 b0 b1 a1 a2 b2 ...) and returns each side's total
+ * wall milliseconds and CPU milliseconds (user + system, all threads): on a shared, noisy machine
+ * both sides see the same disturbances, and CPU time is what the store itself costs.
  */
-async function interleaved(batches: number, a: (i: number) => Promise<void>, b: (i: number) => Promise<void>): Promise<[number, number]> {
-  let ta = 0;
-  let tb = 0;
+interface Totals {
+  wall: number;
+  cpu: number;
+}
+async function interleaved(batches: number, a: (i: number) => Promise<void>, b: (i: number) => Promise<void>): Promise<[Totals, Totals]> {
+  const t: [Totals, Totals] = [
+    { wall: 0, cpu: 0 },
+    { wall: 0, cpu: 0 },
+  ];
   for (let i = 0; i < batches; i++) {
-    const first = i % 2 === 0;
-    for (const side of first ? [0, 1] : [1, 0]) {
+    for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       await (side === 0 ? a(i) : b(i));
-      if (side === 0) ta += performance.now() - t0;
-      else tb += performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      t[side]!.wall += performance.now() - t0;
+      t[side]!.cpu += (c.user + c.system) / 1000;
     }
   }
-  return [ta, tb];
+  return t;
 }
+
 const mbps = (bytes: number, ms: number): number => bytes / MiB / (ms / 1000);
 const results: Record<string, string> = {};
 function report(key: string, value: string): void {
@@ -153,11 +162,19 @@ async function compareDepth(pool: Pool, label: string, size: number, overwrites:
   };
   const [rf, rd] = await interleaved(batches, readRandom(flat), readRandom(deep));
   const total = batches * chunk;
-  const seq = { flat: mbps(total, sf), deep: mbps(total, sd) };
-  const rnd = { flat: (batches * perBatch) / (rf / 1000), deep: (batches * perBatch) / (rd / 1000) };
+  const seq = { flat: mbps(total, sf.wall), deep: mbps(total, sd.wall) };
+  const rnd = { flat: (batches * perBatch) / (rf.wall / 1000), deep: (batches * perBatch) / (rd.wall / 1000) };
+  const cpuSeq = sf.cpu / sd.cpu;
+  const cpuRnd = rf.cpu / rd.cpu;
   const depth = deep.snapshots().length;
-  report(`${label}: 1 MiB seq read, depth 0 / depth ${depth}`, `${fmt(seq.flat, 0)} / ${fmt(seq.deep, 0)} MiB/s = ${fmt(seq.deep / seq.flat)}x`);
-  report(`${label}: 4 KiB random read, depth 0 / depth ${depth}`, `${fmt(rnd.flat, 0)} / ${fmt(rnd.deep, 0)} IOPS = ${fmt(rnd.deep / rnd.flat)}x`);
+  report(
+    `${label}: 1 MiB seq read, depth 0 / depth ${depth}`,
+    `${fmt(seq.flat, 0)} / ${fmt(seq.deep, 0)} MiB/s = ${fmt(seq.deep / seq.flat)}x (by CPU time ${fmt(cpuSeq)}x)`,
+  );
+  report(
+    `${label}: 4 KiB random read, depth 0 / depth ${depth}`,
+    `${fmt(rnd.flat, 0)} / ${fmt(rnd.deep, 0)} IOPS = ${fmt(rnd.deep / rnd.flat)}x (by CPU time ${fmt(cpuRnd)}x)`,
+  );
   for (const r of [flat, deep]) {
     await r.close();
     await pool.deleteReplica(r.volume);
@@ -198,13 +215,13 @@ async function benchIo(pool: Pool): Promise<void> {
   const seqReadBatch = (op: (off: number, len: number) => Promise<void>) => async (i: number) => {
     for (let off = (i % chunks) * chunk; off < ((i % chunks) + 1) * chunk; off += MiB) await op(off, MiB);
   };
-  const figures: [string, number, number, string][] = [];
+  const figures: [string, number, number, string, number][] = [];
   let [a, b] = await interleaved(chunks, seqBatch(rawWrite), seqBatch(storeWrite));
-  figures.push(['1 MiB sequential write', mbps(size, b), mbps(size, a), 'MiB/s']);
+  figures.push(['1 MiB sequential write', mbps(size, b.wall), mbps(size, a.wall), 'MiB/s', a.cpu / b.cpu]);
   await fh.sync();
   await r.sync();
   [a, b] = await interleaved(2 * chunks, seqReadBatch(rawRead), seqReadBatch(storeRead));
-  figures.push(['1 MiB sequential read', mbps(2 * size, b), mbps(2 * size, a), 'MiB/s']);
+  figures.push(['1 MiB sequential read', mbps(2 * size, b.wall), mbps(2 * size, a.wall), 'MiB/s', a.cpu / b.cpu]);
   const perBatch = 500;
   const batches = quick ? 10 : 40;
   const rand = rng(11);
@@ -218,11 +235,11 @@ async function benchIo(pool: Pool): Promise<void> {
   };
   const ops = batches * perBatch;
   [a, b] = await interleaved(batches, rndWrite(rawWrite), rndWrite(storeWrite));
-  figures.push(['4 KiB random write', ops / (b / 1000), ops / (a / 1000), 'IOPS']);
+  figures.push(['4 KiB random write', ops / (b.wall / 1000), ops / (a.wall / 1000), 'IOPS', a.cpu / b.cpu]);
   [a, b] = await interleaved(batches, rndRead(rawRead), rndRead(storeRead));
-  figures.push(['4 KiB random read', ops / (b / 1000), ops / (a / 1000), 'IOPS']);
-  for (const [label, st, raw, unit] of figures) {
-    report(`${label}: store / raw file`, `${fmt(st, 0)} / ${fmt(raw, 0)} ${unit} = ${fmt(st / raw)}x`);
+  figures.push(['4 KiB random read', ops / (b.wall / 1000), ops / (a.wall / 1000), 'IOPS', a.cpu / b.cpu]);
+  for (const [label, st, raw, unit, cpu] of figures) {
+    report(`${label}: store / raw file`, `${fmt(st, 0)} / ${fmt(raw, 0)} ${unit} = ${fmt(st / raw)}x (by CPU time ${fmt(cpu)}x)`);
   }
   await fh.close();
   await fs.rm(rawPath);

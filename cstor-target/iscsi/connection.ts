@@ -3,7 +3,7 @@
 // management, text (SendTargets), logout, and Reject for PDUs we cannot take.
 import type { Socket } from 'node:net';
 import type { Logger } from '../../lib/logger.ts';
-import { describeError, hasErrorCode } from '../../lib/errors.ts';
+import { describeError } from '../../lib/errors.ts';
 import { ScsiStatus, invalidFieldInCdb } from '../scsi/sense.ts';
 import type { ScsiResult } from '../scsi/disk.ts';
 import { BHS_LENGTH, NO_TAG, Opcode, decodeBhsCommon, encodeLun, type RawPdu } from './pdu/bhs.ts';
@@ -39,9 +39,11 @@ export interface ConnectionHost extends LoginContext {
   /** A Normal session logged in: the host ends any older session of the same initiator and ISID. */
   sessionStarted(conn: IscsiConnection, key: string): Promise<void>;
   connectionClosed(conn: IscsiConnection): void;
-  /** Resets the LUN (or the whole target): aborts every task of every session on it. */
-  resetTarget(target: IscsiTarget, lun: number | undefined, cold: boolean, from: IscsiConnection): Promise<void>;
+  /** Task management that reaches every session of the target (see IscsiPortal.resetTarget). */
+  resetTarget(target: IscsiTarget, kind: ResetKind, requesterNexus: string): Promise<void>;
 }
+
+export type ResetKind = 'clear' | 'lun' | 'warm' | 'cold';
 
 export interface ConnectionOptions {
   /** Send a NOP-In ping after this long without traffic from the initiator (0: never). */
@@ -163,7 +165,8 @@ export class IscsiConnection implements TargetMember {
     try {
       pdus = this.reader.push(chunk);
     } catch (err) {
-      this.protocolFailure(describeError(err), hasErrorCode(err, 'too_large') ? this.peekHeader() : undefined);
+      // Framing is lost: no header to echo in a Reject; just drop the connection.
+      this.protocolFailure(describeError(err), undefined);
       return;
     }
     for (const pdu of pdus) {
@@ -176,10 +179,6 @@ export class IscsiConnection implements TargetMember {
         return;
       }
     }
-  }
-
-  private peekHeader(): Buffer | undefined {
-    return undefined;
   }
 
   private isOpen(): boolean {
@@ -498,18 +497,18 @@ export class IscsiConnection implements TargetMember {
       case TmfFunction.abortTaskSet:
       case TmfFunction.clearTaskSet:
         if (req.lun !== 0) return TmfResponse.lunDoesNotExist;
-        if (req.func === TmfFunction.clearTaskSet) await this.host.resetTarget(this.target, 0, false, this);
+        if (req.func === TmfFunction.clearTaskSet) await this.host.resetTarget(this.target, 'clear', this.nexus);
         else await this.abortAll(0);
         return TmfResponse.complete;
       case TmfFunction.lunReset:
         if (req.lun !== 0) return TmfResponse.lunDoesNotExist;
-        await this.host.resetTarget(this.target, 0, false, this);
+        await this.host.resetTarget(this.target, 'lun', this.nexus);
         return TmfResponse.complete;
       case TmfFunction.targetWarmReset:
-        await this.host.resetTarget(this.target, undefined, false, this);
+        await this.host.resetTarget(this.target, 'warm', this.nexus);
         return TmfResponse.complete;
       case TmfFunction.targetColdReset:
-        await this.host.resetTarget(this.target, undefined, true, this);
+        await this.host.resetTarget(this.target, 'cold', this.nexus);
         return TmfResponse.complete;
       case TmfFunction.clearAca:
       case TmfFunction.taskReassign:
@@ -613,16 +612,23 @@ export class IscsiConnection implements TargetMember {
       return;
     }
     if (d.ttt === NO_TAG) {
-      if (task.unsolicitedDone || end > task.unsolicitedLimit || d.dataSN !== task.unsolicitedDataSN) {
+      // DataPDUInOrder=Yes: each unsolicited PDU starts where the data so far ends.
+      if (task.unsolicitedDone || end > task.unsolicitedLimit || d.dataSN !== task.unsolicitedDataSN || d.bufferOffset !== task.received) {
         this.protocolFailure(`unexpected unsolicited Data-Out (DataSN ${d.dataSN}, offset ${d.bufferOffset})`, bhs);
         return;
       }
       task.unsolicitedDataSN++;
       task.accept(d.bufferOffset, d.data);
-      if (d.final) task.unsolicitedDone = true;
+      if (d.final) {
+        // The unsolicited burst may end short of FirstBurstLength: R2Ts cover the rest.
+        task.unsolicitedDone = true;
+        task.nextR2tOffset = task.received;
+      }
     } else {
       const r2t = task.r2ts.get(d.ttt);
-      if (!r2t || d.bufferOffset < r2t.offset || end > r2t.offset + r2t.length || d.dataSN !== r2t.nextDataSN) {
+      // In order within the burst, and the burst is complete when its F bit comes.
+      const short = d.final && r2t !== undefined && r2t.received + d.data.length !== r2t.length;
+      if (!r2t || d.bufferOffset !== r2t.offset + r2t.received || end > r2t.offset + r2t.length || d.dataSN !== r2t.nextDataSN || short) {
         this.protocolFailure(`Data-Out does not match an outstanding R2T (TTT ${d.ttt}, DataSN ${d.dataSN}, offset ${d.bufferOffset})`, bhs);
         return;
       }

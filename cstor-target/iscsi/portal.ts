@@ -11,7 +11,7 @@ import { isDns1123Label } from '../../lib/names.ts';
 import type { IoStatsSnapshot } from '../scsi/io-stats.ts';
 import { Asc } from '../scsi/sense.ts';
 import type { ChapCredentials } from './chap.ts';
-import { IscsiConnection, type ConnectionHost, type ConnectionOptions } from './connection.ts';
+import { IscsiConnection, type ConnectionHost, type ConnectionOptions, type ResetKind } from './connection.ts';
 import { defaultTargetLimits, type TargetLimits } from './negotiation.ts';
 import { IscsiTarget, targetIqn } from './target.ts';
 
@@ -54,12 +54,13 @@ export class IscsiPortal {
   private addr: AddressInfo | undefined;
   private tsih = 0;
   private closing = false;
+  private readonly host: ConnectionHost;
 
   constructor(private readonly options: IscsiPortalOptions = {}) {
     this.logger = options.logger ?? silentLogger();
     this.limits = { ...defaultTargetLimits, ...options.limits };
     this.connOptions = { nopInIntervalMs: 5000, nopInTimeoutMs: 30000, queueDepth: 128, loginTimeoutMs: 15000, ...options.connection };
-    this.host = { ...this.host, limits: this.limits, ...(options.discoveryChap ? { discoveryChap: options.discoveryChap } : {}) };
+    this.host = this.makeHost();
     this.server = net.createServer((socket) => this.onConnection(socket));
     this.server.on('error', (err) => this.logger.error('iSCSI portal error', { error: err.message }));
   }
@@ -128,38 +129,57 @@ export class IscsiPortal {
     this.connections.add(conn);
   }
 
-  private readonly host: ConnectionHost = {
-    limits: defaultTargetLimits, // replaced in the constructor by the configured limits
-    findTarget: (iqn) => [...this.targets.values()].find((t) => t.iqn === iqn),
-    listTargets: () => [...this.targets.values()],
-    targetAddress: () => `${this.options.advertiseAddress ?? (this.addr ? formatAddress(this.addr) : '127.0.0.1:3260')},1`,
-    allocateTsih: () => {
-      this.tsih = this.tsih >= 0xffff ? 1 : this.tsih + 1;
-      return this.tsih;
-    },
-    sessionStarted: async (conn, key) => {
-      const old = this.sessionsByKey.get(key);
-      this.sessionsByKey.set(key, conn);
-      if (old && old !== conn) await old.close('session reinstated');
-    },
-    connectionClosed: (conn) => {
-      this.connections.delete(conn);
-      conn.target?.members.delete(conn);
-      if (this.sessionsByKey.get(conn.sessionKey) === conn) this.sessionsByKey.delete(conn.sessionKey);
-    },
-    resetTarget: async (target, lun, cold, from) => {
-      const members = [...target.members];
-      await Promise.all(members.map((m) => m.abortAll(lun)));
-      target.disk.releaseReservations();
-      // Every I_T nexus (the requester's too) learns of the reset on its next command (SAM-5 §6.3).
-      target.disk.raiseUnitAttention(members.map((m) => m.nexus), Asc.busDeviceReset);
-      if (cold) {
-        // A cold reset ends every session (after the requester gets its answer).
-        setTimeout(() => members.forEach((m) => void m.close('target cold reset')), 10).unref();
-      }
-      void from;
-    },
-  };
+  private makeHost(): ConnectionHost {
+    return {
+      limits: this.limits,
+      discoveryChap: this.options.discoveryChap,
+      findTarget: (iqn) => [...this.targets.values()].find((t) => t.iqn === iqn),
+      listTargets: () => [...this.targets.values()],
+      targetAddress: () => `${this.options.advertiseAddress ?? (this.addr ? formatAddress(this.addr) : '127.0.0.1:3260')},1`,
+      allocateTsih: () => {
+        this.tsih = this.tsih >= 0xffff ? 1 : this.tsih + 1;
+        return this.tsih;
+      },
+      sessionStarted: async (conn, key) => {
+        const old = this.sessionsByKey.get(key);
+        this.sessionsByKey.set(key, conn);
+        if (old && old !== conn) await old.close('session reinstated');
+      },
+      connectionClosed: (conn) => {
+        this.connections.delete(conn);
+        conn.target?.members.delete(conn);
+        if (this.sessionsByKey.get(conn.sessionKey) === conn) this.sessionsByKey.delete(conn.sessionKey);
+      },
+      resetTarget: (target, kind, requester) => this.resetTarget(target, kind, requester),
+    };
+  }
+
+  /**
+   * Task management across sessions: CLEAR TASK SET aborts every session's tasks on LUN 0 (the others
+   * then see COMMANDS CLEARED BY ANOTHER INITIATOR); a LUN or target reset also drops reservations and
+   * gives every nexus BUS DEVICE RESET FUNCTION OCCURRED; a cold reset then ends every session.
+   */
+  private async resetTarget(target: IscsiTarget, kind: ResetKind, requester: string): Promise<void> {
+    const members = [...target.members];
+    await Promise.all(members.map((m) => m.abortAll(kind === 'clear' || kind === 'lun' ? 0 : undefined)));
+    if (kind === 'clear') {
+      target.disk.raiseUnitAttention(
+        members.map((m) => m.nexus).filter((n) => n !== requester),
+        Asc.commandsClearedByAnotherInitiator,
+      );
+      return;
+    }
+    target.disk.releaseReservations();
+    target.disk.raiseUnitAttention(
+      members.map((m) => m.nexus),
+      Asc.busDeviceReset,
+    );
+    this.logger.info('iSCSI target reset', { volume: target.volume, kind });
+    if (kind === 'cold') {
+      // After the requester gets its answer.
+      setTimeout(() => members.forEach((m) => void m.close('target cold reset')), 10).unref();
+    }
+  }
 
   /** The IQN a volume is served under. */
   static iqnFor(volume: string): string {

@@ -78,8 +78,10 @@ export interface IoStats {
   readLatencyMs: number;
   writeLatencyMs: number;
   snapshotsCreated: number;
+  /** How long the last/longest quiesce held new writes (drain + the operation), and its drain part. */
   lastQuiesceMs: number;
   maxQuiesceMs: number;
+  maxDrainMs: number;
   rebuildsDone: number;
 }
 
@@ -123,6 +125,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     snapshotsCreated: 0,
     lastQuiesceMs: 0,
     maxQuiesceMs: 0,
+    maxDrainMs: 0,
     rebuildsDone: 0,
   };
 
@@ -301,6 +304,19 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     });
   }
 
+  /** Syncs every replica in the fan-out (not just a quorum); a replica that fails is evicted. */
+  private async flushAll(): Promise<void> {
+    await Promise.all(
+      this.fanout().map(async (m) => {
+        try {
+          m.checkpointedIoSeq = await m.client!.sync();
+        } catch (err) {
+          this.evict(m, err, 'sync failed');
+        }
+      }),
+    );
+  }
+
   private async replicatedWrite(
     kind: 'write' | 'unmap',
     offset: number,
@@ -409,6 +425,9 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       }
       const existing = await this.findSnapshot(name);
       if (existing) return existing;
+      // Pre-flush without holding IO: the pools' SNAPSHOT_CREATE syncs the head, and with most
+      // dirty data already on disk that sync (during which writes wait) is short.
+      await this.flushAll();
       const ioSeq = await this.quiesced(`snapshot ${name}`, async () => {
         const seq = this.nextIoSeq;
         const targets = this.fanout();
@@ -516,6 +535,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
           throw new CstorError('timeout', `${what} of ${this.name}: in-flight writes did not drain`);
         }
       }
+      this.stats.maxDrainMs = Math.max(this.stats.maxDrainMs, performance.now() - started);
       return await fn();
     } finally {
       this.gate.release();

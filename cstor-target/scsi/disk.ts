@@ -283,9 +283,8 @@ export class ScsiDisk {
       case Op.modeSelect10:
         return this.modeSelect(req, op === Op.modeSelect10);
       case Op.startStopUnit:
-        if ((cdb[4]! & 0xf0) !== 0 && (cdb[4]! >> 4) !== 0 && (cdb[4]! >> 4) !== 1 && (cdb[4]! >> 4) !== 2 && (cdb[4]! >> 4) !== 3) {
-          throw invalidFieldInCdb(4, 'power condition');
-        }
+        // POWER CONDITION 0 (START/LOEJ), 1 active, 2 idle, 3 standby: accepted, nothing to do.
+        if (cdb[4]! >> 4 > 3) throw invalidFieldInCdb(4, `power condition ${cdb[4]! >> 4}`, 7);
         return GOOD;
       case Op.preventAllow:
         return GOOD;

@@ -47,7 +47,7 @@ export function standardInquiry(id: DiskIdentity, present: boolean): Buffer {
   return b;
 }
 
-/** The 8-byte NAA 6-less "IEEE Registered" (NAA 5) identifier derived from the serial. */
+/** The 8-byte NAA 5 ("IEEE Registered") identifier, derived from the serial so it is stable. */
 export function naaIdentifier(serial: string): Buffer {
   const h = createHash('sha1').update(serial).digest();
   const b = Buffer.alloc(8);

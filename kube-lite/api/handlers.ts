@@ -260,9 +260,8 @@ async function handleResource(ctx: HandlerContext, req: IncomingMessage, res: Se
     }
     case 'DELETE': {
       if (subresource) throw methodNotAllowed(`DELETE is not supported on ${info.resource}/status`);
-      const { obj, gone } = await ops.delete(info, ns, name, await deleteOptions(req, q));
       // Kubernetes answers 200 with the object, gone or still there (finalizers, namespaces).
-      void gone;
+      const { obj } = await ops.delete(info, ns, name, await deleteOptions(req, q));
       return send(res, 200, Operations.output(info, version, obj));
     }
     default:

@@ -7,7 +7,7 @@ import { CstorError, hasErrorCode } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { apiVersionOf, type ResourceInfo, type ResourceRegistry } from '../resources/registry.ts';
 import { applyCreateDefaults, applyUpdateDefaults, defaultClassAnnotation } from '../resources/defaults.ts';
-import { validateMeta, validateSpec } from '../resources/validation.ts';
+import { validateMeta, validateSpec, validateUpdate } from '../resources/validation.ts';
 import { matches, parseFieldSelector, parseLabelSelector, type Selector } from '../resources/selectors.ts';
 import type { Store } from '../store/store.ts';
 import { isJsonObject, type JsonObject, type KubeObject } from '../store/types.ts';
@@ -266,6 +266,8 @@ export class Operations {
     m.resourceVersion = cm.resourceVersion;
     if (info.resKey === 'apiextensions.k8s.io/customresourcedefinitions' && opts.subresource !== 'status') this.checkCrdUpdate(current, next);
     this.validate(info, next);
+    const updateCauses = validateUpdate(info, current, next);
+    if (updateCauses.length > 0) throw invalid(info.kind, info.group, name, updateCauses);
     if (sameIgnoringRv(next, current)) return current; // no-op: no new resourceVersion, no event
     if (opts.dryRun) return next;
     const nsSpecFinalizers = info.resKey === '/namespaces' && isJsonObject(next.spec) && Array.isArray(next.spec.finalizers) && next.spec.finalizers.length > 0;

@@ -19,7 +19,6 @@ export interface WatchRequest {
   include: IncludeObject;
   timeoutSeconds?: number;
   bookmarks: boolean;
-  /** A single object's watch (fieldSelector metadata.name is folded into selectors by the caller). */
 }
 
 export interface WatchContext {

@@ -100,8 +100,18 @@ export function applyCreateDefaults(info: ResourceInfo, o: KubeObject, ctx: Defa
   }
 }
 
-/** Converts Secret stringData on update too (it is write-only). */
+/** Defaults Kubernetes applies to every write (updates included), and Secret stringData. */
 export function applyUpdateDefaults(info: ResourceInfo, o: KubeObject): void {
+  if (info.resKey === '/persistentvolumeclaims') spec(o).volumeMode ??= 'Filesystem';
+  if (info.resKey === '/persistentvolumes') {
+    const s = spec(o);
+    s.persistentVolumeReclaimPolicy ??= 'Retain';
+    s.volumeMode ??= 'Filesystem';
+  }
+  if (info.resKey === 'storage.k8s.io/storageclasses') {
+    o.reclaimPolicy ??= 'Delete';
+    o.volumeBindingMode ??= 'Immediate';
+  }
   if (info.resKey === '/secrets' && isJsonObject(o.stringData)) {
     const data: JsonObject = isJsonObject(o.data) ? { ...o.data } : {};
     for (const [k, v] of Object.entries(o.stringData)) data[k] = Buffer.from(String(v)).toString('base64');

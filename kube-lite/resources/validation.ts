@@ -177,3 +177,47 @@ export function validateSpec(info: ResourceInfo, o: KubeObject): StatusCause[] {
   }
   return causes;
 }
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** Update rules of the built-in types: the fields Kubernetes makes immutable. */
+export function validateUpdate(info: ResourceInfo, oldObj: KubeObject, newObj: KubeObject): StatusCause[] {
+  const causes: StatusCause[] = [];
+  switch (info.resKey) {
+    case '/persistentvolumeclaims': {
+      const a = { ...(obj(oldObj, 'spec') ?? {}) };
+      const b = { ...(obj(newObj, 'spec') ?? {}) };
+      // Allowed: binding (volumeName set once), a class set once, a larger storage request.
+      if (!a.volumeName) a.volumeName = b.volumeName;
+      if (a.storageClassName === undefined) a.storageClassName = b.storageClassName;
+      delete a.resources;
+      delete b.resources;
+      delete a.volumeAttributesClassName;
+      delete b.volumeAttributesClassName;
+      if (!same(a, b)) {
+        causes.push({ reason: 'FieldValueForbidden', field: 'spec', message: 'Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims' });
+      }
+      break;
+    }
+    case 'storage.k8s.io/storageclasses':
+      for (const f of ['provisioner', 'parameters', 'reclaimPolicy', 'volumeBindingMode'] as const) {
+        if (!same(oldObj[f], newObj[f])) causes.push({ reason: 'FieldValueForbidden', field: f, message: `Forbidden: updates to ${f} are forbidden.` });
+      }
+      break;
+    case '/persistentvolumes': {
+      const a = { ...(obj(oldObj, 'spec') ?? {}) };
+      const b = { ...(obj(newObj, 'spec') ?? {}) };
+      for (const k of pvCommonFields) {
+        delete a[k];
+        delete b[k];
+      }
+      if (!same(a, b)) causes.push({ reason: 'FieldValueForbidden', field: 'spec.persistentvolumesource', message: 'Forbidden: spec.persistentvolumesource is immutable after creation' });
+      break;
+    }
+    default:
+      break;
+  }
+  return causes;
+}

@@ -167,6 +167,14 @@ describe('iSCSI portal under bad input', function () {
     expect(await d.waitClosed()).to.equal(true);
   });
 
+  it('drops the connection when Data-Out skips ahead (a gap would write unset bytes)', async () => {
+    const c = await session();
+    c.send(c.scsiCommand(cdb(0x2a, 0, 0, 0, 0, 0, 0, 0, 4, 0), { write: true, edtl: 2048, final: false, itt: 43 }));
+    c.send(buildBhs({ opcode: 0x05, flags: 0x00, dataLength: 512, itt: 43, words: [0xffffffff, 0, c.expStatSN, 0, 0, 0] }), Buffer.alloc(512, 1));
+    c.send(buildBhs({ opcode: 0x05, flags: 0x80, dataLength: 512, itt: 43, words: [0xffffffff, 0, c.expStatSN, 0, 1, 1536] }), Buffer.alloc(512, 2));
+    expect(await c.waitClosed()).to.equal(true);
+  });
+
   it('refuses a write whose expected data transfer length is absurd, without buffering it', async () => {
     const c = await session();
     const r = await c.scsi(cdb(0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0), { write: true, edtl: 0xfffffff0, data: Buffer.alloc(512), final: true });

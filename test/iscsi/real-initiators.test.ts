@@ -82,6 +82,15 @@ describe('iSCSI portal with real initiators', function () {
     expect(second.every((b) => b === 0x5c)).to.equal(true);
   });
 
+  it('interoperates with CRC32C header digests (qemu-io, header-digest=crc32c)', async () => {
+    const opts = `driver=iscsi,transport=tcp,portal=127.0.0.1:${port},target=${IscsiPortal.iqnFor('vol1')},lun=0,header-digest=crc32c`;
+    const r = await runTool('qemu-io', ['--image-opts', '-c', 'write -P 0x6d 8M 256k', '-c', 'read -P 0x6d 8M 256k', opts]);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.contain('read 262144/262144 bytes at offset 8388608');
+    expect(r.stdout).to.not.contain('Pattern verification failed');
+    expect((await mem.readAt(8 << 20, 256 << 10)).every((b) => b === 0x6d)).to.equal(true);
+  });
+
   it('qemu-img convert of the LUN equals the device byte for byte', async () => {
     const pattern = Buffer.alloc(1 << 20);
     for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 7 + (i >> 9)) & 0xff;

@@ -108,6 +108,21 @@ describe('iSCSI full feature phase', function () {
     expect((await dev.readAt(300 * 512, data.length)).equals(data)).to.equal(true);
   });
 
+  it('asks by R2T for what a short unsolicited burst left out', async () => {
+    const c = await session([['FirstBurstLength', '16384']]);
+    const data = pattern(8192, 5);
+    const itt = 2500;
+    c.send(c.scsiCommand(write10(400, 16), { write: true, edtl: data.length, itt, final: false }));
+    c.send(dataOut(itt, 0xffffffff, 0, 0, data.subarray(0, 2048), true, c.expStatSN));
+    const r2t = await nextOf(c, 0x31);
+    expect([r2t.bhs.readUInt32BE(40), r2t.bhs.readUInt32BE(44)]).to.deep.equal([2048, 6144]);
+    c.send(dataOut(itt, r2t.bhs.readUInt32BE(20), 0, 2048, data.subarray(2048), true, c.expStatSN));
+    const res = await c.collect(itt);
+    if (typeof res === 'string') throw new Error(res);
+    expect(res.status).to.equal(0);
+    expect((await dev.readAt(400 * 512, data.length)).equals(data)).to.equal(true);
+  });
+
   it("splits Data-In to the initiator's MaxRecvDataSegmentLength with DataSN and offsets, status in the last", async () => {
     const data = pattern(64 * 1024, 3);
     await dev.writeAt(1000 * 512, data);
@@ -147,7 +162,7 @@ describe('iSCSI full feature phase', function () {
     expect(await c.waitClosed(5000)).to.equal(true);
   });
 
-  it('aborts a task waiting for data (no response for it) and answers LUN RESET', async () => {
+  it('aborts a task waiting for data (no response for it), and LUN RESET leaves a unit attention', async () => {
     const c = await session([['InitialR2T', 'Yes'], ['ImmediateData', 'No']]);
     const itt = 4000;
     c.send(c.scsiCommand(write10(0, 8), { write: true, edtl: 4096, itt }));
@@ -164,6 +179,14 @@ describe('iSCSI full feature phase', function () {
     expect(tur.status).to.equal(0);
     c.send(buildBhs({ opcode: 0x02, immediate: true, flags: 0x85, itt: 4002, words: [0xffffffff, c.cmdSN, c.expStatSN, 0, 0] }));
     expect((await nextOf(c, 0x22)).bhs[2]).to.equal(0);
+    // The reset leaves a unit attention (29h/03h) for the next command, once.
+    const ua = await c.scsi(Buffer.alloc(6));
+    if (typeof ua === 'string') throw new Error(ua);
+    expect(ua.status).to.equal(2);
+    expect([ua.sense![2]! & 0x0f, ua.sense![12], ua.sense![13]]).to.deep.equal([6, 0x29, 0x03]);
+    const after = await c.scsi(Buffer.alloc(6));
+    if (typeof after === 'string') throw new Error(after);
+    expect(after.status).to.equal(0);
     c.send(buildBhs({ opcode: 0x02, immediate: true, flags: 0x81, itt: 4003, words: [999999, c.cmdSN, c.expStatSN, c.cmdSN + 5, 0] }));
     expect((await nextOf(c, 0x22)).bhs[2]).to.equal(1); // task does not exist
   });
@@ -222,5 +245,34 @@ describe('iSCSI full feature phase', function () {
       pending.delete(p.bhs.readUInt32BE(16));
     }
     for (let i = 0; i < n; i++) expect((await dev.readAt((4000 + i * 8) * 512, 4096)).equals(pattern(4096, i))).to.equal(true);
+  });
+
+  it('removeTarget drops sessions with commands in flight; the volume can be served again', async () => {
+    const slow = new MemoryBlockDevice(1 << 20);
+    const realWrite = slow.writeAt.bind(slow);
+    slow.writeAt = async (off, data) => {
+      await new Promise((r) => setTimeout(r, 200));
+      return realWrite(off, data);
+    };
+    portal.addTarget({ volume: 'slow', device: slow });
+    const c = await RawInitiator.connect(port);
+    open.push(c);
+    await c.loginNormal(IscsiPortal.iqnFor('slow'));
+    for (let i = 0; i < 8; i++) c.send(c.scsiCommand(write10(i * 8, 8), { write: true, edtl: 4096, data: Buffer.alloc(4096, i) }));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(portal.targetInfo('slow')!.inFlight).to.be.greaterThan(0);
+    await portal.removeTarget('slow');
+    expect(await c.waitClosed()).to.equal(true);
+    expect(portal.hasTarget('slow')).to.equal(false);
+    portal.addTarget({ volume: 'slow', device: new MemoryBlockDevice(1 << 20) });
+    const d = await session();
+    const again = await RawInitiator.connect(port);
+    open.push(again);
+    await again.loginNormal(IscsiPortal.iqnFor('slow'));
+    const r = await again.scsi(Buffer.alloc(6));
+    if (typeof r === 'string') throw new Error(r);
+    expect(r.status).to.equal(0);
+    d.close();
+    await portal.removeTarget('slow');
   });
 });

@@ -55,6 +55,21 @@ describe('kube-lite bad input', function () {
     expect(String(ns.json.message)).to.match(/RFC 1123 label/);
   });
 
+  it('refuses changes to immutable fields (422) and keeps the object', async () => {
+    const pvcs = '/api/v1/namespaces/default/persistentvolumeclaims';
+    await raw(kl, pvcs, { method: 'POST', body: JSON.stringify({ metadata: { name: 'imm' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } }, storageClassName: 'a' } }) });
+    const r = await raw(kl, `${pvcs}/imm`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: JSON.stringify({ spec: { storageClassName: 'b' } }) });
+    expect(r.status).to.equal(422);
+    expect(String(r.json.message)).to.match(/spec is immutable after creation/);
+    const grow = await raw(kl, `${pvcs}/imm`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: JSON.stringify({ spec: { resources: { requests: { storage: '2Gi' } } } }) });
+    expect(grow.status).to.equal(200);
+    expect((await raw(kl, `${pvcs}/imm`)).json.spec).to.deep.include({ storageClassName: 'a' });
+    await raw(kl, '/apis/storage.k8s.io/v1/storageclasses', { method: 'POST', body: JSON.stringify({ metadata: { name: 'imm-sc' }, provisioner: 'x.io/p' }) });
+    const sc = await raw(kl, '/apis/storage.k8s.io/v1/storageclasses/imm-sc', { method: 'PATCH', contentType: 'application/merge-patch+json', body: JSON.stringify({ parameters: { a: 'b' } }) });
+    expect(sc.status).to.equal(422);
+    expect(String(sc.json.message)).to.match(/parameters: Forbidden: updates to parameters are forbidden/);
+  });
+
   it('requires the bearer token on every request (401 Status)', async () => {
     for (const [p, method] of [['/api', 'GET'], [cms, 'GET'], ['/healthz', 'GET'], [cms, 'POST']] as const) {
       const none = await raw(kl, p, { method, token: null, ...(method === 'POST' ? { body: '{"metadata":{"name":"sneaky"}}' } : {}) });

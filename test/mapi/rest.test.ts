@@ -4,6 +4,7 @@
 // a flow failing mid-way rolled back with the failed task named; metrics, health, request logs.
 import axios, { type AxiosInstance } from 'axios';
 import { expect } from 'chai';
+import type { KubeObject } from '../../maya-apiserver/cas/ports.ts';
 import { stopAll } from '../support/daemon.ts';
 import { cas, ns, startMapiStack, type MapiStack } from './support.ts';
 
@@ -13,6 +14,8 @@ interface CasVolume {
   spec: { capacity: string; iqn: string; targetPortal: string; targetIP: string; targetPort: string; replicas: number; casType: string; fsType: string; lun: number };
   status: { Phase: string; Message: string; Reason: string };
 }
+
+const poolOf = (o: KubeObject): string => String((o.metadata.labels as Record<string, string> | undefined)?.['cstorpool.openebs.io/name']);
 
 describe('m-apiserver REST API (cstor mapi on kube-lite)', function () {
   this.timeout(120_000);
@@ -130,9 +133,9 @@ describe('m-apiserver REST API (cstor mapi on kube-lite)', function () {
       expect(res.data.status.Phase).to.equal('Healthy');
       const cvrs = await stack.kube.list({ apiVersion: cas, kind: 'CStorVolumeReplica', namespace: ns, labelSelector: 'openebs.io/persistent-volume=pvc-clone' });
       const sourcePools = (await stack.kube.list({ apiVersion: cas, kind: 'CStorVolumeReplica', namespace: ns, labelSelector: 'openebs.io/persistent-volume=pvc-one' }))
-        .map((o) => o.metadata.labels?.['cstorpool.openebs.io/name'])
+        .map((o) => poolOf(o))
         .sort();
-      expect(cvrs.map((o) => o.metadata.labels?.['cstorpool.openebs.io/name']).sort()).to.deep.equal(sourcePools);
+      expect(cvrs.map((o) => poolOf(o)).sort()).to.deep.equal(sourcePools);
       for (const o of cvrs) {
         expect(o.metadata.labels).to.include({ 'openebs.io/cloned': 'true' });
         expect(o.metadata.annotations).to.include({ 'openebs.io/snapshot': 'pvc-one_snap1_1000', 'openebs.io/source-volume': 'pvc-one' });

@@ -48,10 +48,23 @@ export async function startFakeTarget(): Promise<FakeTargetServer> {
   };
 }
 
+export interface Simulation {
+  /** While true, new volumes stay without a status (Init): a flow waiting for Healthy waits. */
+  paused: boolean;
+  stop(): void;
+}
+
 /** Plays the pool and target reconcilers by polling (bounded work per tick). */
-export function simulateReconcilers(kube: TransportKubeObjects, target: FakeTargetMgmt, intervalMs = 25): () => void {
+export function simulateReconcilers(kube: TransportKubeObjects, target: FakeTargetMgmt, intervalMs = 25): Simulation {
   let busy = false;
   let stopped = false;
+  const sim: Simulation = {
+    paused: false,
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
   const tick = async (): Promise<void> => {
     const cvs = await kube.list({ apiVersion: cas, kind: 'CStorVolume', namespace: ns });
     const live = new Set<string>();
@@ -59,7 +72,7 @@ export function simulateReconcilers(kube: TransportKubeObjects, target: FakeTarg
       const name = String(cv.metadata.name);
       live.add(name);
       const status = cv['status'] as { phase?: string } | undefined;
-      if (status?.phase) continue;
+      if (status?.phase || sim.paused) continue;
       const ref = { apiVersion: cas, kind: 'CStorVolume', namespace: ns, name };
       if (name.startsWith('fail-')) {
         await kube.patchStatus(ref, { status: { phase: 'Error', message: 'replica pool-b refused the volume' } });
@@ -82,10 +95,7 @@ export function simulateReconcilers(kube: TransportKubeObjects, target: FakeTarg
       .catch(() => undefined)
       .finally(() => (busy = false));
   }, intervalMs);
-  return () => {
-    stopped = true;
-    clearInterval(timer);
-  };
+  return sim;
 }
 
 export interface MapiStack {
@@ -95,6 +105,7 @@ export interface MapiStack {
   url: string;
   kube: TransportKubeObjects;
   fake: FakeTargetServer;
+  sim: Simulation;
   /** Starts (again) a `cstor mapi` process; used by restart tests. */
   startMapi(): Promise<Daemon>;
   stop(): Promise<void>;
@@ -120,7 +131,7 @@ export async function startMapiStack(): Promise<MapiStack> {
     });
   const mapi = await startMapi();
   await createPools(kube, ['pool-a', 'pool-b', 'pool-c']);
-  const stopSim = simulateReconcilers(kube, fake.target);
+  const sim = simulateReconcilers(kube, fake.target);
   await eventually(async () => (await kube.list({ apiVersion: cas, kind: 'CStorPool' })).length === 3, 'pools listed');
   return {
     kl,
@@ -128,9 +139,10 @@ export async function startMapiStack(): Promise<MapiStack> {
     url: `http://${mapi.addresses['api']}`,
     kube,
     fake,
+    sim,
     startMapi,
     async stop() {
-      stopSim();
+      sim.stop();
       await fake.close();
     },
   };

@@ -3,7 +3,9 @@
 // m-apiserver failure, kill -9 mid-flow, and two replicas with leader election.
 import { expect } from 'chai';
 import axios from 'axios';
+import { isCstorError } from '../../lib/errors.ts';
 import { resources } from '../../lib/kube/resources.ts';
+import type { KubeObject, ObjectMeta } from '../../lib/kube/types/meta.ts';
 import type { CustomResourceDefinition } from '../../lib/kube/types/crd.ts';
 import { snapshotLabels } from '../../lib/kube/types/volume-snapshot.ts';
 import { stopAll, type Daemon } from '../support/daemon.ts';
@@ -65,6 +67,15 @@ describe('snapshot-controller process (kube-lite + fake m-apiserver)', function 
     const metrics = String((await axios.get(`http://${metricsAddr}/metrics`)).data);
     expect(metrics).to.match(/snapshot_controller_operation_total_seconds_count\{[^}]*operation_name="CreateSnapshot"[^}]*operation_status="success"/);
     expect(metrics).to.match(/snapshot_controller_leader\{[^}]*\} 1/);
+
+    // the platform guarantee the id write relies on: a patch with a stale resourceVersion is refused
+    const stale = await cluster.snapshots
+      .mergePatch({ namespace: 'happy', name: 'snap1' }, { metadata: { resourceVersion: created.metadata.resourceVersion, annotations: { [idAnnotation]: 'other' } } })
+      .then(
+        () => 'accepted',
+        (err: unknown) => (isCstorError(err) ? err.code : String(err)),
+      );
+    expect(stale).to.equal('conflict');
 
     await cluster.snapshots.delete({ namespace: 'happy', name: 'snap1' });
     await waitFor(async () => (await cluster.snapshotOrUndefined('happy', 'snap1')) === undefined, 'the VolumeSnapshot to go');
@@ -161,23 +172,26 @@ describe('snapshot-controller process (kube-lite + fake m-apiserver)', function 
   it('kill -9 of the controller mid-flow, several times: converges to exactly one VolumeSnapshotData and one backend snapshot each', async () => {
     await ensureController();
     const { claim, pv } = await cluster.boundClaim('crash');
-    mapi.createDelayMs = 150;
-    const names = ['s0', 's1', 's2', 's3', 's4', 's5'];
+    mapi.createDelayMs = 200;
+    const names = ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9'];
     try {
       for (const n of names) await cluster.createSnapshot('crash', n, claim);
       for (let round = 0; round < 3; round++) {
-        await new Promise((r) => setTimeout(r, 100 + Math.floor(Math.random() * 300)));
+        // kill while a backend create is in flight (it completes after the controller died)
+        const before = mapi.creates().length;
+        await waitFor(() => mapi.creates().length > before, 'a create in flight', 5_000).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 100)));
         await controller!.kill();
-        if (round === 1) await cluster.snapshots.delete({ namespace: 'crash', name: 's5' }); // deleted while down, maybe before Ready
+        if (round === 1) await cluster.snapshots.delete({ namespace: 'crash', name: 's9' }); // deleted while down, maybe before Ready
         await ensureController();
       }
-      for (const n of names.slice(0, 5)) await cluster.waitForCondition('crash', n, 'Ready', undefined, 60_000);
-      await waitFor(async () => (await cluster.snapshotOrUndefined('crash', 's5')) === undefined, 's5 to go', 60_000);
+      for (const n of names.slice(0, 9)) await cluster.waitForCondition('crash', n, 'Ready', undefined, 60_000);
+      await waitFor(async () => (await cluster.snapshotOrUndefined('crash', 's9')) === undefined, 's9 to go', 60_000);
     } finally {
       mapi.createDelayMs = 0;
     }
     const ids: string[] = [];
-    for (const n of names.slice(0, 5)) {
+    for (const n of names.slice(0, 9)) {
       const snap = (await cluster.snapshotOrUndefined('crash', n))!;
       const datas = await cluster.datasOf(snap.metadata.uid!);
       expect(datas, `${n}: one VolumeSnapshotData`).to.have.length(1);
@@ -185,11 +199,11 @@ describe('snapshot-controller process (kube-lite + fake m-apiserver)', function 
       ids.push(snap.metadata.annotations![idAnnotation]!);
       expect(datas[0]!.spec.openebsVolume?.snapshotId).to.equal(ids.at(-1));
     }
-    // exactly the five Ready snapshots' ids remain in the backend: no duplicate, no orphan (s5's is gone)
-    await waitFor(() => mapi.snapshots.size >= 0 && [...mapi.snapshots.keys()].filter((k) => k.startsWith(`${pv}_`)).length === 5, 'five backend snapshots');
+    // exactly the nine Ready snapshots' ids remain in the backend: no duplicate, no orphan (s9's is gone)
+    await waitFor(() => [...mapi.snapshots.keys()].filter((k) => k.startsWith(`${pv}_`)).length === 9, 'nine backend snapshots', 10_000, () => [...mapi.snapshots.keys()].join(' '));
     expect([...mapi.snapshots.keys()].filter((k) => k.startsWith(`${pv}_`)).sort()).to.deep.equal([...ids].sort());
     const allDatas = (await cluster.datas.list()).items.filter((d) => d.spec.persistentVolumeRef?.name === pv);
-    expect(allDatas).to.have.length(5);
+    expect(allDatas).to.have.length(9);
   });
 
   it('two controller processes: one leads; when it is killed the other takes over', async () => {
@@ -210,5 +224,24 @@ describe('snapshot-controller process (kube-lite + fake m-apiserver)', function 
     await cluster.createSnapshot('ha', 'after', claim);
     await cluster.waitForCondition('ha', 'after', 'Ready');
     controller = standby;
+  });
+
+  it('finds m-apiserver through the Service maya-apiserver-service, and looks it up again after a failure', async () => {
+    if (controller) await controller.stop();
+    controller = undefined;
+    const services = cluster.client<KubeObject & { metadata: ObjectMeta; spec?: { clusterIP?: string; ports?: { name?: string; port: number }[] } }>(resources.services);
+    // first pointing at a port where nothing listens
+    await services.create({ metadata: { name: 'maya-apiserver-service', namespace: 'openebs' }, spec: { clusterIP: '127.0.0.1', ports: [{ name: 'api', port: 1 }] } });
+    const c = await startController({ cluster, mapiUrl: undefined });
+    await waitLeading(c);
+    controller = c;
+    const { claim, pv } = await cluster.boundClaim('svc');
+    await cluster.createSnapshot('svc', 'snap1', claim);
+    const failed = await cluster.waitForCondition('svc', 'snap1', 'Error', 'SnapshotCreateFailed');
+    expect(failed.status?.conditions?.[0]?.message).to.match(/m-apiserver at http:\/\/127\.0\.0\.1:1 unreachable/);
+    const port = Number(new URL(mapi.url).port);
+    await services.mergePatch({ namespace: 'openebs', name: 'maya-apiserver-service' }, { spec: { ports: [{ name: 'api', port }] } });
+    const snap = await cluster.waitForCondition('svc', 'snap1', 'Ready', undefined, 90_000);
+    expect([...mapi.snapshots.keys()].filter((k) => k.startsWith(`${pv}_`))).to.deep.equal([snap.metadata.annotations?.[idAnnotation]]);
   });
 });

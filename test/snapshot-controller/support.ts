@@ -127,7 +127,8 @@ export class Cluster {
 
 export interface ControllerProcessOptions {
   cluster: Cluster;
-  mapiUrl: string;
+  /** m-apiserver's URL (--mapi-addr); undefined: found through the Service maya-apiserver-service. */
+  mapiUrl: string | undefined;
   identity?: string;
   leaseSeconds?: number;
 }
@@ -141,15 +142,14 @@ export function startController(o: ControllerProcessOptions): Promise<Daemon> {
       o.cluster.kubeconfig,
       '--namespace',
       'openebs',
-      '--mapi-addr',
-      o.mapiUrl,
+      ...(o.mapiUrl ? ['--mapi-addr', o.mapiUrl] : []),
       '--metrics',
       '127.0.0.1:0',
       '--lease-duration',
       String(o.leaseSeconds ?? 3),
       ...(o.identity ? ['--identity', o.identity] : []),
     ],
-    { listeners: ['metrics'] },
+    { listeners: ['metrics'], env: { MAPI_ADDR: '' } },
   );
 }
 
