@@ -106,7 +106,7 @@ export class SnapshotRetryError extends CstorError {
 export class SnapshotSyncer {
   private readonly metrics: SnapshotMetrics;
   private readonly nowNanos: () => bigint;
-  /** Per VolumeSnapshot uid: the last problem recorded, so a retry never repeats an Event. */
+  /** Per VolumeSnapshot key: "<uid> <what was last recorded>", so a retry never repeats an Event. */
   private readonly recorded = new Map<string, string>();
 
   constructor(private readonly d: SyncDeps) {
@@ -117,7 +117,10 @@ export class SnapshotSyncer {
   /** Reconciles one VolumeSnapshot: a short dispatcher over idempotent steps. */
   async syncSnapshot(key: string): Promise<ReconcileResult | void> {
     const cached = this.d.cache.snapshot(key);
-    if (!cached) return; // gone; a VolumeSnapshotData left behind is an orphan for syncData
+    if (!cached) {
+      this.recorded.delete(key);
+      return; // gone; a VolumeSnapshotData left behind is an orphan for syncData
+    }
     if (cached.metadata.deletionTimestamp) return this.finalize(cached);
     if (isReady(cached) && cached.spec.snapshotDataName) return this.verify(cached);
 
@@ -193,14 +196,14 @@ export class SnapshotSyncer {
     for (const name of names) {
       const data = this.d.cache.data(name);
       // Only ours: a name from spec.snapshotDataName that another snapshot owns is left alone.
-      if (name !== snapshotDataName(uid) && data && ownerOf(data)?.uid !== uid) continue;
+      if (name !== snapshotDataName(uid) && (!data || ownerOf(data)?.uid !== uid)) continue;
       await ignoreNotFound(this.d.datas.delete({ name }));
     }
     const finalizers = (snap.metadata.finalizers ?? []).filter((f) => f !== snapshotFinalizer);
     await ignoreNotFound(
       this.d.snapshots.mergePatch(refOf(snap), { metadata: { finalizers, resourceVersion: snap.metadata.resourceVersion } }),
     );
-    this.recorded.delete(uid);
+    this.recorded.delete(keyOf(snap));
     this.d.logger.info('snapshot deleted', { key: keyOf(snap), snapshotIds: [...refs.keys()], snapshotData: [...names] });
   }
 
@@ -250,11 +253,11 @@ export class SnapshotSyncer {
   /** Records a problem (status + Event, once per distinct message); throws to retry when it may heal. */
   private async fail(snap: VolumeSnapshot, p: SnapshotProblem): Promise<void> {
     const uid = snap.metadata.uid ?? '';
-    const memo = `${p.reason}\n${p.message}`;
-    if (this.recorded.get(uid) !== memo) {
+    const memo = `${uid} ${p.reason}\n${p.message}`;
+    if (this.recorded.get(keyOf(snap)) !== memo) {
       // The status already showing it means it was recorded before (e.g. by a previous run).
       if (!showsCondition(snap, 'Error', p.reason, p.message)) await this.recordProblem(snap, p);
-      this.recorded.set(uid, memo);
+      this.recorded.set(keyOf(snap), memo);
     }
     if (p.retry) throw new SnapshotRetryError(p);
   }
@@ -372,13 +375,13 @@ export class SnapshotSyncer {
   private async ensureReady(snap: VolumeSnapshot): Promise<void> {
     const uid = snap.metadata.uid ?? '';
     // The memo covers a cache that has not seen our Ready write yet: no second Event or metric.
-    if (showsCondition(snap, 'Ready', 'SnapshotCreated', successMessage) || this.recorded.get(uid) === readyMemo) return;
+    if (showsCondition(snap, 'Ready', 'SnapshotCreated', successMessage) || this.recorded.get(keyOf(snap)) === `${uid} ${readyMemo}`) return;
     const now = this.d.clock.now();
     await this.d.snapshots.patchStatus(refOf(snap), {
       creationTimestamp: snap.status?.creationTimestamp ?? kubeTime(now),
       conditions: [condition('Ready', 'SnapshotCreated', successMessage, now)],
     });
-    this.recorded.set(uid, readyMemo);
+    this.recorded.set(keyOf(snap), `${uid} ${readyMemo}`);
     const created = Date.parse(snap.metadata.creationTimestamp ?? '');
     if (!Number.isNaN(created)) this.metrics.createdToReady((now - created) / 1000);
     const id = snap.metadata.annotations?.[snapshotIdAnnotation] ?? '';

@@ -45,7 +45,9 @@ async function main(): Promise<void> {
         }),
       );
     }
-    // 2. snapshot create round trip, and the floor.
+    // 2. snapshot create round trip, and the floor. The target stand-in's polling loop is stopped
+    // first: every volume is Healthy already, and its lists would only compete for the CPU.
+    stack.sim.stop();
     const target = stack.fake.address;
     const snapMs: number[] = [];
     const floorMs: number[] = [];

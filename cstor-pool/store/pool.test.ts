@@ -311,6 +311,27 @@ describe('pool store', () => {
     expect((await fs.readdir(path.join(dir, 'layers'))).sort()).to.deep.equal(before);
   });
 
+  it('takes a snapshot between pipelined writes: each write is wholly before or after it', async () => {
+    await pool.createReplica({ volume: 'v', size: 4 * MiB });
+    const r = await pool.openReplica('v');
+    const inFlight: Promise<unknown>[] = [];
+    for (let k = 0; k < 200; k++) {
+      inFlight.push(r.write(k * 16 * KiB, fill((k % 250) + 1, 16 * KiB), k + 1));
+      if (k === 100) inFlight.push(r.snapshotCreate('mid', 101));
+      if (k % 20 === 0) inFlight.push(r.readAt(0, 1 * MiB));
+    }
+    await Promise.all(inFlight);
+    const live = await r.readAt(0, 200 * 16 * KiB);
+    const snap = await r.readSnapshotAt('mid', 0, 200 * 16 * KiB);
+    for (let k = 0; k < 200; k++) {
+      const want = (k % 250) + 1;
+      const l = live.subarray(k * 16 * KiB, (k + 1) * 16 * KiB);
+      const sn = snap.subarray(k * 16 * KiB, (k + 1) * 16 * KiB);
+      expect(l.every((b) => b === want), `live block ${k}`).to.equal(true);
+      expect(sn.every((b) => b === want) || sn.every((b) => b === 0), `snapshot block ${k}`).to.equal(true);
+    }
+  });
+
   it('refuses a pool directory holding another pool', async () => {
     await pool.close();
     await expectCode(openPool({ dir, name: 'pool-b' }), 'conflict');

@@ -3,10 +3,11 @@
 import { checkRange } from '../../lib/block-device.ts';
 import { CstorError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import type { BlockRun, ReplicaMode, ReplicaStats, RunPage, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
+import type { ReplicaMode, ReplicaStats, RunPage, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
 import { bitsetWords, clearBit, countBits, getBit, lowestBit, setBit } from './bitset.ts';
 import { blocksPerMapPage, fsyncDir, LayerFile, mapPageBytes, type LayerBits } from './layer-file.ts';
 import { Mutex, RWLock } from './lock.ts';
+import { pageRuns, type Source } from './run-pages.ts';
 import { isListed, type LayerRef, type ReplicaMeta } from './metadata.ts';
 import { checkSnapshotName } from './names.ts';
 import type { Replica, ReplicaInfo } from './types.ts';
@@ -41,13 +42,6 @@ interface PendingImport {
   layer: LayerFile;
   bits: LayerBits;
   ioSeq: number;
-}
-
-interface Source {
-  layer: LayerFile;
-  bits: LayerBits;
-  /** io_seq of block b in this source (head runs only). */
-  seq?: (b: number) => number;
 }
 
 function checkSeq(ioSeq: number): void {
@@ -658,79 +652,6 @@ export class StoreReplica implements Replica {
 
   // ---- rebuild, source side ----
 
-  /** Pages the blocks of `sources` (topmost first) from `cursor` on, keeping those `accept` takes. */
-  private async pageRuns(
-    sources: Source[],
-    cursor: number,
-    maxBytes: number,
-    accept: (seq: number) => boolean = () => true,
-  ): Promise<RunPage> {
-    if (!Number.isSafeInteger(cursor) || cursor < 0) throw new CstorError('invalid', `cursor ${cursor} is invalid`);
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new CstorError('invalid', `maxBytes ${maxBytes} is invalid`);
-    const bs = this.blockSize;
-    const budget = Math.max(bs, maxBytes - (maxBytes % bs));
-    const runs: BlockRun[] = [];
-    let bytes = 0;
-    const pick = (b: number): { src: Source; zero: boolean; seq: number } | null => {
-      for (const src of sources) {
-        if (b >= src.layer.blocks) continue;
-        const a = getBit(src.bits.alloc, b);
-        if (a || getBit(src.bits.zero, b)) {
-          const seq = src.seq ? src.seq(b) : 0;
-          return accept(seq) ? { src, zero: !a, seq } : null;
-        }
-      }
-      return null;
-    };
-    let b = cursor;
-    while (b < this.blocks && bytes < budget) {
-      if ((b & 31) === 0) {
-        let any = 0;
-        const w = b >>> 5;
-        for (const s of sources) any |= (s.bits.alloc[w] ?? 0) | (s.bits.zero[w] ?? 0);
-        if (any === 0) {
-          b += 32;
-          continue;
-        }
-      }
-      const first = pick(b);
-      if (!first) {
-        b++;
-        continue;
-      }
-      const start = b;
-      const pieces = [first];
-      b++;
-      while (b < this.blocks && bytes + (pieces.length + 1) * bs <= budget) {
-        const p = pick(b);
-        if (!p) break;
-        pieces.push(p);
-        b++;
-      }
-      const data = Buffer.alloc(pieces.length * bs);
-      const reads: Promise<void>[] = [];
-      let seq = 0;
-      let i = 0;
-      while (i < pieces.length) {
-        const p = pieces[i]!;
-        seq = Math.max(seq, p.seq);
-        let j = i + 1;
-        while (j < pieces.length && pieces[j]!.src === p.src && pieces[j]!.zero === p.zero) {
-          seq = Math.max(seq, pieces[j]!.seq);
-          j++;
-        }
-        if (!p.zero) reads.push(p.src.layer.read(data, i * bs, (j - i) * bs, (start + i) * bs));
-        i = j;
-      }
-      await Promise.all(reads);
-      const run: BlockRun = { offset: start * bs, data };
-      if (sources.some((s) => s.seq)) run.ioSeq = seq;
-      runs.push(run);
-      bytes += data.length;
-    }
-    return { runs, next: b < this.blocks ? b : null };
-  }
-
   async readLayer(name: string, cursor: number, maxBytes: number): Promise<RunPage> {
     this.checkOpen();
     checkSnapshotName(name);
@@ -745,7 +666,7 @@ export class StoreReplica implements Replica {
         if (ref.base || (k < idx && isListed(ref))) break;
         sources.push({ layer: this.layers[k]!, bits: await this.layerBits(this.layers[k]!) });
       }
-      return this.pageRuns(sources, cursor, maxBytes);
+      return pageRuns({ sources, cursor, maxBytes, blocks: this.blocks, blockSize: this.blockSize });
     });
   }
 
@@ -760,7 +681,7 @@ export class StoreReplica implements Replica {
         const seq = Math.max(0, ref.snapshot.ioSeq - 1);
         sources.push({ layer: this.layers[k]!, bits: await this.layerBits(this.layers[k]!), seq: () => seq });
       }
-      return this.pageRuns(sources, cursor, maxBytes, (seq) => seq > sinceIoSeq);
+      return pageRuns({ sources, cursor, maxBytes, blocks: this.blocks, blockSize: this.blockSize, accept: (seq) => seq > sinceIoSeq });
     });
   }
 

@@ -60,7 +60,12 @@ const LOGIN_MAX_SEGMENT = 65536;
 const WRITE_BACKLOG_LIMIT = 64 << 20;
 
 export class IscsiConnection implements TargetMember {
-  private readonly reader = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: LOGIN_MAX_SEGMENT });
+  private readonly reader = new PduReader({
+    headerDigest: false,
+    dataDigest: false,
+    maxDataSegmentLength: LOGIN_MAX_SEGMENT,
+    placeData: (bhs, length) => this.placeDataOut(bhs, length),
+  });
   private readonly login: LoginPhase;
   private phase: 'login' | 'full' | 'closing' | 'closed' = 'login';
   private params: SessionParams | undefined;
@@ -364,7 +369,14 @@ export class IscsiConnection implements TargetMember {
       this.target.members.add(this);
       void this.host.sessionStarted(this, this.sessionKey);
     }
-    this.logger.info('iSCSI login', { initiator: this.initiatorName, target: this.target?.iqn, sessionType: result.sessionType, tsih: this.tsih });
+    this.logger.info('iSCSI login', {
+      initiator: this.initiatorName,
+      target: this.target?.iqn,
+      sessionType: result.sessionType,
+      tsih: this.tsih,
+      headerDigest: this.params.headerDigest,
+      dataDigest: this.params.dataDigest,
+    });
   }
 
   private sendLogin(req: ReturnType<typeof decodeLoginRequest>, reply: { transit: boolean; cont: boolean; csg: number; nsg: number; status: readonly [number, number]; data: Buffer }, tsih: number): void {
@@ -592,6 +604,20 @@ export class IscsiConnection implements TargetMember {
       this.send(encodeR2t({ lun: task.cmd.lun, itt: task.itt, ttt, r2tSN: task.r2tSN, bufferOffset: offset, desiredLength: length, ...this.numbers(false) }));
       task.r2tSN++;
     }
+  }
+
+  /**
+   * A Data-Out spanning socket chunks is assembled straight into its command's buffer (one copy
+   * instead of two). Only a hint: onDataOut still checks the PDU, and a bad one ends the connection,
+   * so a command never runs with bytes a rejected PDU put there.
+   */
+  private placeDataOut(bhs: Buffer, length: number): Buffer | undefined {
+    if ((bhs[0]! & 0x3f) !== Opcode.DataOut || this.phase !== 'full') return undefined;
+    const task = this.tasks.get(bhs.readUInt32BE(16));
+    if (!task || task.executing || task.aborted) return undefined;
+    const offset = bhs.readUInt32BE(40);
+    if (offset + length > task.cmd.expectedLength || offset !== task.received) return undefined;
+    return task.placement(offset, length);
   }
 
   private onDataOut(d: DataOut, bhs: Buffer): void {

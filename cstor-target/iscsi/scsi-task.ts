@@ -38,19 +38,31 @@ export class ScsiTask {
     return this.received >= this.cmd.expectedLength;
   }
 
-  /** Copies a piece of data-out in at `offset` (or keeps the view when it is all the data there is). */
+  /** Where the PDU reader may assemble `length` bytes of data-out at `offset` (saves a copy). */
+  placement(offset: number, length: number): Buffer {
+    return this.ensureBuffer().subarray(offset, offset + length);
+  }
+
+  /** Takes a piece of data-out at `offset`: keeps the view when it is all the data there is, else copies it in (unless the reader already placed it there). */
   accept(offset: number, data: Buffer): void {
     const total = this.cmd.expectedLength;
     if (offset === 0 && data.length === total && !this.buffer) {
       this.buffer = data;
     } else {
-      if (!this.buffer || this.buffer.length !== total) {
-        const b = Buffer.allocUnsafe(total);
-        if (this.buffer) this.buffer.copy(b, 0, 0, Math.min(this.buffer.length, total));
-        this.buffer = b;
-      }
-      data.copy(this.buffer, offset);
+      const buf = this.ensureBuffer();
+      const inPlace = data.buffer === buf.buffer && data.byteOffset === buf.byteOffset + offset;
+      if (!inPlace) data.copy(buf, offset);
     }
     this.received += data.length;
+  }
+
+  private ensureBuffer(): Buffer {
+    const total = this.cmd.expectedLength;
+    if (!this.buffer || this.buffer.length !== total) {
+      const b = Buffer.allocUnsafe(total);
+      if (this.buffer) this.buffer.copy(b, 0, 0, Math.min(this.buffer.length, total));
+      this.buffer = b;
+    }
+    return this.buffer;
   }
 }

@@ -4,7 +4,7 @@
 // rebuild.ts; docs/target.md explains why they are correct.
 import { EventEmitter } from 'node:events';
 import { checkRange, type BlockDevice } from '../../lib/block-device.ts';
-import { CstorError, describeError, toCstorError } from '../../lib/errors.ts';
+import { CstorError, describeError, hasErrorCode, toCstorError } from '../../lib/errors.ts';
 import { silentLogger, type Logger } from '../../lib/logger.ts';
 import type { ReplicaClient, ReplicaMode, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
 import { consistencyFactor, intersectingCount, isAcked, isReady, phaseOf, type VolumePhase } from './quorum.ts';
@@ -100,6 +100,19 @@ export interface ReplicatedVolumeOptions {
   reconnectMaxMs?: number;
   /** Bytes per readLayer page during rebuild (default 1 MiB). */
   rebuildPageBytes?: number;
+  /** Where replicas that missed a write are remembered across target restarts (none: not remembered). */
+  suspects?: SuspectStore;
+}
+
+/**
+ * Replicas that answered a write or unmap with an error (not a lost connection): they may hold a
+ * later write while missing that one, so their checkpoint cannot be trusted until they are rebuilt.
+ */
+export interface SuspectStore {
+  load(): ReadonlySet<string>;
+  /** Persists the mark; writes acknowledged after the failure wait for it. */
+  mark(address: string): Promise<void>;
+  clear(address: string): Promise<void>;
 }
 
 const snapshotNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -130,7 +143,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   };
 
   private readonly log: Logger;
-  private readonly opts: Required<Omit<ReplicatedVolumeOptions, 'logger' | 'blockSize'>>;
+  private readonly opts: Required<Omit<ReplicatedVolumeOptions, 'logger' | 'blockSize' | 'suspects'>>;
   private readonly gate = new WriteGate();
   /** Serializes snapshot create/destroy and rebuild joins ("wait while another snapshot runs"). */
   readonly snapLock = new Mutex();
@@ -145,6 +158,10 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   private loopDirty = false;
   private rebuild: { d: Member; h: Member; aborted: boolean; complete: boolean; deferredDestroys: string[] } | null = null;
   private rebuildCounter = 0;
+  private readonly suspects: Set<string>;
+  private readonly suspectStore: SuspectStore | null;
+  /** Settles once every suspect mark asked for so far is persisted. */
+  private suspectsSaved: Promise<void> = Promise.resolve();
 
   constructor(options: ReplicatedVolumeOptions) {
     super();
@@ -192,6 +209,8 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       lastError: null,
     }));
     this.initialPending = this.members.length;
+    this.suspectStore = options.suspects ?? null;
+    this.suspects = new Set(this.suspectStore?.load() ?? []);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -346,6 +365,8 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       this.stats.writeErrors++;
       throw err;
     }
+    // A replica that failed an earlier write must be known as such (persisted) before this ack.
+    await this.suspectsSaved;
     if (kind === 'write') {
       this.stats.writes++;
       this.stats.writeBytes += length;
@@ -401,6 +422,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
             pending--;
             if (wasHealthy) healthyPending--;
             failures.push(`${m.address}: ${describeError(err)}`);
+            if ((what === 'write' || what === 'unmap') && !hasErrorCode(err, 'unavailable', 'timeout', 'aborted')) this.markSuspect(m.address);
             this.evict(m, err, `${what} failed`);
             check();
           },
@@ -654,6 +676,19 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     }
   }
 
+  private markSuspect(address: string): void {
+    if (this.suspects.has(address)) return;
+    this.suspects.add(address);
+    this.log.warn('replica missed a write: it is rebuilt before it is trusted again', { replica: address });
+    const store = this.suspectStore;
+    if (!store) return;
+    this.suspectsSaved = this.suspectsSaved.then(() =>
+      store.mark(address).catch((err: unknown) => {
+        this.log.error('cannot persist a suspect mark', { replica: address, error: describeError(err) });
+      }),
+    );
+  }
+
   /** Takes a replica out of the set: it stays out until reconnected and rebuilt. */
   evict(m: Member, err: unknown, why: string): void {
     if (m.state === 'offline' && !m.client) return;
@@ -736,7 +771,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     }
     // Replicas in the fan-out hold every write so far, whatever their checkpoint says.
     const newest = Math.max(...waiting.map((m) => m.checkpointedIoSeq), rebuilding.length > 0 ? this.nextIoSeq - 1 : 0);
-    const chosen = waiting.filter((m) => m.persistedMode === 'Healthy' && m.checkpointedIoSeq === newest);
+    const chosen = waiting.filter((m) => m.persistedMode === 'Healthy' && m.checkpointedIoSeq === newest && !this.suspects.has(m.address));
     for (const m of chosen) {
       m.state = 'healthy';
       this.log.info('replica chosen healthy', { replica: m.address, checkpointedIoSeq: m.checkpointedIoSeq });
@@ -791,6 +826,9 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       },
       done: () => {
         if (d.state !== 'rebuilding') return;
+        if (this.suspects.delete(d.address)) {
+          void this.suspectStore?.clear(d.address).catch((err: unknown) => this.log.warn('cannot clear a suspect mark', { replica: d.address, error: describeError(err) }));
+        }
         d.state = 'healthy';
         d.persistedMode = 'Healthy';
         this.stats.rebuildsDone++;

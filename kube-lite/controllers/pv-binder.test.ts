@@ -46,7 +46,8 @@ const cases: Case[] = [
 describe('kube-lite PV binder (in process)', () => {
   for (const c of cases) {
     it(c.name, async () => {
-      const store = await Store.open({ dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'kube-lite-binder-')), logger: silentLogger() });
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kube-lite-binder-'));
+      const store = await Store.open({ dataDir, logger: silentLogger() });
       const registry = new ResourceRegistry();
       const ops = new Operations(store, registry, silentLogger());
       await new NamespaceController(ops, silentLogger()).ensureInitial();
@@ -73,6 +74,7 @@ describe('kube-lite PV binder (in process)', () => {
         if (bound) expect((o.status as { phase: string }).phase).to.equal('Bound');
       }
       await store.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
     });
   }
 });

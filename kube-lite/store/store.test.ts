@@ -11,8 +11,11 @@ function cm(name: string, data: Record<string, string> = {}): KubeObject {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default', uid: `uid-${name}` }, data };
 }
 
+const dirs: string[] = [];
 function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'kube-lite-store-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'kube-lite-store-'));
+  dirs.push(d);
+  return d;
 }
 
 function walFiles(dir: string): string[] {
@@ -20,6 +23,10 @@ function walFiles(dir: string): string[] {
 }
 
 describe('kube-lite store', () => {
+  after(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+
   it('assigns increasing resourceVersions and refuses stale or duplicate writes', async () => {
     const s = await Store.open({ dataDir: tmp(), logger: silentLogger() });
     const a = await s.put('/configmaps', cm('a'), '');

@@ -50,8 +50,20 @@ async function tgtadm(control: number, args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`tgtadm ${args.join(' ')} failed (${r.code}): ${r.stderr || r.stdout}`);
 }
 
-/** Starts tgtd serving a sparse file of `sizeBytes` (or `backingFile`) as LUN 1. */
+/** Starts tgtd serving a sparse file of `sizeBytes` (or `backingFile`) as LUN 1; retries on a port clash. */
 export async function startTgtd(opts: { sizeBytes: number; backingFile?: string }): Promise<Tgtd> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startTgtdOnce(opts);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+async function startTgtdOnce(opts: { sizeBytes: number; backingFile?: string }): Promise<Tgtd> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tgtd-'));
   const file = opts.backingFile ?? path.join(dir, 'lun.img');
   if (!opts.backingFile) {

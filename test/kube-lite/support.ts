@@ -16,8 +16,16 @@ export interface KubeLiteProc {
   ca: string;
 }
 
+const createdDirs: string[] = [];
+process.on('exit', () => {
+  for (const d of createdDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh data directory, removed when the test process exits. */
 export function tempDataDir(prefix = 'kube-lite-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  createdDirs.push(dir);
+  return dir;
 }
 
 export async function startKubeLiteProc(dataDir: string = tempDataDir(), extraArgs: string[] = []): Promise<KubeLiteProc> {

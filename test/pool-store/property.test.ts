@@ -306,7 +306,7 @@ async function runProperty(seed: number, ops: number, dir: string, dir2: string)
 describe('pool store property test', function () {
   this.timeout(180_000);
   const seeds = process.env.POOL_PROPERTY_SEED ? [Number(process.env.POOL_PROPERTY_SEED)] : [1, 2, 3];
-  const ops = Number(process.env.POOL_PROPERTY_OPS ?? 1500);
+  const ops = Number(process.env.POOL_PROPERTY_OPS ?? 1200);
   for (const seed of seeds) {
     it(`seed ${seed}: ${ops} random operations match the flat-buffer model`, async () => {
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pool-prop-'));

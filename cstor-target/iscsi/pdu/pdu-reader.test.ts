@@ -55,3 +55,19 @@ describe('PduReader', () => {
     expect(() => new PduReader({ headerDigest: true, dataDigest: true, maxDataSegmentLength: 1024 }).push(badHeader)).to.throw(/header digest/);
   });
 });
+
+describe('PduReader data placement', () => {
+  it('assembles a segment that spans chunks straight into the buffer placeData gives', () => {
+    const payload = Buffer.alloc(10000);
+    for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
+    const stream = frame(5, payload, { header: true, data: true });
+    const target = Buffer.alloc(20000);
+    const r = new PduReader({ headerDigest: true, dataDigest: true, maxDataSegmentLength: 65536, placeData: (_bhs, n) => target.subarray(100, 100 + n) });
+    const out = [...r.push(stream.subarray(0, 3000)), ...r.push(stream.subarray(3000, 7000)), ...r.push(stream.subarray(7000))];
+    expect(out).to.have.length(1);
+    expect(out[0]!.data.buffer).to.equal(target.buffer);
+    expect(out[0]!.data.equals(payload)).to.equal(true);
+    expect(target.subarray(100, 10100).equals(payload)).to.equal(true);
+    expect(r.bufferedBytes).to.equal(0);
+  });
+});

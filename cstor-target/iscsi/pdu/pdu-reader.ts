@@ -10,6 +10,11 @@ export interface PduReaderOptions {
   dataDigest: boolean;
   /** Largest data segment accepted (our MaxRecvDataSegmentLength, or the login-phase limit). */
   maxDataSegmentLength: number;
+  /**
+   * Where a data segment that spans socket chunks should be assembled (e.g. straight into a write
+   * command's buffer, saving a copy); undefined: a fresh buffer. Must return exactly `length` bytes.
+   */
+  placeData?: (bhs: Buffer, length: number) => Buffer | undefined;
 }
 
 export class PduReader {
@@ -64,6 +69,17 @@ export class PduReader {
     const dd = this.options.dataDigest && dataLength > 0 ? 4 : 0;
     if (this.buffered < padded + dd) return undefined;
     this.pending = undefined;
+    const spans = dataLength > 0 && this.chunks[0]!.length < dataLength;
+    const dest = spans ? this.options.placeData?.(bhs, dataLength) : undefined;
+    if (dest && dest.length === dataLength) {
+      this.takeInto(dest);
+      const pad = padded > dataLength ? this.take(padded - dataLength) : Buffer.alloc(0);
+      if (dd) {
+        const digest = this.take(4).readUInt32LE(0);
+        if (digest !== crc32c(dest, pad)) throw new CstorError('protocol', 'iSCSI data digest mismatch');
+      }
+      return { bhs, ahs, data: dest };
+    }
     const seg = padded > 0 ? this.take(padded) : Buffer.alloc(0);
     const data = seg.subarray(0, dataLength);
     if (dd) {
@@ -77,6 +93,21 @@ export class PduReader {
     const first = this.chunks[0]!;
     if (first.length >= n) return first.subarray(0, n);
     return Buffer.concat(this.chunks, Math.min(this.buffered, n * 2)).subarray(0, n);
+  }
+
+  /** Removes dest.length bytes from the front, copying them into dest. */
+  private takeInto(dest: Buffer): void {
+    const n = dest.length;
+    this.buffered -= n;
+    let done = 0;
+    while (done < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - done);
+      c.copy(dest, done, 0, k);
+      done += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
   }
 
   /** Removes n bytes from the front: a view when they sit in one chunk, else one copy. */

@@ -1,0 +1,96 @@
+// Plays the pool and target reconcilers over REAL daemons (until theirs are wired): a polling
+// loop that turns CStorVolumeReplicas into replicas on `cstor pool` processes (clones as
+// `cloneOf: <source>@<snapshot>`), CStorVolumes into volumes served by a `cstor target` process,
+// copies the target's status into CStorVolume.status, and undoes both on deletion (dropping the
+// replica finalizer once the pool replica is gone).
+import axios from 'axios';
+import { quantityBytes } from '../../maya-apiserver/cas/functions.ts';
+import type { KubeObject } from '../../maya-apiserver/cas/ports.ts';
+import type { TransportKubeObjects } from '../../maya-apiserver/cas/transport-kube-objects.ts';
+import { cas, ns } from './support.ts';
+
+export interface BridgePool {
+  name: string;
+  /** Replica protocol address (what the target connects to). */
+  replicaAddress: string;
+  mgmtAddress: string;
+}
+
+const http = axios.create({ validateStatus: () => true, proxy: false, timeout: 20_000 });
+
+function labels(o: KubeObject): Record<string, string> {
+  return (o.metadata.labels ?? {}) as Record<string, string>;
+}
+
+function annotations(o: KubeObject): Record<string, string> {
+  return (o.metadata.annotations ?? {}) as Record<string, string>;
+}
+
+export function runBridge(kube: TransportKubeObjects, pools: BridgePool[], targetMgmt: string, intervalMs = 50): { stop(): void; errors: string[] } {
+  const byName = new Map(pools.map((p) => [p.name, p]));
+  const errors: string[] = [];
+  let busy = false;
+  let stopped = false;
+  const served = new Set<string>();
+  const tick = async (): Promise<void> => {
+    for (const cvr of await kube.list({ apiVersion: cas, kind: 'CStorVolumeReplica', namespace: ns })) {
+      const ref = { apiVersion: cas, kind: 'CStorVolumeReplica', namespace: ns, name: String(cvr.metadata.name) };
+      const pool = byName.get(labels(cvr)['cstorpool.openebs.io/name'] ?? '');
+      const volume = labels(cvr)['openebs.io/persistent-volume'] ?? '';
+      if (!pool) continue;
+      if (cvr.metadata.deletionTimestamp) {
+        const r = await http.delete(`http://${pool.mgmtAddress}/v1/replicas/${volume}`);
+        if (r.status === 204) await kube.patch(ref, { metadata: { finalizers: null } });
+        continue;
+      }
+      if ((cvr['status'] as { phase?: string } | undefined)?.phase) continue;
+      const spec = cvr['spec'] as { capacity: string };
+      const body: Record<string, unknown> = { volume, size: quantityBytes(spec.capacity) };
+      if (labels(cvr)['openebs.io/cloned'] === 'true') body['cloneOf'] = `${annotations(cvr)['openebs.io/source-volume']}@${annotations(cvr)['openebs.io/snapshot']}`;
+      const r = await http.post(`http://${pool.mgmtAddress}/v1/replicas`, body);
+      if (r.status === 200 || r.status === 201) await kube.patchStatus(ref, { status: { phase: 'Healthy' } });
+      else errors.push(`pool ${pool.name} replica ${volume}: ${r.status} ${JSON.stringify(r.data)}`);
+    }
+    const live = new Set<string>();
+    for (const cv of await kube.list({ apiVersion: cas, kind: 'CStorVolume', namespace: ns })) {
+      const name = String(cv.metadata.name);
+      live.add(name);
+      const ref = { apiVersion: cas, kind: 'CStorVolume', namespace: ns, name };
+      if (!served.has(name)) {
+        const cvrs = await kube.list({ apiVersion: cas, kind: 'CStorVolumeReplica', namespace: ns, labelSelector: `openebs.io/persistent-volume=${name}` });
+        const spec = cv['spec'] as { capacity: string; replicationFactor: number };
+        const replicas = cvrs.map((o) => byName.get(labels(o)['cstorpool.openebs.io/name'] ?? '')?.replicaAddress).filter((a): a is string => !!a);
+        const r = await http.put(`http://${targetMgmt}/v1/volumes/${name}`, { capacity: quantityBytes(spec.capacity), replicationFactor: spec.replicationFactor, replicas });
+        if (r.status !== 200 && r.status !== 201) {
+          errors.push(`target serve ${name}: ${r.status} ${JSON.stringify(r.data)}`);
+          continue;
+        }
+        served.add(name);
+      }
+      const st = await http.get<{ phase?: string; replicaStatuses?: unknown[] }>(`http://${targetMgmt}/v1/volumes/${name}`);
+      const phase = st.data.phase;
+      if (st.status === 200 && phase && phase !== (cv['status'] as { phase?: string } | undefined)?.phase) {
+        await kube.patchStatus(ref, { status: { phase, replicaStatuses: st.data.replicaStatuses ?? [] } });
+      }
+    }
+    for (const name of [...served]) {
+      if (live.has(name)) continue;
+      await http.delete(`http://${targetMgmt}/v1/volumes/${name}`);
+      served.delete(name);
+    }
+  };
+  const timer = setInterval(() => {
+    if (busy || stopped) return;
+    busy = true;
+    void tick()
+      .catch((err: unknown) => errors.push(err instanceof Error ? err.message : String(err)))
+      .finally(() => (busy = false));
+  }, intervalMs);
+  return {
+    errors,
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
