@@ -1,6 +1,7 @@
 // `cstor pool`: one pool daemon. Opens the pool directory, serves the replica protocol (target ↔
 // pool) and the mgmt HTTP API, and shuts down cleanly on SIGTERM/SIGINT (stop listening, close
 // connections, sync and close the pool). The only place that reads argv and env for the pool.
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -10,10 +11,9 @@ import { announceListening, closeServer, listen } from '../lib/listen.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { createRegistry } from '../lib/metrics.ts';
 import { dns1123SubdomainProblems } from '../lib/names.ts';
-import { loadKubeConfig, type LoadedKubeConfig } from '../lib/kube/kubeconfig.ts';
 import { createMgmtApp } from './mgmt/app.ts';
+import { defaultAdvertiseHost } from './reconciler/advertise.ts';
 import type { PoolReconciler } from './reconciler/controller.ts';
-import { defaultAdvertiseHost, startPoolReconciler } from './reconciler/start.ts';
 import { createPoolMetrics } from './server/metrics.ts';
 import { ReplicaServer } from './server/replica-server.ts';
 import { openPool } from './store/pool.ts';
@@ -50,7 +50,7 @@ export interface PoolConfig {
   logLevel: string;
   logFormat: 'json' | 'text';
   /** Set when the pool runs with Kubernetes (--kubeconfig, $KUBECONFIG or in-cluster). */
-  kube?: LoadedKubeConfig;
+  kube?: { kubeconfigPath?: string };
   namespace: string;
   advertise: string;
   /** Crash tests only: $CSTOR_POOL_FAILPOINT (see cstor-pool/reconciler/cvr-sync.ts). */
@@ -81,14 +81,9 @@ export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Poo
   const nsProblems = dns1123SubdomainProblems(namespace);
   if (nsProblems.length > 0) problems.push(`namespace "${namespace}" is invalid: ${nsProblems.join('; ')}`);
   if (opts.advertise !== undefined && (opts.advertise.trim() === '' || /[\s/]/.test(opts.advertise))) problems.push(`--advertise "${opts.advertise}" is not a host`);
-  let kube: LoadedKubeConfig | undefined;
-  if (opts.kubeconfig || env.KUBECONFIG || env.KUBERNETES_SERVICE_HOST) {
-    try {
-      kube = loadKubeConfig({ kubeconfigPath: opts.kubeconfig, env });
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
-  }
+  // Kubernetes is used when configured: --kubeconfig, $KUBECONFIG, or in a pod (service host + token).
+  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+  const kube = opts.kubeconfig || env.KUBECONFIG || inCluster ? { ...(opts.kubeconfig ? { kubeconfigPath: opts.kubeconfig } : {}) } : undefined;
   if (problems.length > 0) throw new CstorError('invalid', `cstor pool: ${problems.join('; ')}`);
   return Object.freeze({
     name: opts.name,
@@ -108,6 +103,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const config = poolConfig(argv, env);
   if (config === null) return;
   const logger = createLogger({ component: 'cstor-pool', level: config.logLevel, format: config.logFormat }).child({ pool: config.name });
+  // The Kubernetes client code is loaded only when used (it costs seconds of start-up).
+  const kube = config.kube ? (await import('../lib/kube/kubeconfig.ts')).loadKubeConfig({ ...config.kube, env }) : undefined;
   await fs.mkdir(config.dataDir, { recursive: true });
   const pool = await openPool({ dir: config.dataDir, name: config.name, logger });
   const registry = createRegistry('cstor-pool');
@@ -120,10 +117,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     announceListening(logger, 'replica', replicaAddr);
     const mgmtAddr = await listen(httpServer, config.mgmt.host, config.mgmt.port);
     announceListening(logger, 'mgmt', mgmtAddr);
-    if (config.kube) {
-      logger.info('kubernetes client configured', { source: config.kube.source, namespace: config.namespace });
+    if (kube) {
+      logger.info('kubernetes client configured', { source: kube.source, namespace: config.namespace });
+      const { startPoolReconciler } = await import('./reconciler/start.ts');
       reconciler = await startPoolReconciler({
-        kubeConfig: config.kube.kubeConfig,
+        kubeConfig: kube.kubeConfig,
         namespace: config.namespace,
         pool,
         advertise: config.advertise,

@@ -71,7 +71,7 @@ export function targetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): T
   const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
   if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
   if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push('--log-format must be json or text');
-  if (problems.length > 0) throw new CstorError('invalid', `cstor target: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new CstorError('invalid', `${problems.join('; ')} (see --help)`);
   return Object.freeze({
     iscsi,
     mgmt,

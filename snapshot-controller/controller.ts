@@ -89,7 +89,7 @@ export class SnapshotController {
     });
 
     const snapshotsOfClaim = (claimKey: string): string[] => this.snapshots.cache.byIndex('claim', claimKey).map(objectKey);
-    const queueCommon = { logger: o.logger, clock, registry: o.registry, workers: o.workers ?? 4, backoff: o.backoff ?? defaultSnapshotBackoff, ownsInformers: false };
+    const queueCommon = { logger: o.logger, clock, registry: o.registry, workers: o.workers ?? 16, backoff: o.backoff ?? defaultSnapshotBackoff, ownsInformers: false };
     this.controllers = [
       new Controller({
         ...queueCommon,

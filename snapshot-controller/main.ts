@@ -38,7 +38,7 @@ const spec = {
     'lease-name': { type: 'string', value: 'NAME', description: 'the Lease used for leader election', default: 'snapshot-controller' },
     'lease-duration': { type: 'string', value: 'SECONDS', description: 'leader lease duration (renew deadline 2/3 of it, retry period 1/5)', default: '15' },
     identity: { type: 'string', value: 'ID', description: 'leader election identity (default: hostname + pid + random suffix)' },
-    workers: { type: 'string', value: 'N', description: 'parallel reconciles per queue', default: '4' },
+    workers: { type: 'string', value: 'N', description: 'parallel reconciles per queue', default: '16' },
     'log-level': { type: 'string', value: 'LEVEL', description: 'error, warn, info or debug (env LOG_LEVEL)' },
   },
   notes: 'Listeners are announced as {"message":"listening","listener":"metrics","address":...}.',

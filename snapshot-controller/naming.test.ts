@@ -77,9 +77,9 @@ describe('snapshot-controller CRDs and config', () => {
   });
 
   it('builds a config from flags and env, listing every problem', () => {
-    const base = { kubeconfig: undefined, namespace: undefined, 'mapi-addr': undefined, metrics: undefined, 'leader-elect': 'true', 'lease-name': 'snapshot-controller', 'lease-duration': '15', identity: 'me', workers: '4', 'log-level': undefined };
+    const base = { kubeconfig: undefined, namespace: undefined, 'mapi-addr': undefined, metrics: undefined, 'leader-elect': 'true', 'lease-name': 'snapshot-controller', 'lease-duration': '15', identity: 'me', workers: '16', 'log-level': undefined };
     const c = buildConfig(base, { OPENEBS_NAMESPACE: 'storage', MAPI_ADDR: 'http://10.0.0.1:5656' });
-    expect(c).to.deep.include({ namespace: 'storage', mapiAddr: 'http://10.0.0.1:5656', leaderElect: true, leaseDurationMs: 15_000, workers: 4, identity: 'me' });
+    expect(c).to.deep.include({ namespace: 'storage', mapiAddr: 'http://10.0.0.1:5656', leaderElect: true, leaseDurationMs: 15_000, workers: 16, identity: 'me' });
     expect(buildConfig({ ...base, 'mapi-addr': 'x:1' }, { MAPI_ADDR: 'y:2' }).mapiAddr).to.equal('x:1');
     expect(buildConfig(base, {}).namespace).to.equal('openebs');
     expect(() => buildConfig({ ...base, 'leader-elect': 'maybe', workers: '0', metrics: 'nope' }, {})).to.throw(CstorError, /--leader-elect: "maybe".*--workers: "0".*--metrics: "nope"/);

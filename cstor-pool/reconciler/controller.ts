@@ -75,7 +75,7 @@ export class PoolReconciler {
 
   constructor(private readonly o: PoolReconcilerOptions) {
     this.clock = o.clock ?? realClock;
-    this.logger = o.logger.child({ component: 'pool-reconciler' });
+    this.logger = o.logger.child({ controller: 'pool-reconciler' });
     this.metrics = o.registry ? operationMetrics(o.registry, 'cstor_pool_reconcile') : undefined;
     this.informer = new Informer<CStorVolumeReplica>({
       source: o.cvrs,

@@ -108,6 +108,8 @@ export class CvrSyncer {
   private readonly blockSize: number;
   /** Per CVR uid: the last problem recorded, so a retry never repeats an Event. */
   private readonly recorded = new Map<string, string>();
+  /** Per volume: the store step running now (a sync and the orphan sweep never interleave on one volume). */
+  private readonly volumeLocks = new Map<string, Promise<unknown>>();
 
   constructor(private readonly d: CvrSyncDeps) {
     this.metrics = d.metrics ?? noMetrics;
@@ -123,11 +125,8 @@ export class CvrSyncer {
     const desired = this.validate(cached);
     if ('problem' in desired) return this.fail(cached, desired.problem);
     const cvr = await this.ensureFinalizer(cached);
-    let info = await this.d.store.getReplica(desired.volume);
-    if (!info) {
-      info = await this.create(cvr, desired);
-      if (!info) return;
-    }
+    const info = await this.withVolume(desired.volume, async () => (await this.d.store.getReplica(desired.volume)) ?? this.create(cvr, desired));
+    if (!info) return;
     const mismatch = this.mismatch(info, desired);
     if (mismatch) return this.fail(cvr, mismatch);
     await this.ensureStatus(cvr, statusOfReplica(info, desired.capacity));
@@ -242,14 +241,18 @@ export class CvrSyncer {
     const key = objectKey(cvr);
     const volume = this.volumeToDelete(cvr);
     if (volume) {
-      try {
-        this.d.dropVolume(volume);
-        await this.metrics.observe('delete', () => this.d.store.deleteReplica(volume));
-      } catch (err) {
-        return this.fail(cvr, { reason: 'DeleteFailed', message: `cannot delete replica ${volume} from pool ${this.d.poolName}: ${describeError(err)}`, retry: true, cause: err });
-      }
-      this.d.failpoint?.('after-delete');
-      await this.d.owned.remove(volume);
+      const problem = await this.withVolume(volume, async (): Promise<CvrProblem | null> => {
+        try {
+          this.d.dropVolume(volume);
+          await this.metrics.observe('delete', () => this.d.store.deleteReplica(volume));
+        } catch (err) {
+          return { reason: 'DeleteFailed', message: `cannot delete replica ${volume} from pool ${this.d.poolName}: ${describeError(err)}`, retry: true, cause: err };
+        }
+        this.d.failpoint?.('after-delete');
+        await this.d.owned.remove(volume);
+        return null;
+      });
+      if (problem) return this.fail(cvr, problem);
       this.d.onStoreChanged?.();
       this.log(cvr, volume).info('replica deleted');
     }
@@ -323,24 +326,40 @@ export class CvrSyncer {
     const deleted: string[] = [];
     for (const [volume, entry] of candidates) {
       if (liveVolumes.has(volume) || liveKeys.has(entry.cvr)) continue;
-      const log = this.d.logger.child({ volume, key: entry.cvr });
-      const existed = (await this.d.store.getReplica(volume)) !== null;
-      if (existed) {
-        this.d.dropVolume(volume);
-        await this.metrics.observe('delete_orphan', () => this.d.store.deleteReplica(volume));
-        this.d.onStoreChanged?.();
-        log.info('deleted an orphaned replica: its CStorVolumeReplica is gone', { uid: entry.uid });
-        void this.d.events.event(
-          { apiVersion: 'openebs.io/v1alpha1', kind: 'CStorPool', name: this.d.poolName },
-          'Normal',
-          'OrphanDeleted',
-          `deleted replica ${volume}: its CStorVolumeReplica ${entry.cvr} (uid ${entry.uid}) is gone`,
-        );
-        deleted.push(volume);
-      }
-      await this.d.owned.remove(volume);
+      await this.withVolume(volume, async () => {
+        // Re-checked under the volume's lock: a CVR that arrived since, or a record replaced since, wins.
+        if (this.d.cache.list().some((c) => c.metadata.labels?.[cvrLabels.persistentVolume] === volume)) return;
+        if (this.d.owned.get(volume) !== entry) return;
+        const log = this.d.logger.child({ volume, key: entry.cvr });
+        if ((await this.d.store.getReplica(volume)) !== null) {
+          this.d.dropVolume(volume);
+          await this.metrics.observe('delete_orphan', () => this.d.store.deleteReplica(volume));
+          this.d.onStoreChanged?.();
+          log.info('deleted an orphaned replica: its CStorVolumeReplica is gone', { uid: entry.uid });
+          void this.d.events.event(
+            { apiVersion: 'openebs.io/v1alpha1', kind: 'CStorPool', name: this.d.poolName },
+            'Normal',
+            'OrphanDeleted',
+            `deleted replica ${volume}: its CStorVolumeReplica ${entry.cvr} (uid ${entry.uid}) is gone`,
+          );
+          deleted.push(volume);
+        }
+        await this.d.owned.remove(volume);
+      });
     }
     return deleted;
+  }
+
+  /** Runs `fn` after any other store step on `volume` has finished. */
+  private async withVolume<T>(volume: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.volumeLocks.get(volume) ?? Promise.resolve();
+    const run = prev.catch(() => {}).then(fn);
+    this.volumeLocks.set(volume, run);
+    try {
+      return await run;
+    } finally {
+      if (this.volumeLocks.get(volume) === run) this.volumeLocks.delete(volume);
+    }
   }
 
   /** On a clean shutdown: every replica of this pool is Offline until the pool is back. */

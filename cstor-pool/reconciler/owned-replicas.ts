@@ -64,7 +64,7 @@ export class FileOwnedReplicas implements OwnedReplicas {
       try {
         parsed = JSON.parse(text);
       } catch (err) {
-        throw new CstorError('io', `${dir}/owned.json is not JSON; fix or remove it (the orphan sweep is off until then)`, { cause: err });
+        throw new CstorError('io', `${dir}/owned.json is not JSON: fix it, or remove it (the replicas it listed are then never swept as orphans)`, { cause: err });
       }
       const replicas = (parsed as { format?: unknown; replicas?: unknown }).replicas;
       if ((parsed as { format?: unknown }).format !== 1 || !replicas || typeof replicas !== 'object') {

@@ -11,6 +11,7 @@ import { resources } from '../../lib/kube/resources.ts';
 import type { CoreEvent } from '../../lib/kube/types/core.ts';
 import type { Pool } from '../store/types.ts';
 import { PoolReconciler } from './controller.ts';
+import { isWildcard } from './advertise.ts';
 import { FileOwnedReplicas } from './owned-replicas.ts';
 import { cstorResources, type CStorPool, type CStorVolumeReplica } from './types.ts';
 
@@ -59,19 +60,6 @@ export async function startPoolReconciler(o: StartPoolReconcilerOptions): Promis
   });
   reconciler.start();
   return reconciler;
-}
-
-export function isWildcard(host: string): boolean {
-  return host === '0.0.0.0' || host === '::' || host === '' || host === '[::]';
-}
-
-/** The host to publish when --advertise is not given: the listen host, unless it is a wildcard. */
-export function defaultAdvertiseHost(listenHost: string): string {
-  if (!isWildcard(listenHost)) return listenHost;
-  for (const addrs of Object.values(os.networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
 }
 
 function hostPort(host: string, port: number): string {

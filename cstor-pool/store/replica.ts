@@ -70,6 +70,8 @@ export class StoreReplica implements Replica {
   /** io_seq assumed for head blocks without a recorded one (the checkpoint, after a restart). */
   private headBaseSeq = 0;
   private dirtyPages = new Set<number>();
+  /** Bitmap pages of the head with any change since it was created (bounds snapshot work). */
+  private touchedPages = new Set<number>();
   private dataDirty = false;
   private maxSeq = 0;
   private lastLocalSeq = 0;
@@ -107,6 +109,10 @@ export class StoreReplica implements Replica {
       if (r.head.blocks !== r.blocks) throw new CstorError('io', `replica ${meta.volume}: head layer size mismatch`);
       r.headBits = await r.head.loadBits();
       r.headAlloc = countBits(r.headBits.alloc);
+      const wordsPerPage = mapPageBytes / 4;
+      for (let w = 0; w < r.headBits.alloc.length; w++) {
+        if ((r.headBits.alloc[w]! | r.headBits.zero[w]!) !== 0) r.touchedPages.add(Math.floor(w / wordsPerPage));
+      }
       r.ckpt = Math.max(meta.checkpointedIoSeq, r.head.checkpoint);
       r.maxSeq = r.ckpt;
       // Per-block io_seqs of the head are not persisted: after a restart every head block counts
@@ -233,7 +239,10 @@ export class StoreReplica implements Replica {
     }
     const p0 = Math.floor(b0 / blocksPerMapPage);
     const p1 = Math.floor((b0 + n - 1) / blocksPerMapPage);
-    for (let p = p0; p <= p1; p++) this.dirtyPages.add(p);
+    for (let p = p0; p <= p1; p++) {
+      this.dirtyPages.add(p);
+      this.touchedPages.add(p);
+    }
   }
 
   private beginSeq(seq: number): void {
@@ -453,10 +462,16 @@ export class StoreReplica implements Replica {
         throw err;
       }
       this.meta = this.host.metaOf(this.volume);
+      // The sealed chain now reads what the old head held, where it held anything.
       const old = this.headBits;
-      for (let w = 0; w < this.lowerHas.length; w++) {
-        this.lowerHas[w] = (this.lowerHas[w]! & ~old.zero[w]!) | old.alloc[w]!;
+      const wordsPerPage = mapPageBytes / 4;
+      for (const p of this.touchedPages) {
+        const end = Math.min(this.lowerHas.length, (p + 1) * wordsPerPage);
+        for (let w = p * wordsPerPage; w < end; w++) {
+          this.lowerHas[w] = (this.lowerHas[w]! & ~old.zero[w]!) | old.alloc[w]!;
+        }
       }
+      this.touchedPages = new Set();
       this.layers.push(this.head);
       this.layerAlloc.push(this.headAlloc);
       this.bitsCache.set(this.head.id, old);
@@ -592,6 +607,7 @@ export class StoreReplica implements Replica {
       if (childIsHead) {
         this.setSeq(b, headSeq);
         this.dirtyPages.add(Math.floor(b / blocksPerMapPage));
+        this.touchedPages.add(Math.floor(b / blocksPerMapPage));
       }
     }
     if (childIsHead) {
@@ -726,6 +742,7 @@ export class StoreReplica implements Replica {
       this.seqChunks = [];
       this.headBaseSeq = 0;
       this.dirtyPages.clear();
+      this.touchedPages = new Set();
       this.dataDirty = false;
       this.ckpt = ckpt;
       this.maxSeq = ckpt;

@@ -40,6 +40,8 @@ export interface VolumeManagerOptions {
 interface StateFile {
   version: 1;
   volumes: VolumeSpec[];
+  /** volume → replicas that missed a write and must be rebuilt before they are trusted. */
+  suspects?: Record<string, string[]>;
 }
 
 /** Validates a PUT body into a VolumeSpec, naming every problem. */
@@ -96,6 +98,7 @@ function sameSpec(a: VolumeSpec, b: VolumeSpec): boolean {
 
 export class VolumeManager {
   private readonly volumes = new Map<string, { spec: VolumeSpec; volume: ReplicatedVolume }>();
+  private readonly suspects = new Map<string, Set<string>>();
   private readonly log: Logger;
   private saving: Promise<void> = Promise.resolve();
 
@@ -113,6 +116,9 @@ export class VolumeManager {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw new CstorError('io', `state file ${file} is unreadable: ${describeError(err)}`, { cause: err });
+    }
+    for (const [name, list] of Object.entries(state.suspects ?? {})) {
+      if (Array.isArray(list)) this.suspects.set(name, new Set(list.filter((a): a is string => typeof a === 'string')));
     }
     for (const raw of state.volumes ?? []) {
       try {
@@ -146,6 +152,19 @@ export class VolumeManager {
       replicas: spec.replicas,
       connect: this.options.connect,
       logger: this.log,
+      suspects: {
+        load: () => this.suspects.get(spec.name) ?? new Set(),
+        mark: async (address) => {
+          let set = this.suspects.get(spec.name);
+          if (!set) this.suspects.set(spec.name, (set = new Set()));
+          set.add(address);
+          await this.save();
+        },
+        clear: async (address) => {
+          this.suspects.get(spec.name)?.delete(address);
+          await this.save();
+        },
+      },
       targetId: this.options.targetId,
       ...(this.options.quiesceTimeoutMs !== undefined ? { quiesceTimeoutMs: this.options.quiesceTimeoutMs } : {}),
     });
@@ -160,6 +179,7 @@ export class VolumeManager {
     const cur = this.volumes.get(name);
     if (!cur) return false;
     this.volumes.delete(name);
+    this.suspects.delete(name);
     await this.save();
     if (this.options.portal?.hasTarget(name)) await this.options.portal.removeTarget(name);
     await cur.volume.stop();
@@ -195,7 +215,9 @@ export class VolumeManager {
   private save(): Promise<void> {
     const file = this.options.stateFile;
     if (!file) return Promise.resolve();
-    const state: StateFile = { version: 1, volumes: [...this.volumes.values()].map((v) => v.spec) };
+    const suspects: Record<string, string[]> = {};
+    for (const [name, set] of this.suspects) if (set.size > 0 && this.volumes.has(name)) suspects[name] = [...set];
+    const state: StateFile = { version: 1, volumes: [...this.volumes.values()].map((v) => v.spec), suspects };
     const write = async (): Promise<void> => {
       await fs.mkdir(path.dirname(file), { recursive: true });
       const tmp = `${file}.tmp`;

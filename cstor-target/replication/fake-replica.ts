@@ -31,7 +31,7 @@ type Op = keyof Omit<ReplicaClient, 'address' | 'onClose'>;
 export interface FaultRule {
   op: Op | '*';
   kind: 'error' | 'hang' | 'delay' | 'disconnect';
-  /** How many calls it applies to (default 1); Infinity for all. */
+  /** How many calls it applies to (default 1); Infinity for all. delayMs: for delay, and for a late error. */
   count?: number;
   delayMs?: number;
 }
@@ -259,8 +259,12 @@ export class FakeReplicaClient implements ReplicaClient {
       };
       if (!rule) return void setImmediate(run);
       switch (rule.kind) {
-        case 'error':
-          return void setImmediate(() => fail(new CstorError('io', `injected ${op} error on ${this.address}`)));
+        case 'error': {
+          const err = new CstorError('io', `injected ${op} error on ${this.address}`);
+          if (rule.delayMs !== undefined) timer = setTimeout(() => fail(err), rule.delayMs);
+          else setImmediate(() => fail(err));
+          return;
+        }
         case 'hang':
           return;
         case 'delay':

@@ -176,6 +176,35 @@ describe('ReplicatedVolume over fake replicas', () => {
       sameChain(cluster.store('pool1:3232'), cluster.store('pool0:3232'));
     });
 
+    it('a replica that failed a write but took a later one is not trusted after a target crash (suspect marks)', async () => {
+      const marks = new Set<string>();
+      const suspects = {
+        load: () => new Set(marks),
+        mark: async (a: string) => void marks.add(a),
+        clear: async (a: string) => void marks.delete(a),
+      };
+      const cluster = new FakeCluster('vol1', 4 * MiB, addresses(3));
+      const first = makeVolume(3, cluster, { suspects, reconnectMinMs: 5000 }).vol;
+      await first.waitFor((v) => v.phase === 'Healthy', 5000);
+      // The first write fails late on pool1, after the second one succeeded there.
+      cluster.client('pool1:3232').faults.push({ op: 'write', kind: 'error', delayMs: 30 });
+      await Promise.all([first.writeAt(0, pattern(1)), first.writeAt(4096, pattern(2))]);
+      await first.settledWrites(2000);
+      await new Promise((r) => setTimeout(r, 20)); // the mark is persisted asynchronously
+      expect([...marks]).to.deep.equal(['pool1:3232']);
+      await first.stop(); // the "crash": pool1 was never rebuilt
+      const p1 = cluster.store('pool1:3232');
+      p1.checkpointedIoSeq = p1.highestIoSeq; // it synced on its own: its checkpoint looks as fresh as the others'
+      expect(p1.checkpointedIoSeq).to.equal(cluster.store('pool0:3232').checkpointedIoSeq);
+      expect(p1.readView(0, 4096).equals(pattern(1))).to.equal(false);
+
+      const { vol } = makeVolume(3, cluster, { suspects });
+      await vol.waitFor(settled(3), 5000, 'pool1 rebuilt');
+      expect(cluster.client('pool1:3232').calls.some((c) => c.op === 'rebuildStart')).to.equal(true);
+      expect(p1.readView(0, 4096).equals(pattern(1))).to.equal(true);
+      expect([...marks]).to.deep.equal([]);
+    });
+
     it('a write is refused when too few replicas answer, and never reported as done', async () => {
       const { vol, cluster } = makeVolume(3);
       await vol.waitFor((v) => v.phase === 'Healthy', 5000);

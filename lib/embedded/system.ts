@@ -77,7 +77,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
     const why = `cstor ${def.subcommand} is not available: ${info?.problem ?? 'unknown'}`;
     if (def.essential) throw new CstorError('unavailable', why);
     skipped[def.name] = why;
-    logger.warn('component skipped', { component: def.name, reason: why });
+    logger.warn('component skipped', { child: def.name, reason: why });
   }
 
   // Ports: the one used last time, else the design's, when free; else any. Pinned once announced.
@@ -181,7 +181,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
             await supervisor.waitForListeners(d.name, d.listeners, stageTimeoutMs);
           } catch (err) {
             if (essential && d.stage === 0) throw err;
-            logger.warn('component did not come up in time; going on without it', { component: d.name, error: describeError(err) });
+            logger.warn('component did not come up in time; going on without it', { child: d.name, error: describeError(err) });
           }
         }),
     );
@@ -246,7 +246,7 @@ function takeOver(previous: EmbeddedState | null, logger: Logger): void {
     if (c.pid === null || !isProcessAlive(c.pid)) continue;
     const cmd = commandLineOf(c.pid) ?? '';
     if (!cmd.includes('cstor') || !cmd.includes(` ${c.subcommand} `)) continue;
-    logger.warn('killing a component left running by an earlier cstor up', { component: c.name, pid: c.pid });
+    logger.warn('killing a component left running by an earlier cstor up', { child: c.name, pid: c.pid });
     process.kill(c.pid, 'SIGKILL');
   }
 }

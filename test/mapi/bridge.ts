@@ -5,7 +5,7 @@
 // replica finalizer once the pool replica is gone).
 import axios from 'axios';
 import { quantityBytes } from '../../maya-apiserver/cas/functions.ts';
-import type { KubeObject } from '../../maya-apiserver/cas/ports.ts';
+import type { Json, KubeObject } from '../../maya-apiserver/cas/ports.ts';
 import type { TransportKubeObjects } from '../../maya-apiserver/cas/transport-kube-objects.ts';
 import { cas, ns } from './support.ts';
 
@@ -15,6 +15,9 @@ export interface BridgePool {
   replicaAddress: string;
   mgmtAddress: string;
 }
+
+// The pool's default block size is 4096 and the target's 512: a volume needs one size on both (512: qemu's iSCSI driver asserts on 4 KiB LUNs when reading).
+const blockSize = 512;
 
 const http = axios.create({ validateStatus: () => true, proxy: false, timeout: 20_000 });
 
@@ -45,7 +48,7 @@ export function runBridge(kube: TransportKubeObjects, pools: BridgePool[], targe
       }
       if ((cvr['status'] as { phase?: string } | undefined)?.phase) continue;
       const spec = cvr['spec'] as { capacity: string };
-      const body: Record<string, unknown> = { volume, size: quantityBytes(spec.capacity) };
+      const body: Record<string, unknown> = { volume, size: quantityBytes(spec.capacity), blockSize };
       if (labels(cvr)['openebs.io/cloned'] === 'true') body['cloneOf'] = `${annotations(cvr)['openebs.io/source-volume']}@${annotations(cvr)['openebs.io/snapshot']}`;
       const r = await http.post(`http://${pool.mgmtAddress}/v1/replicas`, body);
       if (r.status === 200 || r.status === 201) await kube.patchStatus(ref, { status: { phase: 'Healthy' } });
@@ -60,14 +63,14 @@ export function runBridge(kube: TransportKubeObjects, pools: BridgePool[], targe
         const cvrs = await kube.list({ apiVersion: cas, kind: 'CStorVolumeReplica', namespace: ns, labelSelector: `openebs.io/persistent-volume=${name}` });
         const spec = cv['spec'] as { capacity: string; replicationFactor: number };
         const replicas = cvrs.map((o) => byName.get(labels(o)['cstorpool.openebs.io/name'] ?? '')?.replicaAddress).filter((a): a is string => !!a);
-        const r = await http.put(`http://${targetMgmt}/v1/volumes/${name}`, { capacity: quantityBytes(spec.capacity), replicationFactor: spec.replicationFactor, replicas });
+        const r = await http.put(`http://${targetMgmt}/v1/volumes/${name}`, { capacity: quantityBytes(spec.capacity), replicationFactor: spec.replicationFactor, replicas, blockSize });
         if (r.status !== 200 && r.status !== 201) {
           errors.push(`target serve ${name}: ${r.status} ${JSON.stringify(r.data)}`);
           continue;
         }
         served.add(name);
       }
-      const st = await http.get<{ phase?: string; replicaStatuses?: unknown[] }>(`http://${targetMgmt}/v1/volumes/${name}`);
+      const st = await http.get<{ phase?: string; replicaStatuses?: Json[] }>(`http://${targetMgmt}/v1/volumes/${name}`);
       const phase = st.data.phase;
       if (st.status === 200 && phase && phase !== (cv['status'] as { phase?: string } | undefined)?.phase) {
         await kube.patchStatus(ref, { status: { phase, replicaStatuses: st.data.replicaStatuses ?? [] } });

@@ -209,11 +209,12 @@ describe('snapshot-controller process (kube-lite + fake m-apiserver)', function 
   it('two controller processes: one leads; when it is killed the other takes over', async () => {
     if (controller) await controller.stop();
     controller = undefined;
-    const a = await startController({ cluster, mapiUrl: mapi.url, identity: 'replica-a' });
-    const b = await startController({ cluster, mapiUrl: mapi.url, identity: 'replica-b' });
+    // a longer lease than the other tests: a loaded machine must not make a leader miss its renew deadline
+    const a = await startController({ cluster, mapiUrl: mapi.url, identity: 'replica-a', leaseSeconds: 6 });
+    const b = await startController({ cluster, mapiUrl: mapi.url, identity: 'replica-b', leaseSeconds: 6 });
     await Promise.race([waitLeading(a), waitLeading(b)]);
     await new Promise((r) => setTimeout(r, 1500)); // several renew periods
-    const leading = (d: Daemon): boolean => d.lines.some((l) => l.includes('"message":"reconciling"'));
+    const leading = (d: Daemon): boolean => d.lines.some((l) => l.includes('"message":"reconciling"')) && !d.lines.some((l) => l.includes('"message":"stopped reconciling"'));
     expect([leading(a), leading(b)].filter(Boolean), 'exactly one leader').to.have.length(1);
     const [leader, standby] = leading(a) ? [a, b] : [b, a];
     const { claim } = await cluster.boundClaim('ha');

@@ -131,6 +131,7 @@ export interface ControllerProcessOptions {
   mapiUrl: string | undefined;
   identity?: string;
   leaseSeconds?: number;
+  extraArgs?: string[];
 }
 
 /** Starts `cstor snapshot-controller` as a real process; resolves once its metrics listener is up. */
@@ -148,6 +149,7 @@ export function startController(o: ControllerProcessOptions): Promise<Daemon> {
       '--lease-duration',
       String(o.leaseSeconds ?? 3),
       ...(o.identity ? ['--identity', o.identity] : []),
+      ...(o.extraArgs ?? []),
     ],
     { listeners: ['metrics'], env: { MAPI_ADDR: '' } },
   );
