@@ -15,6 +15,7 @@ const subcommands: Readonly<Record<string, Subcommand>> = {
   target: { summary: 'cStor target: replicated volumes over iSCSI, snapshots, mgmt API', load: () => import('../cstor-target/main.ts') },
   mapi: { summary: 'm-apiserver: /latest/volumes and /latest/snapshots REST over the CAS engine', load: () => import('../maya-apiserver/main.ts') },
   'volume-provisioner': { summary: 'external provisioner openebs.io/provisioner-iscsi: cStor PVCs → volumes via m-apiserver → iSCSI PVs', load: () => import('../volume-provisioner/main.ts') },
+  'snapshot-provisioner': { summary: 'external provisioner snapshot-promoter: PVCs annotated with a VolumeSnapshot → clone volumes via m-apiserver → iSCSI PVs', load: () => import('../snapshot-provisioner/main.ts') },
   'snapshot-controller': { summary: 'VolumeSnapshot → cStor snapshot via m-apiserver → VolumeSnapshotData (leader-elected)', load: () => import('../snapshot-controller/main.ts') },
   up: { summary: 'the embedded default: kube-lite and every component as local processes, deploy/ applied; Ctrl-C stops all', load: () => import('./up.ts') },
 };

@@ -153,7 +153,10 @@ export class PoolReconciler {
         this.logger.warn('could not report Offline', { error: describeError(err) });
       }
     })();
-    await Promise.race([offline, sleep(this.clock, 3000)]);
+    let cancel = (): void => {};
+    const budget = new Promise<void>((resolve) => (cancel = this.clock.setTimer(resolve, 3000)));
+    await Promise.race([offline, budget]);
+    cancel();
   }
 
   /** Orphan sweep now (the informer must have synced). */

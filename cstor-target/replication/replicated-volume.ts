@@ -437,7 +437,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   /** Creates a quiesced snapshot on every replica in the fan-out (DESIGN.md §6). */
   async snapshotCreate(name: string): Promise<SnapshotInfo> {
     this.checkSnapshotName(name);
-    return this.snapLock.run(async () => {
+    const checkQuorum = (): void => {
       const healthy = this.count('healthy');
       if (healthy < this.consistencyFactor) {
         throw new CstorError(
@@ -445,21 +445,26 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
           `snapshot ${name} of ${this.name} refused: ${healthy} of ${this.replicationFactor} replicas healthy, ${this.consistencyFactor} needed`,
         );
       }
+    };
+    return this.snapLock.run(async () => {
+      checkQuorum();
       const existing = await this.findSnapshot(name);
       if (existing) return existing;
       // Pre-flush without holding IO: the pools' SNAPSHOT_CREATE syncs the head, and with most
       // dirty data already on disk that sync (during which writes wait) is short.
       await this.flushAll();
       const ioSeq = await this.quiesced(`snapshot ${name}`, async () => {
+        checkQuorum(); // replicas may have left while the pre-flush or the drain ran
         const seq = this.nextIoSeq;
         const targets = this.fanout();
+        const wasHealthy = targets.map((m) => m.state === 'healthy');
         const results = await Promise.allSettled(targets.map((m) => m.client!.snapshotCreate(name, seq)));
         let healthyOk = 0;
         const failed: string[] = [];
         results.forEach((r, i) => {
           const m = targets[i]!;
           if (r.status === 'fulfilled') {
-            if (m.state === 'healthy') healthyOk++;
+            if (wasHealthy[i]) healthyOk++;
           } else {
             failed.push(`${m.address}: ${describeError(r.reason)}`);
             this.evict(m, r.reason, `snapshot ${name} failed`);

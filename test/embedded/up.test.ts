@@ -211,4 +211,27 @@ describe('cstor up (the embedded default, real processes)', function () {
     expect(code).to.equal(0);
     expect([...allPids].filter(isAlive)).to.deep.equal([]);
   });
+
+  it('after `up` itself is killed with -9, the next `up` on the dir kills the components it left and starts afresh', async () => {
+    const third = startUp(dataDir);
+    await third.waitFor((e) => e.message === 'embedded system ready', 240_000);
+    const left = readStateFile(dataDir);
+    remember(left);
+    third.proc.kill('SIGKILL');
+    await third.exit;
+    const orphans = Object.values(left.components).map((c) => c.pid!).filter(isAlive);
+    const fourth = startUp(dataDir);
+    await fourth.waitFor((e) => e.message === 'embedded system ready', 240_000);
+    for (const pid of orphans) {
+      expect(fourth.entries.some((e) => e.message === 'killing a component left running by an earlier cstor up' && e.pid === pid), `pid ${pid}`).to.equal(true);
+    }
+    const now = readStateFile(dataDir);
+    remember(now);
+    expect(Object.values(left.components).map((c) => c.pid!).filter(isAlive)).to.deep.equal([]);
+    expect(Object.values(now.components).every((c) => c.pid !== null && isAlive(c.pid))).to.equal(true);
+    expect(now.endpoints.kubeApi).to.equal(firstState.endpoints.kubeApi);
+    fourth.proc.kill('SIGINT');
+    expect((await fourth.exit)[0]).to.equal(0);
+    expect([...allPids].filter(isAlive)).to.deep.equal([]);
+  });
 });

@@ -3,10 +3,17 @@
 // `cloneOf: <source>@<snapshot>`), CStorVolumes into volumes served by a `cstor target` process,
 // copies the target's status into CStorVolume.status, and undoes both on deletion (dropping the
 // replica finalizer once the pool replica is gone).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import axios from 'axios';
+import { loadKubeConfig } from '../../lib/kube/kubeconfig.ts';
+import { HttpKubeTransport } from '../../lib/kube/transport.ts';
 import { quantityBytes } from '../../maya-apiserver/cas/functions.ts';
 import type { Json, KubeObject } from '../../maya-apiserver/cas/ports.ts';
-import type { TransportKubeObjects } from '../../maya-apiserver/cas/transport-kube-objects.ts';
+import { TransportKubeObjects } from '../../maya-apiserver/cas/transport-kube-objects.ts';
+import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { startKubeLiteProc } from '../kube-lite/support.ts';
 import { cas, ns } from './support.ts';
 
 export interface BridgePool {
@@ -96,4 +103,38 @@ export function runBridge(kube: TransportKubeObjects, pools: BridgePool[], targe
       clearInterval(timer);
     },
   };
+}
+
+export interface DataPlaneStack {
+  kube: TransportKubeObjects;
+  pools: BridgePool[];
+  target: Daemon;
+  mapi: Daemon;
+  bridge: ReturnType<typeof runBridge>;
+  /** http://host:port of m-apiserver. */
+  url: string;
+}
+
+/** kube-lite, three `cstor pool`s, a `cstor target`, `cstor mapi`, CStorPools Online, the bridge running. */
+export async function startDataPlaneStack(): Promise<DataPlaneStack> {
+  const kl = await startKubeLiteProc();
+  const kube = new TransportKubeObjects(new HttpKubeTransport(loadKubeConfig({ kubeconfigPath: kl.kubeconfig, env: {} }).kubeConfig));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mapi-dp-'));
+  const pools: BridgePool[] = [];
+  for (const name of ['pool-a', 'pool-b', 'pool-c']) {
+    const d = await startDaemon(['pool', '--name', name, '--data-dir', path.join(dir, name), '--listen', '127.0.0.1:0', '--mgmt', '127.0.0.1:0'], { listeners: ['replica', 'mgmt'] });
+    pools.push({ name, replicaAddress: d.addresses['replica'] as string, mgmtAddress: d.addresses['mgmt'] as string });
+  }
+  const target = await startDaemon(['target', '--iscsi', '127.0.0.1:0', '--mgmt', '127.0.0.1:0'], { listeners: ['iscsi', 'mgmt'] });
+  const mapi = await startDaemon(
+    ['mapi', '--listen', '127.0.0.1:0', '--kubeconfig', kl.kubeconfig, '--target-portal', target.addresses['iscsi'] as string, '--target-mgmt', target.addresses['mgmt'] as string],
+    { listeners: ['api'], timeoutMs: 60_000 },
+  );
+  for (const p of pools) {
+    const ref = { apiVersion: cas, kind: 'CStorPool', name: p.name };
+    await kube.create({ ...ref, metadata: { name: p.name }, spec: {} } as KubeObject);
+    await kube.patchStatus(ref, { status: { phase: 'Online', address: p.replicaAddress, mgmtAddress: p.mgmtAddress } });
+  }
+  const bridge = runBridge(kube, pools, target.addresses['mgmt'] as string);
+  return { kube, pools, target, mapi, bridge, url: `http://${mapi.addresses['api']}` };
 }

@@ -4,19 +4,13 @@
 // REST on the source's pools: the clone holds the snapshot's bytes, the source the new ones, and
 // deleting the snapshot leaves the clone whole.
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import axios, { type AxiosInstance } from 'axios';
 import { expect } from 'chai';
-import { loadKubeConfig } from '../../lib/kube/kubeconfig.ts';
-import { HttpKubeTransport } from '../../lib/kube/transport.ts';
-import { TransportKubeObjects } from '../../maya-apiserver/cas/transport-kube-objects.ts';
+import type { TransportKubeObjects } from '../../maya-apiserver/cas/transport-kube-objects.ts';
 import type { KubeObject } from '../../maya-apiserver/cas/ports.ts';
-import { startDaemon, stopAll, type Daemon } from '../support/daemon.ts';
-import { startKubeLiteProc } from '../kube-lite/support.ts';
-import { runBridge, type BridgePool } from './bridge.ts';
+import { stopAll, type Daemon } from '../support/daemon.ts';
+import { startDataPlaneStack, type runBridge } from './bridge.ts';
 import { cas, ns } from './support.ts';
 
 const exec = promisify(execFile);
@@ -38,26 +32,11 @@ describe('m-apiserver REST over real pools and target (qemu-io)', function () {
   const poolOf = (o: KubeObject): string => String((o.metadata.labels as Record<string, string>)['cstorpool.openebs.io/name']);
 
   before(async () => {
-    const kl = await startKubeLiteProc();
-    kube = new TransportKubeObjects(new HttpKubeTransport(loadKubeConfig({ kubeconfigPath: kl.kubeconfig, env: {} }).kubeConfig));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mapi-dp-'));
-    const pools: BridgePool[] = [];
-    for (const name of ['pool-a', 'pool-b', 'pool-c']) {
-      const d = await startDaemon(['pool', '--name', name, '--data-dir', path.join(dir, name), '--listen', '127.0.0.1:0', '--mgmt', '127.0.0.1:0'], { listeners: ['replica', 'mgmt'] });
-      pools.push({ name, replicaAddress: d.addresses['replica'] as string, mgmtAddress: d.addresses['mgmt'] as string });
-    }
-    target = await startDaemon(['target', '--iscsi', '127.0.0.1:0', '--mgmt', '127.0.0.1:0'], { listeners: ['iscsi', 'mgmt'] });
-    const mapi = await startDaemon(
-      ['mapi', '--listen', '127.0.0.1:0', '--kubeconfig', kl.kubeconfig, '--target-portal', target.addresses['iscsi'] as string, '--target-mgmt', target.addresses['mgmt'] as string],
-      { listeners: ['api'], timeoutMs: 60_000 },
-    );
-    for (const p of pools) {
-      const ref = { apiVersion: cas, kind: 'CStorPool', name: p.name };
-      await kube.create({ ...ref, metadata: { name: p.name }, spec: {} } as KubeObject);
-      await kube.patchStatus(ref, { status: { phase: 'Online', address: p.replicaAddress, mgmtAddress: p.mgmtAddress } });
-    }
-    bridge = runBridge(kube, pools, target.addresses['mgmt'] as string);
-    api = axios.create({ baseURL: `http://${mapi.addresses['api']}`, validateStatus: () => true, proxy: false });
+    const stack = await startDataPlaneStack();
+    kube = stack.kube;
+    target = stack.target;
+    bridge = stack.bridge;
+    api = axios.create({ baseURL: stack.url, validateStatus: () => true, proxy: false });
   });
   after(async () => {
     bridge?.stop();
