@@ -35,7 +35,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const grace = Number(opts['stop-grace']);
   if (!Number.isInteger(grace) || grace < 100 || grace > 120_000) problems.push('--stop-grace must be an integer number of ms in 100..120000');
   if (!opts['listen-host']) problems.push('--listen-host must not be empty');
-  if (problems.length > 0) throw new CstorError('invalid', `cstor up: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new CstorError('invalid', problems.join('; '));
 
   const dataDir = path.resolve(opts['data-dir']);
   const logger = createLogger({ component: 'cstor-up', level: logLevel, format: opts['log-format'] as 'text' | 'json' });

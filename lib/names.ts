@@ -37,3 +37,23 @@ export function isDns1123Subdomain(name: string): boolean {
 export function isDns1123Label(name: string): boolean {
   return dns1123LabelProblems(name).length === 0;
 }
+
+/**
+ * Backend snapshot names. They are ids like `<pvName>_<snapshotName>_<unixNanos>` (DESIGN.md §3),
+ * so underscores and dots are allowed; they never become file names.
+ */
+const snapshotNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+/** Problems with `name` as a backend snapshot name, or [] when valid. */
+export function snapshotNameProblems(name: string): string[] {
+  if (name.length === 0) return ['must not be empty'];
+  if (name.length > 253) return ['must be no more than 253 characters'];
+  if (!snapshotNamePattern.test(name)) {
+    return ["must consist of letters, digits, '_', '-' or '.', and start with a letter or digit"];
+  }
+  return [];
+}
+
+export function isSnapshotName(name: string): boolean {
+  return snapshotNameProblems(name).length === 0;
+}

@@ -105,9 +105,16 @@ async function realDataPlane(runs: number, agent: http.Agent): Promise<void> {
     stack.bridge.stop();
     const snapMs: number[] = [];
     const directMs: number[] = [];
+    const listMs: number[] = [];
     const mgmt = stack.target.addresses['mgmt'] as string;
     for (let i = 0; i < runs; i++) {
       const volume = `real-v${i % volumes}`;
+      listMs.push(
+        await time(async () => {
+          const r = await axios.get(`http://${mgmt}/v1/volumes/${volume}/snapshots`, { httpAgent: agent, proxy: false, validateStatus: () => true });
+          if (r.status !== 200) throw new Error(`target snapshot list ${i}: ${r.status} ${JSON.stringify(r.data)}`);
+        }),
+      );
       directMs.push(
         await time(async () => {
           const r = await axios.post(`http://${mgmt}/v1/volumes/${volume}/snapshots`, { name: `direct-${i}` }, { httpAgent: agent, proxy: false, validateStatus: () => true });
@@ -124,7 +131,8 @@ async function realDataPlane(runs: number, agent: http.Agent): Promise<void> {
     console.log(`bench/mapi: real data plane (3 cstor pool + 1 cstor target processes), ${volumes} volumes, ${runs} snapshots`);
     const rows: Array<[string, number[]]> = [
       ['volume create → Healthy (3 replicas)', createMs],
-      ['snapshot create: target mgmt API alone (floor)', directMs],
+      ['target mgmt API alone: snapshot list', listMs],
+      ['target mgmt API alone: snapshot create (floor)', directMs],
       ['snapshot create through m-apiserver (REST)', snapMs],
     ];
     for (const [name, s] of rows) console.log(`  ${name.padEnd(48)} p50 ${fmt(pct(s, 50)).padStart(9)}   p99 ${fmt(pct(s, 99)).padStart(9)}`);

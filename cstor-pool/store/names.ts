@@ -2,14 +2,14 @@
 // here (DNS-1123) and every path is resolved and confirmed to stay inside its directory.
 import path from 'node:path';
 import { CstorError } from '../../lib/errors.ts';
-import { dns1123SubdomainProblems } from '../../lib/names.ts';
+import { dns1123SubdomainProblems, snapshotNameProblems } from '../../lib/names.ts';
 
 /** `<volume>.json` must fit a 255-byte file name. */
 export const maxVolumeNameLength = 250;
 
-function check(kind: string, name: unknown, maxLength: number): string {
+function check(kind: string, name: unknown, maxLength: number, rule = dns1123SubdomainProblems): string {
   if (typeof name !== 'string') throw new CstorError('invalid', `${kind} name must be a string`);
-  const problems = dns1123SubdomainProblems(name);
+  const problems = rule(name);
   if (name.length > maxLength) problems.push(`must be no more than ${maxLength} characters`);
   if (problems.length > 0) {
     const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name);
@@ -22,8 +22,9 @@ export function checkVolumeName(name: unknown): string {
   return check('volume', name, maxVolumeNameLength);
 }
 
+/** Snapshot names are ids like `<pv>_<snap>_<nanos>` (DESIGN.md §3); they never become paths. */
 export function checkSnapshotName(name: unknown): string {
-  return check('snapshot', name, 253);
+  return check('snapshot', name, 253, snapshotNameProblems);
 }
 
 export function checkPoolName(name: unknown): string {
