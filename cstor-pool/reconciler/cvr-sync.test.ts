@@ -92,6 +92,12 @@ const cases: Case[] = [
     want: { phase: 'Healthy', capacity: { total: '1Gi', used: 8192 }, calls: ['cvrs.patchStatus openebs/pv1-pool-a'], events: [], replicas: { pv1: GiB } },
   },
   {
+    name: 'a Healthy CVR whose replica vanished from the store → recreated empty, Warning ReplicaRecreated, phase Init',
+    setup: (w) => void w.addCvr('pv1', { status: { phase: 'Healthy', capacity: { total: '1Gi', used: 4096 } } }),
+    volume: 'pv1',
+    want: { phase: 'Init', replicas: { pv1: GiB }, events: ['Created', 'ReplicaRecreated'] },
+  },
+  {
     name: 'status already true → no patch at all',
     setup: (w) => {
       w.addCvr('pv1', { status: { phase: 'Rebuilding', capacity: { total: '1Gi', used: 0 } } });

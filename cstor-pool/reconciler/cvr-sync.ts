@@ -191,6 +191,13 @@ export class CvrSyncer {
     this.d.onStoreChanged?.();
     const what = want.cloneOf ? `cloned from ${want.cloneOf.volume}@${want.cloneOf.snapshot}` : 'created';
     log.info(`replica ${what}`, { size: info.size });
+    const was = cvr.status?.phase;
+    if (was === 'Healthy' || was === 'Degraded' || was === 'Rebuilding' || was === 'Offline') {
+      // It existed (the CVR said so) and vanished from the store: say so loudly; the target rebuilds it.
+      const message = `replica ${want.volume} was ${was} but is missing from pool ${this.d.poolName}: recreated empty (its target must rebuild it)`;
+      log.warn('replica missing from the store; recreated', { was });
+      void this.d.events.event(cvr, 'Warning', 'ReplicaRecreated', message);
+    }
     void this.d.events.event(cvr, 'Normal', want.cloneOf ? 'Cloned' : 'Created', `replica ${want.volume} (${info.size} bytes) ${what} in pool ${this.d.poolName}`);
     return info;
   }

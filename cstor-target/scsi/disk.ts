@@ -126,6 +126,10 @@ export class ScsiDisk {
       // Below 65536 so a WRITE SAME never covers more than a 16-bit count (32 MiB at 512-byte blocks).
       maxWriteSameBlocks: 65535,
       maxCompareAndWriteBlocks: 255,
+      // Unmapped blocks do read as zeros, but qemu (7.2) asserts in iscsi_co_block_status when a
+      // 4 KiB-block LUN reports LBPRZ (it asks for BDRV_REQUEST_MAX_BYTES, 512-aligned only), so
+      // 4 KiB LUNs do not claim it: initiators then just do not rely on it.
+      lbprz: bs === 512,
     };
   }
 
@@ -539,7 +543,7 @@ export class ScsiDisk {
       const b = Buffer.alloc(32);
       b.writeBigUInt64BE(BigInt(this.blocks - 1), 0);
       b.writeUInt32BE(this.blockSize, 8);
-      b[14] = 0x80 | 0x40; // LBPME, LBPRZ
+      b[14] = 0x80 | (this.limits.lbprz ? 0x40 : 0); // LBPME, LBPRZ
       return { status: ScsiStatus.good, data: cut(b, alloc) };
     }
     if (sa === 0x12) {

@@ -19,6 +19,8 @@ export interface BlockLimits {
   readonly maxUnmapDescriptors: number;
   readonly maxWriteSameBlocks: number;
   readonly maxCompareAndWriteBlocks: number;
+  /** Report LBPRZ (unmapped blocks read as zeros) in VPD 0xB2 and READ CAPACITY 16. */
+  readonly lbprz: boolean;
 }
 
 export const SUPPORTED_VPD_PAGES = [0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2] as const;
@@ -108,7 +110,7 @@ export function vpdPage(page: number, id: DiskIdentity, limits: BlockLimits): Bu
       b[1] = 0xb2;
       b.writeUInt16BE(4, 2);
       b[4] = 0; // threshold exponent
-      b[5] = 0x80 | 0x40 | 0x20 | 0x04; // LBPU, LBPWS, LBPWS10, LBPRZ
+      b[5] = 0x80 | 0x40 | 0x20 | (limits.lbprz ? 0x04 : 0); // LBPU, LBPWS, LBPWS10, LBPRZ
       b[6] = 0x02; // provisioning type: thin
       return b;
     }
