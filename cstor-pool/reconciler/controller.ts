@@ -138,25 +138,35 @@ export class PoolReconciler {
     ];
   }
 
-  /** Stops the workers, then reports the pool and its replicas Offline (bounded: 3 s). */
+  /** Stops the workers (waiting at most 4 s), then reports the pool and its replicas Offline (at most 3 s). */
   async stop(): Promise<void> {
     this.stopping.abort();
     this.wake?.();
-    await this.controller.stop();
-    await Promise.all(this.tasks);
+    const stopped = await this.within(4000, Promise.all([this.controller.stop(), ...this.tasks]));
+    if (!stopped) this.logger.warn('reconciler steps still running at shutdown; not waiting for them');
     const offline = (async (): Promise<void> => {
-      try {
-        const n = await this.syncer.markOffline();
-        await this.poolStatus.write('Offline');
-        this.logger.info('reported Offline', { replicas: n });
-      } catch (err) {
-        this.logger.warn('could not report Offline', { error: describeError(err) });
-      }
+      const n = await this.syncer.markOffline();
+      await this.poolStatus.write('Offline');
+      this.logger.info('reported Offline', { replicas: n });
     })();
+    try {
+      if (!(await this.within(3000, offline))) this.logger.warn('could not report Offline within 3 s');
+    } catch (err) {
+      this.logger.warn('could not report Offline', { error: describeError(err) });
+    }
+  }
+
+  /** True when `p` settled within `ms` (its rejection is thrown), false when it did not. */
+  private async within(ms: number, p: Promise<unknown>): Promise<boolean> {
     let cancel = (): void => {};
-    const budget = new Promise<void>((resolve) => (cancel = this.clock.setTimer(resolve, 3000)));
-    await Promise.race([offline, budget]);
-    cancel();
+    const timeout = new Promise<false>((resolve) => (cancel = this.clock.setTimer(() => resolve(false), ms)));
+    const settled = p.then(() => true);
+    settled.catch(() => {}); // a rejection after the timeout is not an unhandled one
+    try {
+      return await Promise.race([settled, timeout]);
+    } finally {
+      cancel();
+    }
   }
 
   /** Orphan sweep now (the informer must have synced). */

@@ -95,7 +95,7 @@ const cases: Case[] = [
     name: 'a Healthy CVR whose replica vanished from the store → recreated empty, Warning ReplicaRecreated, phase Init',
     setup: (w) => void w.addCvr('pv1', { status: { phase: 'Healthy', capacity: { total: '1Gi', used: 4096 } } }),
     volume: 'pv1',
-    want: { phase: 'Init', replicas: { pv1: GiB }, events: ['Created', 'ReplicaRecreated'] },
+    want: { phase: 'Init', replicas: { pv1: GiB }, events: ['ReplicaRecreated', 'Created'] },
   },
   {
     name: 'status already true → no patch at all',

@@ -64,13 +64,17 @@ export function createMapiApp(options: MapiAppOptions): express.Express {
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      if (req.path === '/metrics' || req.path === '/healthz') return;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const error = (res.locals as Locals).error;
       const entry = { method: req.method, path: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 100) / 100, ...(error ? { code: error.code, error: error.message } : {}) };
-      if (res.statusCode >= 500) logger.error('request failed', { ...entry, cause: error ? describeError(error) : undefined });
+      if (req.path === '/metrics' || req.path === '/healthz') logger.debug('request', entry); // scrapes and probes: debug, not noise
+      else if (res.statusCode >= 500) logger.error('request failed', { ...entry, cause: error ? describeError(error) : undefined });
       else if (res.statusCode >= 400) logger.warn('request refused', entry);
       else logger.info('request', entry);
+    });
+    // A client that goes away before the answer (killed, timed out) is logged too; the flow runs on.
+    res.on('close', () => {
+      if (!res.writableFinished) logger.warn('request abandoned by the client', { method: req.method, path: req.originalUrl, ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100 });
     });
     next();
   });

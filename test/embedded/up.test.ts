@@ -194,8 +194,9 @@ describe('cstor up (the embedded default, real processes)', function () {
     expect(first.entries.some((e) => e.message === 'everything stopped')).to.equal(true);
   });
 
+  let second: Up;
   it('a second up on the same dir resumes: same objects, same ports', async () => {
-    const second = startUp(dataDir);
+    second = startUp(dataDir);
     await second.waitFor((e) => e.message === 'embedded system ready', 240_000);
     const s = readStateFile(dataDir);
     remember(s);
@@ -206,33 +207,28 @@ describe('cstor up (the embedded default, real processes)', function () {
     expect(await kubectl(kubeconfig, 'get', 'configmap', 'resume-check', '-o', 'jsonpath={.data.a}')).to.equal('1');
     const applied = second.entries.find((e) => e.message === 'manifests applied')!;
     expect(applied.created).to.equal(0);
-    second.proc.kill('SIGTERM');
-    const [code] = await second.exit;
-    expect(code).to.equal(0);
-    expect([...allPids].filter(isAlive)).to.deep.equal([]);
   });
 
-  it('after `up` itself is killed with -9, the next `up` on the dir kills the components it left and starts afresh', async () => {
-    const third = startUp(dataDir);
-    await third.waitFor((e) => e.message === 'embedded system ready', 240_000);
+  it('after `up` itself is killed with -9, the next `up` on the dir kills the components it left, resumes, and stops cleanly', async () => {
     const left = readStateFile(dataDir);
     remember(left);
-    third.proc.kill('SIGKILL');
-    await third.exit;
+    second.proc.kill('SIGKILL');
+    await second.exit;
     const orphans = Object.values(left.components).map((c) => c.pid!).filter(isAlive);
-    const fourth = startUp(dataDir);
-    await fourth.waitFor((e) => e.message === 'embedded system ready', 240_000);
+    const third = startUp(dataDir);
+    await third.waitFor((e) => e.message === 'embedded system ready', 240_000);
     // (an orphan may also die by itself meanwhile: its stdout pipe is gone, a log write fails)
-    const killed = fourth.entries.filter((e) => e.message === 'killing a component left running by an earlier cstor up').map((e) => e.pid);
+    const killed = third.entries.filter((e) => e.message === 'killing a component left running by an earlier cstor up').map((e) => e.pid);
     expect(orphans.filter((pid) => !killed.includes(pid) && isAlive(pid))).to.deep.equal([]);
     for (const pid of killed) expect(orphans, `killed pid ${String(pid)} was one of the components left`).to.include(pid);
     const now = readStateFile(dataDir);
     remember(now);
     expect(Object.values(left.components).map((c) => c.pid!).filter(isAlive)).to.deep.equal([]);
     expect(Object.values(now.components).every((c) => c.pid !== null && isAlive(c.pid))).to.equal(true);
-    expect(now.endpoints.kubeApi).to.equal(left.endpoints.kubeApi);
-    fourth.proc.kill('SIGINT');
-    expect((await fourth.exit)[0]).to.equal(0);
+    expect(now.endpoints.kubeApi).to.equal(firstState.endpoints.kubeApi);
+    expect(await kubectl(kubeconfig, 'get', 'configmap', 'resume-check', '-o', 'jsonpath={.data.a}')).to.equal('1');
+    third.proc.kill('SIGTERM');
+    expect(await third.exit).to.deep.equal([0, null]);
     expect([...allPids].filter(isAlive)).to.deep.equal([]);
   });
 });

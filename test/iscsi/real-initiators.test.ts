@@ -14,6 +14,7 @@ describe('iSCSI portal with real initiators', function () {
   let port = 0;
   let dir = '';
   const mem = new MemoryBlockDevice(64 << 20);
+  const big = new MemoryBlockDevice(32 << 20, 4096);
   let file: FileBlockDevice;
   const url = (volume: string, auth = ''): string => `iscsi://${auth}127.0.0.1:${port}/${IscsiPortal.iqnFor(volume)}/0`;
 
@@ -23,6 +24,7 @@ describe('iSCSI portal with real initiators', function () {
     portal = new IscsiPortal();
     portal.addTarget({ volume: 'vol1', device: mem, serial: 'SERIAL-VOL1' });
     portal.addTarget({ volume: 'vol2', device: file });
+    portal.addTarget({ volume: 'vol4k', device: big });
     portal.addTarget({ volume: 'secure', device: new MemoryBlockDevice(8 << 20), chap: { user: 'alice', secret: 'secret-12345' } });
     port = (await portal.listen('127.0.0.1', 0)).port;
   });
@@ -36,7 +38,7 @@ describe('iSCSI portal with real initiators', function () {
   it('lists every target with its address through iscsi-ls discovery', async () => {
     const r = await runTool('iscsi-ls', [`iscsi://127.0.0.1:${port}`]);
     expect(r.code, r.stderr).to.equal(0);
-    for (const v of ['vol1', 'vol2', 'secure']) {
+    for (const v of ['vol1', 'vol2', 'vol4k', 'secure']) {
       expect(r.stdout).to.contain(`Target:${IscsiPortal.iqnFor(v)} Portal:127.0.0.1:${port},1`);
     }
   });
@@ -89,6 +91,16 @@ describe('iSCSI portal with real initiators', function () {
     expect(r.stdout).to.contain('read 262144/262144 bytes at offset 8388608');
     expect(r.stdout).to.not.contain('Pattern verification failed');
     expect((await mem.readAt(8 << 20, 256 << 10)).every((b) => b === 0x6d)).to.equal(true);
+  });
+
+  it('serves 4 KiB-block LUNs to qemu (no LBPRZ there: qemu 7.2 asserts on it)', async () => {
+    const cap = await runTool('iscsi-readcapacity16', [url('vol4k')]);
+    expect(cap.stdout).to.contain('LOGICAL BLOCK LENGTH IN BYTES:4096');
+    expect(cap.stdout).to.contain('LBPRZ:0');
+    const r = await runTool('qemu-io', ['-f', 'raw', '-c', 'write -P 0x4b 1M 2M', '-c', 'read -P 0x4b 1M 2M', '-c', 'read -P 0 8M 1M', url('vol4k')]);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.not.contain('Pattern verification failed');
+    expect((await big.readAt(1 << 20, 2 << 20)).every((b) => b === 0x4b)).to.equal(true);
   });
 
   it('qemu-img convert of the LUN equals the device byte for byte', async () => {
