@@ -129,7 +129,7 @@ export class VolumeSyncer {
       if (!served) return this.waiting(key, cv, replicas.waiting);
       this.log(key).debug('replica set incomplete; keeping the served one', { waiting: replicas.waiting, replicas: served.replicas });
     } else {
-      await this.ensureServed(key, cv, { ...want, replicas: replicas.addresses });
+      if (!(await this.ensureServed(key, cv, { ...want, replicas: replicas.addresses }))) return;
     }
     this.managed.set(key, want.name);
     this.d.engine.watch(want.name, () => this.d.enqueue(key));
@@ -151,9 +151,9 @@ export class VolumeSyncer {
   }
 
   /** Serves the volume with `spec`: first serve, or again with a changed spec (replica set, size). */
-  private async ensureServed(key: string, cv: CStorVolume, spec: VolumeSpec): Promise<void> {
+  private async ensureServed(key: string, cv: CStorVolume, spec: VolumeSpec): Promise<boolean> {
     const cur = this.d.engine.spec(spec.name);
-    if (cur && sameServedSpec(cur, spec)) return;
+    if (cur && sameServedSpec(cur, spec)) return true;
     const log = this.log(key);
     try {
       if (cur) {
@@ -172,8 +172,10 @@ export class VolumeSyncer {
       }
     } catch (err) {
       const invalid = hasErrorCode(err, 'invalid');
-      return this.fail(cv, { reason: invalid ? 'InvalidSpec' : 'ServeFailed', message: `cannot serve volume ${spec.name}: ${describeError(err)}`, retry: !invalid, error: invalid, cause: err });
+      await this.fail(cv, { reason: invalid ? 'InvalidSpec' : 'ServeFailed', message: `cannot serve volume ${spec.name}: ${describeError(err)}`, retry: !invalid, error: invalid, cause: err });
+      return false;
     }
+    return true;
   }
 
   /** Not served yet, and its replicas cannot all be found: Init with the reason (an Event once). */

@@ -128,6 +128,7 @@ describe('volume-provisioner (cstor volume-provisioner + cstor mapi on kube-lite
       const pvName = `pvc-${uid}`;
       await eventually(async () => (await listCvs()).some((c) => c.metadata.name === pvName), 'the CStorVolume created (provision in flight)', 30_000);
       await provisioner.kill();
+      await stack.mapi.waitForLog((e) => e.message === 'request abandoned by the client' && e.path === '/latest/volumes/');
       expect((await listPvs()).some((p) => p.metadata.name === pvName)).to.equal(false);
       provisioner = await startProvisioner();
       // The restarted provisioner asks for the same volume (same name); m-apiserver answers the one in flight.
