@@ -2,6 +2,7 @@
 // LUN 0) and a mgmt HTTP API; remembers served volumes in --data-dir; shuts down cleanly on
 // SIGTERM/SIGINT (stop the portal and the API, sync and close every replica). The only place that
 // reads argv and env for the target.
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,8 @@ import { CstorError, describeError } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { createRegistry } from '../lib/metrics.ts';
+import { dns1123SubdomainProblems } from '../lib/names.ts';
+import { defaultAdvertiseHost, isWildcard } from '../cstor-pool/reconciler/advertise.ts';
 import { connectReplica } from '../lib/replica-protocol/client.ts';
 import { IscsiPortal } from './iscsi/portal.ts';
 import { createMgmtApp } from './mgmt/app.ts';
@@ -25,6 +28,17 @@ const spec = {
     'target-id': { type: 'string', value: 'ID', description: 'Names this target to the pools (default: hostname-pid).' },
     'replica-timeout': { type: 'string', default: '30000', value: 'MS', description: 'Replica request deadline in ms; past it every request on that connection fails.' },
     'quiesce-timeout': { type: 'string', default: '2000', value: 'MS', description: 'Longest wait for in-flight writes to drain before a snapshot.' },
+    kubeconfig: {
+      type: 'string',
+      value: 'PATH',
+      description: 'Kubernetes client config: serve the CStorVolumes assigned to this target and keep their status (else $KUBECONFIG, else in-cluster; with none, no Kubernetes).',
+    },
+    namespace: { type: 'string', value: 'NS', description: 'Namespace of the CStorVolumes and CStorVolumeReplicas (default: $OPENEBS_NAMESPACE or openebs).' },
+    advertise: {
+      type: 'string',
+      value: 'HOST',
+      description: 'This target\'s address, matched against CStorVolume spec.targetIP (default: the --iscsi host; for 0.0.0.0, $POD_IP or the first non-loopback IPv4).',
+    },
     'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
     'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
   },
@@ -44,6 +58,10 @@ export interface TargetConfig {
   quiesceTimeoutMs: number;
   logLevel: string;
   logFormat: 'json' | 'text';
+  /** Set when the target runs with Kubernetes (--kubeconfig, $KUBECONFIG or in-cluster). */
+  kube?: { kubeconfigPath?: string };
+  namespace: string;
+  advertise: string;
 }
 
 /** Builds the frozen config, listing every problem at once; null after --help. */
@@ -71,6 +89,14 @@ export function targetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): T
   const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
   if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
   if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push('--log-format must be json or text');
+  const namespace = opts.namespace ?? env.OPENEBS_NAMESPACE ?? 'openebs';
+  const nsProblems = dns1123SubdomainProblems(namespace);
+  if (nsProblems.length > 0) problems.push(`namespace "${namespace}" is invalid: ${nsProblems.join('; ')}`);
+  if (opts.advertise !== undefined && (opts.advertise.trim() === '' || /[\s/]/.test(opts.advertise))) problems.push(`--advertise "${opts.advertise}" is not a host`);
+  // Kubernetes is used when configured: --kubeconfig, $KUBECONFIG, or in a pod (service host + token).
+  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+  const kube = opts.kubeconfig || env.KUBECONFIG || inCluster ? { ...(opts.kubeconfig ? { kubeconfigPath: opts.kubeconfig } : {}) } : undefined;
+  const advertise = opts.advertise ?? (isWildcard(iscsi.host) && env.POD_IP ? env.POD_IP : defaultAdvertiseHost(iscsi.host));
   if (problems.length > 0) throw new CstorError('invalid', `${problems.join('; ')} (see --help)`);
   return Object.freeze({
     iscsi,
@@ -81,6 +107,9 @@ export function targetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): T
     quiesceTimeoutMs,
     logLevel,
     logFormat: opts['log-format'] as 'json' | 'text',
+    ...(kube ? { kube } : {}),
+    namespace,
+    advertise,
   });
 }
 
@@ -88,6 +117,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const config = targetConfig(argv, env);
   if (config === null) return;
   const logger = createLogger({ component: 'cstor-target', level: config.logLevel, format: config.logFormat });
+  // The Kubernetes client code is loaded only when used (it costs seconds of start-up).
+  const kube = config.kube ? (await import('../lib/kube/kubeconfig.ts')).loadKubeConfig({ ...config.kube, env }) : undefined;
   const registry = createRegistry('cstor-target');
   const portal = new IscsiPortal({ logger });
   const manager = new VolumeManager({
@@ -100,11 +131,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   });
   const app = createMgmtApp({ manager, logger, registry, iscsiStats: (v) => portal.targetInfo(v) ?? null });
   const httpServer = http.createServer(app);
+  let reconciler: { stop(): Promise<void>; markOffline(): Promise<void> } | undefined;
   try {
     // Volumes from the state file are served (and their replicas reconnected) before the API answers.
     await manager.load();
     announceListening(logger, 'iscsi', await portal.listen(config.iscsi.host, config.iscsi.port));
     announceListening(logger, 'mgmt', await listen(httpServer, config.mgmt.host, config.mgmt.port));
+    if (kube) {
+      logger.info('kubernetes client configured', { source: kube.source, namespace: config.namespace, advertise: config.advertise });
+      const { startTargetReconciler } = await import('./reconciler/start.ts');
+      reconciler = startTargetReconciler({ kubeConfig: kube.kubeConfig, namespace: config.namespace, advertise: config.advertise, manager, logger, registry });
+    }
   } catch (err) {
     await portal.close();
     await closeServer(httpServer);
@@ -114,9 +151,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   logger.info('target ready', { targetId: config.targetId, dataDir: config.dataDir, volumes: manager.list().length });
   await waitForSignal(logger);
   await shutdown(logger, async () => {
+    await reconciler?.stop();
     await closeServer(httpServer);
     await portal.close();
     await manager.close();
+    await reconciler?.markOffline();
   });
 }
 

@@ -68,6 +68,11 @@ export function poolUpdateMatters(o: CStorPool, n: CStorPool): boolean {
   return o.metadata.resourceVersion === n.metadata.resourceVersion || o.status?.address !== n.status?.address;
 }
 
+function labelValues(c: CStorVolumeReplica, label: string): string[] {
+  const v = c.metadata.labels?.[label];
+  return v ? [v] : [];
+}
+
 export class TargetReconciler {
   readonly volumes: Informer<CStorVolume>;
   readonly replicas: Informer<CStorVolumeReplica>;
@@ -94,8 +99,8 @@ export class TargetReconciler {
       clock: this.clock,
       resyncPeriodMs: 5 * 60_000,
       indexers: {
-        pv: (c) => (c.metadata.labels?.[cvrLabels.persistentVolume] ? [c.metadata.labels[cvrLabels.persistentVolume]] : []),
-        pool: (c) => (c.metadata.labels?.[cvrLabels.pool] ? [c.metadata.labels[cvrLabels.pool]] : []),
+        pv: (c) => labelValues(c, cvrLabels.persistentVolume),
+        pool: (c) => labelValues(c, cvrLabels.pool),
       },
     });
     this.poolInformer = new Informer<CStorPool>({ source: o.pools, name: 'cstorpools', logger: this.logger, clock: this.clock, resyncPeriodMs: 5 * 60_000 });

@@ -12,7 +12,7 @@ import { ResourceClient } from '../kube/resource-client.ts';
 import type { ResourceType } from '../kube/resource-type.ts';
 import type { KubeObject } from '../kube/types/meta.ts';
 import type { Manifest, ManifestObject } from './manifests.ts';
-import { isJsonObject, lastAppliedAnnotation, threeWayMergePatch, type JsonObject } from './three-way-patch.ts';
+import { isJsonObject, lastAppliedAnnotation, lastAppliedValue, threeWayMergePatch, type JsonObject } from './three-way-patch.ts';
 
 export interface ObjectRef {
   name: string;
@@ -107,7 +107,7 @@ export async function applyManifests(manifests: readonly Manifest[], options: Ap
 }
 
 async function applyObject(api: ApplyApi, r: ResourceType, ref: ObjectRef, desired: ManifestObject): Promise<ApplyOutcome> {
-  const applied = JSON.stringify(desired);
+  const applied = lastAppliedValue(desired);
   const modified = structuredClone(desired) as JsonObject;
   const meta = modified.metadata as JsonObject;
   meta.annotations = { ...(isJsonObject(meta.annotations) ? meta.annotations : {}), [lastAppliedAnnotation]: applied };

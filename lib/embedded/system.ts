@@ -239,7 +239,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
 /** Refuses a DIR another live `cstor up` runs on; kills children a crashed `cstor up` left behind. */
 function takeOver(previous: EmbeddedState | null, logger: Logger): void {
   if (!previous) return;
-  if (previous.upPid !== null && previous.upPid !== process.pid && isProcessAlive(previous.upPid) && (commandLineOf(previous.upPid) ?? '').includes('up')) {
+  const upCmd = previous.upPid === null ? '' : (commandLineOf(previous.upPid) ?? '');
+  if (previous.upPid !== null && previous.upPid !== process.pid && isProcessAlive(previous.upPid) && upCmd.includes('cstor') && upCmd.split(' ').includes('up')) {
     throw new CstorError('conflict', `another cstor up (pid ${previous.upPid}) is running on ${previous.dataDir}; stop it first`);
   }
   for (const c of Object.values(previous.components)) {

@@ -10,6 +10,19 @@ export type JsonObject = { [key: string]: Json };
 /** The annotation kubectl uses: sharing it keeps `kubectl apply` and `cstor up` compatible. */
 export const lastAppliedAnnotation = 'kubectl.kubernetes.io/last-applied-configuration';
 
+/**
+ * The annotation's value as kubectl writes it (Go's json.Marshal: keys sorted, compact, then a
+ * newline), so `kubectl apply` of an unchanged file after `cstor up` reports "unchanged".
+ */
+export function lastAppliedValue(manifest: Json): string {
+  const sort = (v: Json): Json => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (isJsonObject(v)) return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort(v[k]!)]));
+    return v;
+  };
+  return JSON.stringify(sort(manifest)) + '\n';
+}
+
 export function isJsonObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }

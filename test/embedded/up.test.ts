@@ -176,10 +176,19 @@ describe('cstor up (the embedded default, real processes)', function () {
     }, 30_000);
     allPids.add(after.pid!);
     expect(isAlive(after.pid!)).to.equal(true);
-    // it comes back on the same ports (pinned), so the target's connections find it again
-    const again = await until('pool-2 listening again', () => first.entries.filter((e) => e.message === '[pool-2] listening').length > 0 || readStateFile(dataDir).components['pool-2']!.addresses.replica, 60_000);
-    expect(again).to.not.equal(undefined);
-    expect(readStateFile(dataDir).components['pool-2']!.addresses).to.deep.equal(before.addresses);
+    // it comes back on the same ports (pinned), so the target's connections find it again:
+    // the new process's own "listening" lines in its log file name the same addresses
+    const relisted = await until('pool-2 listening again', () => {
+      const log = fs.readFileSync(path.join(dataDir, 'logs', 'pool-2.log'), 'utf8');
+      const run = log.slice(log.lastIndexOf(`started pid ${after.pid!}:`));
+      const found: Record<string, string> = {};
+      for (const l of run.split('\n').filter((x) => x.includes('"listening"'))) {
+        const e = JSON.parse(l) as { listener: string; address: string };
+        found[e.listener] = e.address;
+      }
+      return found.replica && found.mgmt && found;
+    }, 60_000);
+    expect(relisted).to.deep.equal(before.addresses);
   });
 
   it('SIGINT stops everything: exit code 0, no component left running', async () => {

@@ -50,18 +50,17 @@ describe('m-apiserver REST over real pools and target (qemu-io)', function () {
     expect(created.data.status.Phase).to.equal('Healthy');
     await qemuIo(portal, 'pvc-dp', 'write -P 0xa1 0 1M');
 
-    // (A DESIGN.md §3 id like pvc-dp_s1_<nanos> is refused by the pool today: its snapshot names
-    // must be DNS-1123 subdomains. Reported; this test uses a name both sides accept.)
-    const snap = await api.post('/latest/snapshots/', { metadata: { name: 'pvc-dp-s1-1', namespace: 'default' }, spec: { casType: 'cstor', volumeName: 'pvc-dp' } });
+    // A DESIGN.md §3 style id (<pv>_<snapshot>_<nanos>): '_' must pass m-apiserver, target and pools.
+    const snap = await api.post('/latest/snapshots/', { metadata: { name: 'pvc-dp_s1_1000', namespace: 'default' }, spec: { casType: 'cstor', volumeName: 'pvc-dp' } });
     expect(snap.status, JSON.stringify(snap.data)).to.equal(200);
     const list = await api.get<{ items: { metadata: { name: string } }[] }>('/latest/snapshots/', { params: { volume: 'pvc-dp', namespace: 'default', casType: 'cstor' } });
-    expect(list.data.items.map((s) => s.metadata.name)).to.deep.equal(['pvc-dp-s1-1']);
+    expect(list.data.items.map((s) => s.metadata.name)).to.deep.equal(['pvc-dp_s1_1000']);
     await qemuIo(portal, 'pvc-dp', 'write -P 0xb2 0 1M');
 
     const clone = await api.post('/latest/volumes/', {
       metadata: { name: 'pvc-dp-clone', namespace: 'default' },
       spec: { capacity: '64Mi' },
-      cloneSpec: { isClone: true, sourceVolume: 'pvc-dp', snapshotName: 'pvc-dp-s1-1' },
+      cloneSpec: { isClone: true, sourceVolume: 'pvc-dp', snapshotName: 'pvc-dp_s1_1000' },
     });
     expect(clone.status, `${JSON.stringify(clone.data)} ${bridge?.errors.join('; ')}`).to.equal(200);
     const sourcePools = (await kube.list({ apiVersion: cas, kind: 'CStorVolumeReplica', namespace: ns, labelSelector: 'openebs.io/persistent-volume=pvc-dp' })).map(poolOf).sort();
@@ -72,7 +71,7 @@ describe('m-apiserver REST over real pools and target (qemu-io)', function () {
     expect(await qemuIo(portal, 'pvc-dp', 'read -P 0xb2 0 1M')).to.match(/read 1048576\/1048576 bytes/);
 
     // Deleting the snapshot the clone came from leaves the clone whole (DESIGN.md §8).
-    const del = await api.delete('/latest/snapshots/pvc-dp-s1-1', { params: { volume: 'pvc-dp', namespace: 'default', casType: 'cstor' } });
+    const del = await api.delete('/latest/snapshots/pvc-dp_s1_1000', { params: { volume: 'pvc-dp', namespace: 'default', casType: 'cstor' } });
     expect(del.status, JSON.stringify(del.data)).to.equal(200);
     expect(await qemuIo(portal, 'pvc-dp-clone', 'read -P 0xa1 0 1M')).to.match(/read 1048576\/1048576 bytes/);
   });
@@ -80,10 +79,10 @@ describe('m-apiserver REST over real pools and target (qemu-io)', function () {
   it('a snapshot of a volume whose target is not Healthy is refused by the real flow, nothing left on the target', async () => {
     bridge?.stop(); // else it copies the target's Healthy back
     await kube.patchStatus({ apiVersion: cas, kind: 'CStorVolume', namespace: ns, name: 'pvc-dp' }, { status: { phase: 'Offline' } });
-    const res = await api.post<{ error: string }>('/latest/snapshots/', { metadata: { name: 'pvc-dp-s2-2' }, spec: { casType: 'cstor', volumeName: 'pvc-dp' } });
+    const res = await api.post<{ error: string }>('/latest/snapshots/', { metadata: { name: 'pvc-dp_s2_2000' }, spec: { casType: 'cstor', volumeName: 'pvc-dp' } });
     expect(res.status).to.equal(409);
     expect(res.data.error).to.match(/volume pvc-dp is not Healthy \(phase Offline\)/);
     const onTarget = await axios.get<{ items: { name: string }[] }>(`http://${target.addresses['mgmt']}/v1/volumes/pvc-dp/snapshots`, { proxy: false });
-    expect(onTarget.data.items.map((s) => s.name)).to.not.include('pvc-dp-s2-2');
+    expect(onTarget.data.items.map((s) => s.name)).to.not.include('pvc-dp_s2_2000');
   });
 });
