@@ -22,7 +22,9 @@ import type { Lease } from '../lib/kube/types/lease.ts';
 import type { KubeObject, ObjectMeta } from '../lib/kube/types/meta.ts';
 import { SnapshotController } from './controller.ts';
 import { ensureSnapshotCrds } from './crds.ts';
-import { AxiosMayaClient, MayaAddressResolver } from './maya-client.ts';
+import { MayaSnapshots } from './maya-client.ts';
+import { MayaAddressResolver } from '../lib/maya-client/address.ts';
+import { MayaClient as MayaRestClient } from '../lib/maya-client/client.ts';
 import { snapshotMetrics } from './metrics.ts';
 
 const spec = {
@@ -136,7 +138,7 @@ export async function run(config: Readonly<SnapshotControllerConfig>, clients: K
     namespace: config.namespace,
     getService: (ref) => clients.for<KubeObject & { metadata: ObjectMeta }>(resources.services).get(ref),
   });
-  const maya = new AxiosMayaClient({ resolver });
+  const maya = new MayaSnapshots(new MayaRestClient({ address: resolver, timeoutMs: 30_000 }));
   const events = new EventRecorder({ client: clients.for<CoreEvent>(resources.events), component: 'snapshot-controller', host: config.identity, logger });
 
   let current: { controller: SnapshotController; done: Promise<void> } | undefined;

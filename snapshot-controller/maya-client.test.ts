@@ -5,7 +5,9 @@ import express from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CstorError, isCstorError } from '../lib/errors.ts';
-import { AxiosMayaClient, baseUrlOf, MayaAddressResolver } from './maya-client.ts';
+import { MayaAddressResolver } from '../lib/maya-client/address.ts';
+import { MayaClient as MayaRestClient } from '../lib/maya-client/client.ts';
+import { MayaSnapshots } from './maya-client.ts';
 
 interface Server {
   port: number;
@@ -78,23 +80,16 @@ describe('snapshot-controller maya client', () => {
     await server.close();
   });
 
-  it('normalizes addresses', () => {
-    expect(baseUrlOf('10.0.0.5')).to.equal('http://10.0.0.5:5656');
-    expect(baseUrlOf('10.0.0.5:7000')).to.equal('http://10.0.0.5:7000');
-    expect(baseUrlOf('http://maya:5656/')).to.equal('http://maya:5656');
-    expect(() => baseUrlOf(' ')).to.throw(CstorError, /empty/);
-  });
-
   it('speaks the REST contract and classifies errors by status', async () => {
-    const client = new AxiosMayaClient({ resolver: new MayaAddressResolver({ mapiAddr: `127.0.0.1:${server.port}`, namespace: 'openebs', getService: () => Promise.reject(new Error('unused')) }) });
+    const client = new MayaSnapshots(new MayaRestClient({ address: new MayaAddressResolver({ mapiAddr: `127.0.0.1:${server.port}`, namespace: 'openebs', getService: () => Promise.reject(new Error('unused')) }) }));
     const ref = { snapshotId: 'pv1_s1_1', volumeName: 'pv1', namespace: 'default' };
     expect((await client.createSnapshot(ref)).metadata.name).to.equal('pv1_s1_1');
     expect((await client.getSnapshot(ref)).spec.volumeName).to.equal('pv1');
     expect((await client.listSnapshots({ volumeName: 'pv1', namespace: 'default' })).map((s) => s.metadata.name)).to.deep.equal(['pv1_s1_1']);
     await client.deleteSnapshot(ref);
     await client.deleteSnapshot(ref); // gone (404) is success
-    expect(await codeOf(client.getSnapshot(ref))).to.match(/^not_found: get snapshot pv1_s1_1 of volume pv1: m-apiserver 404: snapshot pv1_s1_1 not found$/);
-    expect(await codeOf(client.createSnapshot({ ...ref, volumeName: 'sick' }))).to.match(/^not_ready: .*409: volume "sick" is Offline, not Healthy$/);
+    expect(await codeOf(client.getSnapshot(ref))).to.match(/^not_found: read snapshot pv1_s1_1 of volume pv1: m-apiserver 404: snapshot pv1_s1_1 not found$/);
+    expect(await codeOf(client.createSnapshot({ ...ref, volumeName: 'sick' }))).to.match(/^conflict: .*409: volume "sick" is Offline, not Healthy$/);
     expect(await codeOf(client.createSnapshot({ ...ref, volumeName: 'boom' }))).to.match(/^unavailable: .*500: target timed out$/);
     expect(server.seen).to.include('POST /latest/snapshots/ pv1_s1_1 pv1 cstor');
     expect(server.seen).to.include('GET pv1_s1_1 pv1 default cstor');
@@ -115,7 +110,7 @@ describe('snapshot-controller maya client', () => {
         return { metadata: { name: ref.name }, spec: { clusterIP: '127.0.0.1', ports: [{ name: 'api', port }] } };
       },
     });
-    const client = new AxiosMayaClient({ resolver, timeoutMs: 5000 });
+    const client = new MayaSnapshots(new MayaRestClient({ address: resolver, timeoutMs: 5000 }));
     const ref = { snapshotId: 'pv2_s_1', volumeName: 'pv2', namespace: 'default' };
     expect(await codeOf(client.createSnapshot(ref))).to.match(/^unavailable: .*unreachable/);
     port = server.port; // the Service now points at the live m-apiserver
