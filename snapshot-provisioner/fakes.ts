@@ -2,7 +2,7 @@
 // idempotent by name, as the real one is) and the Kubernetes reads over maps, plus a world of
 // objects as the snapshot-controller leaves them (a source PV, a Ready VolumeSnapshot bound to
 // its VolumeSnapshotData) and the promoter class and claim of DESIGN.md §1.
-import { CstorError } from '../lib/errors.ts';
+import type { CstorError } from '../lib/errors.ts';
 import type { PersistentVolume, PersistentVolumeClaim } from '../lib/kube/types/core.ts';
 import type { StorageClass } from '../lib/kube/types/storage.ts';
 import { snapshotAnnotation, type VolumeSnapshot, type VolumeSnapshotData } from '../lib/kube/types/volume-snapshot.ts';

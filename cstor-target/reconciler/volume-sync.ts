@@ -102,6 +102,8 @@ export class VolumeSyncer {
   private readonly recorded = new Map<string, string>();
   /** Keys whose volume this process serves for Kubernetes → the volume name. */
   private readonly managed = new Map<string, string>();
+  /** Keys of volumes assigned to other targets, logged once each. */
+  private readonly others = new Set<string>();
   /** Per key: our last status write (the cache may not have caught up with it yet). */
   private readonly written = new Map<string, { before: string; status: CvStatus; at: number }>();
 
@@ -117,7 +119,7 @@ export class VolumeSyncer {
     const mine = isAssigned(cached, this.d.advertise);
     const holds = (cached.metadata.finalizers ?? []).includes(cvFinalizer);
     if (cached.metadata.deletionTimestamp || (!mine && holds)) return this.finalize(key, cached);
-    if (!mine) return;
+    if (!mine) return this.notMine(key, cached);
     const want = desiredVolume(cached, this.blockSize);
     if ('problems' in want) {
       return this.fail(cached, { reason: 'InvalidSpec', message: `CStorVolume ${key} is invalid: ${want.problems.join('; ')}`, retry: false, error: true });
@@ -210,6 +212,12 @@ export class VolumeSyncer {
     }
   }
 
+  private notMine(key: string, cv: CStorVolume): void {
+    if (this.others.has(key)) return;
+    this.others.add(key);
+    this.log(key).info('CStorVolume assigned to another target; not serving it', { targetIP: cv.spec?.targetIP, advertise: this.d.advertise });
+  }
+
   // ---- deleting ----------------------------------------------------------------------------
 
   /** Stops serving, then lets the CStorVolume go (deleted, or assigned to another target). */
@@ -245,6 +253,7 @@ export class VolumeSyncer {
   /** The object is gone (deleted without waiting for us): stop what this process served for it. */
   private async forget(key: string): Promise<void> {
     const name = this.managed.get(key);
+    this.others.delete(key);
     this.written.delete(key);
     if (name === undefined) return;
     if (this.d.engine.spec(name)) {

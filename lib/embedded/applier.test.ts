@@ -4,7 +4,7 @@ import { CstorError } from '../errors.ts';
 import type { ResourceType } from '../kube/resource-type.ts';
 import { applyManifests, kindKey, type ApplyApi, type ObjectRef } from './applier.ts';
 import { parseManifests } from './manifests.ts';
-import { isJsonObject, lastAppliedAnnotation, threeWayMergePatch, type Json, type JsonObject } from './three-way-patch.ts';
+import { isJsonObject, lastAppliedAnnotation, lastAppliedValue, threeWayMergePatch, type Json, type JsonObject } from './three-way-patch.ts';
 
 function mergePatch(target: Json | undefined, patch: Json): Json {
   if (!isJsonObject(patch)) return structuredClone(patch);
@@ -125,6 +125,11 @@ describe('embedded/three-way-patch', () => {
     const modified = { spec: { a: 3 }, metadata: { name: 'x' } };
     const current = { spec: { a: 1, gone: 2, defaulted: 'y' }, metadata: { name: 'x', uid: 'u' }, status: { phase: 'Ok' } };
     expect(threeWayMergePatch(original, modified, current)).to.deep.equal({ spec: { a: 3, gone: null } });
+  });
+  it('writes the last-applied value as kubectl does (sorted keys, Go escapes, newline)', () => {
+    expect(lastAppliedValue({ metadata: { name: 'a', annotations: {} }, kind: 'K', apiVersion: 'v1', spec: { d: 'iqn:<pv> & more' } })).to.equal(
+      '{"apiVersion":"v1","kind":"K","metadata":{"annotations":{},"name":"a"},"spec":{"d":"iqn:\\u003cpv\\u003e \\u0026 more"}}\n',
+    );
   });
   it('treats server defaults inside lists as no difference', () => {
     const m = { ports: [{ port: 1 }] };

@@ -107,7 +107,10 @@ export async function applyManifests(manifests: readonly Manifest[], options: Ap
 }
 
 async function applyObject(api: ApplyApi, r: ResourceType, ref: ObjectRef, desired: ManifestObject): Promise<ApplyOutcome> {
-  const applied = lastAppliedValue(desired);
+  // kubectl records the manifest with `metadata.annotations: {}` when it has none
+  const recorded = structuredClone(desired);
+  recorded.metadata.annotations = isJsonObject(recorded.metadata.annotations) ? recorded.metadata.annotations : {};
+  const applied = lastAppliedValue(recorded);
   const modified = structuredClone(desired) as JsonObject;
   const meta = modified.metadata as JsonObject;
   meta.annotations = { ...(isJsonObject(meta.annotations) ? meta.annotations : {}), [lastAppliedAnnotation]: applied };

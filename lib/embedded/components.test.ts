@@ -28,6 +28,7 @@ describe('embedded/components', () => {
     expect(componentArgs(def('target'), c, new Set(['--iscsi', '--mgmt', '--data-dir', '--target-id']))).to.deep.equal([
       'target', '--iscsi', '127.0.0.1:3260', '--mgmt', '127.0.0.1:9500', '--data-dir', '/d/target', '--target-id', 'embedded-target',
     ]);
+    expect(flagsOf(componentArgs(def('target'), c, null))).to.include({ '--advertise': '127.0.0.1', '--kubeconfig': '/d/kubeconfig', '--namespace': 'openebs' });
     expect(flagsOf(componentArgs(def('mapi'), c, null))).to.deep.equal({
       '--listen': '127.0.0.1:5656', '--kubeconfig': '/d/kubeconfig', '--namespace': 'openebs',
       '--target-portal': '127.0.0.1:3260', '--target-ip': '127.0.0.1', '--target-mgmt': '127.0.0.1:9500',

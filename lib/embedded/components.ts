@@ -101,6 +101,7 @@ export const embeddedComponents: readonly ComponentDef[] = [
       ['--mgmt', hp(ctx.host, ctx.port('target', 'mgmt'))],
       ['--data-dir', `${ctx.dataDir}/target`],
       ['--target-id', 'embedded-target'],
+      ['--advertise', ctx.host],
       ['--kubeconfig', ctx.kubeconfig],
       ['--namespace', ctx.namespace],
     ],

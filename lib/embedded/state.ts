@@ -86,3 +86,12 @@ export function commandLineOf(pid: number): string | null {
     return null;
   }
 }
+
+/** True for a process that exited but was not reaped yet (Linux /proc state Z). */
+export function isZombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

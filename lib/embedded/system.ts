@@ -17,7 +17,7 @@ import { defaultDeployDir, loadManifests, type Manifest, type ManifestObject } f
 import { choosePort, portOf } from './ports.ts';
 import { probeSubcommand, type SubcommandInfo } from './probe.ts';
 import type { RestartPolicy } from './restart-policy.ts';
-import { commandLineOf, isProcessAlive, readState, writeState, type EmbeddedState } from './state.ts';
+import { commandLineOf, isProcessAlive, isZombie, readState, writeState, type EmbeddedState } from './state.ts';
 import { Supervisor } from './supervisor.ts';
 
 export const defaultCstorBin = fileURLToPath(new URL('../../bin/cstor.js', import.meta.url));
@@ -60,7 +60,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
   fs.mkdirSync(dataDir, { recursive: true });
 
   const previous = readState(dataDir);
-  takeOver(previous, logger);
+  await takeOver(previous, logger);
 
   // Which subcommands exist, and their flags.
   const infos = new Map<string, SubcommandInfo>();
@@ -237,19 +237,24 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
 }
 
 /** Refuses a DIR another live `cstor up` runs on; kills children a crashed `cstor up` left behind. */
-function takeOver(previous: EmbeddedState | null, logger: Logger): void {
+async function takeOver(previous: EmbeddedState | null, logger: Logger): Promise<void> {
   if (!previous) return;
   const upCmd = previous.upPid === null ? '' : (commandLineOf(previous.upPid) ?? '');
   if (previous.upPid !== null && previous.upPid !== process.pid && isProcessAlive(previous.upPid) && upCmd.includes('cstor') && upCmd.split(' ').includes('up')) {
     throw new CstorError('conflict', `another cstor up (pid ${previous.upPid}) is running on ${previous.dataDir}; stop it first`);
   }
+  const killed: number[] = [];
   for (const c of Object.values(previous.components)) {
     if (c.pid === null || !isProcessAlive(c.pid)) continue;
     const cmd = commandLineOf(c.pid) ?? '';
     if (!cmd.includes('cstor') || !cmd.includes(` ${c.subcommand} `)) continue;
     logger.warn('killing a component left running by an earlier cstor up', { child: c.name, pid: c.pid });
     process.kill(c.pid, 'SIGKILL');
+    killed.push(c.pid);
   }
+  // wait until they are gone (or zombies: their sockets are closed), so their ports are free again
+  const deadline = Date.now() + 10_000;
+  while (killed.some((pid) => isProcessAlive(pid) && !isZombie(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
 /** Copies kube-lite's kubeconfig to DIR/kubeconfig once it names the announced address. */

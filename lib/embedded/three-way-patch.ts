@@ -11,8 +11,8 @@ export type JsonObject = { [key: string]: Json };
 export const lastAppliedAnnotation = 'kubectl.kubernetes.io/last-applied-configuration';
 
 /**
- * The annotation's value as kubectl writes it (Go's json.Marshal: keys sorted, compact, then a
- * newline), so `kubectl apply` of an unchanged file after `cstor up` reports "unchanged".
+ * The annotation's value as kubectl writes it (Go's json.Marshal: keys sorted, compact, HTML
+ * characters escaped, then a newline), so `kubectl apply` of an unchanged file after `cstor up` reports "unchanged".
  */
 export function lastAppliedValue(manifest: Json): string {
   const sort = (v: Json): Json => {
@@ -20,7 +20,9 @@ export function lastAppliedValue(manifest: Json): string {
     if (isJsonObject(v)) return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort(v[k]!)]));
     return v;
   };
-  return JSON.stringify(sort(manifest)) + '\n';
+  // Go's encoder also escapes <, >, & and the JS line separators
+  const goEscapes: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
+  return JSON.stringify(sort(manifest)).replace(/[<>&\u2028\u2029]/g, (c) => goEscapes[c] ?? c) + '\n';
 }
 
 export function isJsonObject(v: unknown): v is JsonObject {

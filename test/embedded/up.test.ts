@@ -136,10 +136,36 @@ describe('cstor up (the embedded default, real processes)', function () {
     firstState = readStateFile(dataDir);
     expect(`http://${ep.subsets[0]!.addresses[0]!.ip}:${ep.subsets[0]!.ports[0]!.port}`).to.equal(firstState.endpoints.mapi);
     scUids = await kubectl(kubeconfig, 'get', 'sc', '-o', 'jsonpath={.items[*].metadata.uid}');
+    // `up` records kubectl's last-applied annotation byte for byte: kubectl apply agrees nothing changed
+    const applied = await kubectl(kubeconfig, 'apply', '-f', path.join(repoRoot, 'deploy', '50-storageclasses.yaml'), '-f', path.join(repoRoot, 'deploy', '00-namespace.yaml'), '-f', path.join(repoRoot, 'deploy', 'crds'));
+    const lines = applied.trim().split('\n');
+    expect(lines.length).to.be.at.least(10);
+    expect(lines.filter((l) => !l.endsWith(' unchanged'))).to.deep.equal([]);
     const cm = path.join(dataDir, '..', `${path.basename(dataDir)}-cm.json`);
     fs.writeFileSync(cm, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'resume-check', namespace: 'default' }, data: { a: '1' } }));
     await kubectl(kubeconfig, 'create', '-f', cm);
     fs.rmSync(cm);
+  });
+
+  let volume: { portal: string; iqn: string };
+  it('provisions a cStor volume for a PVC end to end, and takes data over iSCSI', async () => {
+    const pvc = path.join(dataDir, '..', `${path.basename(dataDir)}-pvc.json`);
+    fs.writeFileSync(pvc, JSON.stringify({
+      apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'resume-pvc', namespace: 'default' },
+      spec: { storageClassName: 'openebs-cstor-default', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '16Mi' } } },
+    }));
+    await kubectl(kubeconfig, 'create', '-f', pvc);
+    fs.rmSync(pvc);
+    const pv = await until('the claim Bound', async () => {
+      const out = await kubectl(kubeconfig, 'get', 'pvc', 'resume-pvc', '-o', 'jsonpath={.status.phase} {.spec.volumeName}');
+      const [phase, name] = out.split(' ');
+      return phase === 'Bound' && name;
+    }, 150_000);
+    await until('the volume Healthy', async () => (await kubectl(kubeconfig, '-n', 'openebs', 'get', 'cstorvolume', pv, '-o', 'jsonpath={.status.phase}')) === 'Healthy', 60_000);
+    const iscsi = JSON.parse(await kubectl(kubeconfig, 'get', 'pv', pv, '-o', 'jsonpath={.spec.iscsi}')) as { targetPortal: string; iqn: string };
+    volume = { portal: iscsi.targetPortal, iqn: iscsi.iqn };
+    expect(volume.portal).to.equal(readStateFile(dataDir).endpoints.targetPortal);
+    await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 0 1M', `iscsi://${volume.portal}/${volume.iqn}/0`], { timeout: 60_000 });
   });
 
   it('runs every component as its own process, with pids and addresses in state.json', () => {
@@ -216,6 +242,16 @@ describe('cstor up (the embedded default, real processes)', function () {
     expect(await kubectl(kubeconfig, 'get', 'configmap', 'resume-check', '-o', 'jsonpath={.data.a}')).to.equal('1');
     const applied = second.entries.find((e) => e.message === 'manifests applied')!;
     expect(applied.created).to.equal(0);
+    // the same volume, with its data, at the same portal
+    const { stdout } = await until('the volume served again', async () => {
+      try {
+        return await run('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 0 1M', `iscsi://${volume.portal}/${volume.iqn}/0`], { timeout: 60_000 });
+      } catch {
+        return undefined;
+      }
+    }, 90_000);
+    expect(stdout).to.include('read 1048576/1048576 bytes at offset 0');
+    expect(stdout).to.not.include('Pattern verification failed');
   });
 
   it('after `up` itself is killed with -9, the next `up` on the dir kills the components it left, resumes, and stops cleanly', async () => {

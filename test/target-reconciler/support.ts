@@ -89,7 +89,9 @@ export class TargetWorld {
   }
 
   /** The CVRs and the CStorVolume of `pv` exactly as the CAS volume create template writes them (CVRs first). */
-  async createVolume(pv: string, capacity: string, targetIP = '127.0.0.1'): Promise<void> {
+  async createVolume(pv: string, capacity: string, o: { targetIP?: string; clone?: { source: string; snapshot: string } } = {}): Promise<void> {
+    const targetIP = o.targetIP ?? '127.0.0.1';
+    const clone = o.clone;
     for (const pool of poolNames) {
       await this.cvrs.create({
         apiVersion: 'openebs.io/v1alpha1',
@@ -97,7 +99,14 @@ export class TargetWorld {
         metadata: {
           name: `${pv}-${pool}`,
           namespace: ns,
-          labels: { 'cstorpool.openebs.io/name': pool, 'cstorpool.openebs.io/uid': '', 'openebs.io/persistent-volume': pv, 'openebs.io/cas-type': 'cstor' },
+          labels: {
+            'cstorpool.openebs.io/name': pool,
+            'cstorpool.openebs.io/uid': '',
+            'openebs.io/persistent-volume': pv,
+            'openebs.io/cas-type': 'cstor',
+            ...(clone ? { 'openebs.io/cloned': 'true' } : {}),
+          },
+          ...(clone ? { annotations: { 'openebs.io/snapshot': clone.snapshot, 'openebs.io/source-volume': clone.source } } : {}),
           finalizers: ['cstorvolumereplica.openebs.io/finalizer'],
         },
         spec: { capacity, targetIP },
@@ -109,7 +118,15 @@ export class TargetWorld {
       metadata: {
         name: pv,
         namespace: ns,
-        labels: { 'openebs.io/persistent-volume': pv, 'openebs.io/storageclass': '', 'openebs.io/persistentvolumeclaim': '', 'openebs.io/namespace': '', 'openebs.io/cas-type': 'cstor' },
+        labels: {
+          'openebs.io/persistent-volume': pv,
+          'openebs.io/storageclass': '',
+          'openebs.io/persistentvolumeclaim': '',
+          'openebs.io/namespace': '',
+          'openebs.io/cas-type': 'cstor',
+          ...(clone ? { 'openebs.io/source-volume': clone.source } : {}),
+        },
+        ...(clone ? { annotations: { 'openebs.io/snapshot': clone.snapshot } } : {}),
       },
       spec: {
         targetIP,
