@@ -17,7 +17,7 @@ import { CstorError, hasErrorCode } from '../lib/errors.ts';
 import type { PersistentVolume, PersistentVolumeClaim } from '../lib/kube/types/core.ts';
 import { snapshotAnnotation, type VolumeSnapshot, type VolumeSnapshotData } from '../lib/kube/types/volume-snapshot.ts';
 import { dns1123SubdomainProblems } from '../lib/names.ts';
-import { quantityBytes } from './quantity.ts';
+import { tryQuantityBytes } from '../lib/quantity.ts';
 
 /** The reads the promoter needs; undefined means "not found". */
 export interface CloneSourceReads {
@@ -120,7 +120,7 @@ export async function resolveCloneSource(o: ResolveOptions): Promise<CloneSource
   const ns = o.claim.metadata.namespace ?? '';
   const name = annotatedSnapshotName(o.claim);
   const key = `${ns}/${name}`;
-  const requestedBytes = quantityBytes(o.requested);
+  const requestedBytes = tryQuantityBytes(o.requested);
   if (requestedBytes === undefined) throw new CstorError('invalid', `the claim's requested storage "${o.requested}" is not a quantity`);
 
   const snapshot = await o.reads.getSnapshot(ns, name);
@@ -150,7 +150,7 @@ export async function resolveCloneSource(o: ResolveOptions): Promise<CloneSource
   if (!pv) throw new CstorError('not_found', `source PersistentVolume ${sourceVolume} of VolumeSnapshot ${key} not found`, { retryable: true });
 
   const snapshotCapacity = data.spec.openebsVolume?.capacity || pv.spec.capacity?.['storage'] || '';
-  const snapshotBytes = snapshotCapacity ? quantityBytes(snapshotCapacity) : undefined;
+  const snapshotBytes = snapshotCapacity ? tryQuantityBytes(snapshotCapacity) : undefined;
   if (snapshotBytes === undefined) {
     throw new CstorError('invalid', `the size of VolumeSnapshot ${key} is unknown: neither VolumeSnapshotData ${dataName} nor PV ${sourceVolume} gives a valid capacity ("${snapshotCapacity}")`);
   }

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { CstorError } from '../lib/errors.ts';
 import { nearestName } from './clone-source.ts';
 import { snapshotProvisionerConfig } from './main.ts';
-import { quantityBytes } from './quantity.ts';
+import { tryQuantityBytes } from '../lib/quantity.ts';
 
 describe('snapshot-provisioner: config', () => {
   it('reads flags, then env, then defaults', () => {
@@ -56,7 +56,7 @@ describe('snapshot-provisioner: quantities and near names', () => {
     ['5 G', undefined],
     ['', undefined],
   ];
-  for (const [v, bytes] of q) it(`"${v}" → ${String(bytes)}`, () => expect(quantityBytes(v)).to.equal(bytes));
+  for (const [v, bytes] of q) it(`"${v}" → ${String(bytes)}`, () => expect(tryQuantityBytes(v)).to.equal(bytes));
 
   it('suggests the closest name within 2 edits, none when nothing is close', () => {
     expect(nearestName('snapshot-dmeo', ['snapshot-demo', 'other'])).to.equal('snapshot-demo');

@@ -30,7 +30,7 @@ import { kubeTime } from '../../lib/kube/time-format.ts';
 import type { EventType } from '../../lib/kube/types/core.ts';
 import type { KubeObject, ObjectReference } from '../../lib/kube/types/meta.ts';
 import type { Pool, ReplicaInfo } from '../store/types.ts';
-import { replicaSize } from './capacity.ts';
+import { replicaSize } from '../../lib/quantity.ts';
 import type { OwnedReplicas } from './owned-replicas.ts';
 import { statusMatches, statusOfReplica, statusPatch } from './replica-status.ts';
 import { cvrAnnotations, cvrFinalizer, cvrLabels, type CStorVolumeReplica, type CvrStatus } from './types.ts';

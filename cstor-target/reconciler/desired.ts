@@ -6,7 +6,7 @@
 import { describeError } from '../../lib/errors.ts';
 import { objectKey } from '../../lib/kube/keys.ts';
 import { dns1123LabelProblems } from '../../lib/names.ts';
-import { replicaSize } from '../../cstor-pool/reconciler/capacity.ts';
+import { replicaSize } from '../../lib/quantity.ts';
 import type { VolumeSpec } from '../mgmt/volume-manager.ts';
 import { cvrLabels, iqnPrefix, type CStorPool, type CStorVolume, type CStorVolumeReplica } from './types.ts';
 

@@ -18,7 +18,7 @@ import type { Operations } from '../api/operations.ts';
 import { betaClassAnnotation } from '../resources/defaults.ts';
 import type { ResourceInfo } from '../resources/registry.ts';
 import { isJsonObject, type JsonObject, type KubeObject } from '../store/types.ts';
-import { parseQuantity } from './quantity.ts';
+import { tryQuantityBytes } from '../../lib/quantity.ts';
 import { PassRunner } from './pass-runner.ts';
 
 export const annBindCompleted = 'pv.kubernetes.io/bind-completed';
@@ -55,12 +55,12 @@ function pvClass(pv: KubeObject): string {
 function requested(claim: KubeObject): number {
   const res = spec(claim).resources;
   const req = isJsonObject(res) && isJsonObject(res.requests) ? res.requests.storage : undefined;
-  return parseQuantity(req) ?? 0;
+  return tryQuantityBytes(req) ?? 0;
 }
 
 function capacity(pv: KubeObject): number {
   const cap = spec(pv).capacity;
-  return parseQuantity(isJsonObject(cap) ? cap.storage : undefined) ?? 0;
+  return tryQuantityBytes(isJsonObject(cap) ? cap.storage : undefined) ?? 0;
 }
 
 function modes(o: KubeObject): string[] {

@@ -6,7 +6,7 @@
 import express, { type Request, type Response } from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { quantityBytes } from '../../snapshot-provisioner/quantity.ts';
+import { tryQuantityBytes } from '../../lib/quantity.ts';
 
 export interface FakeVolume {
   name: string;
@@ -120,7 +120,7 @@ export class FakeVolumeMapi {
           res.status(404).json({ error: `snapshot ${clone?.snapshotName ?? ''} of volume ${source.name} not found: cannot clone ${name} from it` });
           return;
         }
-        if ((quantityBytes(capacity) ?? 0) < (quantityBytes(source.capacity) ?? 0)) {
+        if ((tryQuantityBytes(capacity) ?? 0) < (tryQuantityBytes(source.capacity) ?? 0)) {
           res.status(400).json({ error: `clone ${name} of ${capacity} is smaller than its source volume ${source.name} (${source.capacity})` });
           return;
         }

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { hasErrorCode } from '../../lib/errors.ts';
-import { quantityBytes, replicaSize } from './capacity.ts';
+import { hasErrorCode } from './errors.ts';
+import { quantityBytes, replicaSize, tryQuantityBytes } from './quantity.ts';
 
-describe('pool reconciler: capacity quantities', () => {
+describe('lib/quantity', () => {
   const cases: [string | number, bigint][] = [
     ['1073741824', 1073741824n],
     ['5G', 5_000_000_000n],
@@ -52,4 +52,21 @@ describe('pool reconciler: capacity quantities', () => {
   it('refuses a size past 2^53 as too_large', () => {
     expect(() => replicaSize('100Ei', 4096)).to.throw(/too large/);
   });
+});
+
+describe('lib/quantity tryQuantityBytes', () => {
+  const cases: [unknown, number | undefined][] = [
+    ['5G', 5e9],
+    ['1.5Gi', 1.5 * 2 ** 30],
+    ['0', 0],
+    [4096, 4096],
+    ['lots', undefined],
+    ['-1G', undefined],
+    ['5 G', undefined],
+    ['', undefined],
+    ['100Ei', undefined],
+  ];
+  for (const [input, want] of cases) {
+    it(`${JSON.stringify(input)} → ${String(want)}`, () => expect(tryQuantityBytes(input)).to.equal(want));
+  }
 });
