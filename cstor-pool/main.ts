@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../lib/logger.ts';
 import { createRegistry } from '../lib/metrics.ts';
 import { dns1123SubdomainProblems } from '../lib/names.ts';
 import { createMgmtApp } from './mgmt/app.ts';
-import { defaultAdvertiseHost } from './reconciler/advertise.ts';
+import { defaultAdvertiseHost } from '../lib/advertise.ts';
 import type { PoolReconciler } from './reconciler/controller.ts';
 import { createPoolMetrics } from './server/metrics.ts';
 import { ReplicaServer } from './server/replica-server.ts';

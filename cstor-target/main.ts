@@ -12,7 +12,7 @@ import { announceListening, closeServer, listen } from '../lib/listen.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { createRegistry } from '../lib/metrics.ts';
 import { dns1123SubdomainProblems } from '../lib/names.ts';
-import { defaultAdvertiseHost, isWildcard } from '../cstor-pool/reconciler/advertise.ts';
+import { defaultAdvertiseHost, isWildcard } from '../lib/advertise.ts';
 import { connectReplica } from '../lib/replica-protocol/client.ts';
 import { IscsiPortal } from './iscsi/portal.ts';
 import { createMgmtApp } from './mgmt/app.ts';

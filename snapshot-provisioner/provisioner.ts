@@ -12,7 +12,7 @@ import type { PersistentVolume } from '../lib/kube/types/core.ts';
 import type { MayaClient } from '../lib/maya-client/client.ts';
 import { mayaLabels } from '../lib/maya-client/types.ts';
 import type { ProvisionedVolume, ProvisionRequest, Provisioner } from '../lib/provisioner/types.ts';
-import { pvPartsFor } from '../volume-provisioner/provisioner.ts';
+import { pvPartsFor } from '../lib/provisioner/iscsi-pv.ts';
 import { resolveCloneSource, type CloneSourceReads } from './clone-source.ts';
 
 export const promoterName = 'volumesnapshot.external-storage.k8s.io/snapshot-promoter';

@@ -5,7 +5,8 @@ import { CstorError } from '../lib/errors.ts';
 import type { PersistentVolume } from '../lib/kube/types/core.ts';
 import type { CasVolume, CasVolumeRequest, VolumeScope } from '../lib/maya-client/types.ts';
 import { testClaim, testClass } from '../lib/provisioner/fakes.ts';
-import { IscsiVolumeProvisioner, pvPartsFor } from './provisioner.ts';
+import { pvPartsFor } from '../lib/provisioner/iscsi-pv.ts';
+import { IscsiVolumeProvisioner } from './provisioner.ts';
 
 class FakeMaya {
   readonly created: CasVolumeRequest[] = [];

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { hasErrorCode } from '../../lib/errors.ts';
 import { poolConfig } from '../main.ts';
-import { isWildcard } from './advertise.ts';
+import { isWildcard } from '../../lib/advertise.ts';
 import { cvrUpdateMatters } from './controller.ts';
 import type { CStorVolumeReplica } from './types.ts';
 

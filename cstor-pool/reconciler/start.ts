@@ -11,7 +11,7 @@ import { resources } from '../../lib/kube/resources.ts';
 import type { CoreEvent } from '../../lib/kube/types/core.ts';
 import type { Pool } from '../store/types.ts';
 import { PoolReconciler } from './controller.ts';
-import { isWildcard } from './advertise.ts';
+import { isWildcard } from '../../lib/advertise.ts';
 import { FileOwnedReplicas } from './owned-replicas.ts';
 import { cstorResources, type CStorPool, type CStorVolumeReplica } from './types.ts';
 

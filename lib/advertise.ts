@@ -1,5 +1,5 @@
-// The host a pool publishes in CStorPool.status.address (no Kubernetes imports: main.ts loads
-// the Kubernetes code only when the pool runs with Kubernetes).
+// The host a daemon publishes for others to reach it (CStorPool.status.address, the target's
+// CStorVolume match). No Kubernetes imports: mains load the Kubernetes code only when needed.
 import os from 'node:os';
 
 export function isWildcard(host: string): boolean {
