@@ -8,10 +8,11 @@
 //   GET    /metrics               Prometheus text
 //   GET    /healthz               {status: "ok"}
 // Errors: one middleware maps CstorError codes to HTTP statuses (lib/errors.ts), body {"error"}.
+import { apiErrorHandler, requestLog, unknownRoute } from '../../lib/http/api-middleware.ts';
 import { statfs } from 'node:fs/promises';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express from 'express';
 import type { Registry } from 'prom-client';
-import { CstorError, describeError, httpStatusFor, isCstorError } from '../../lib/errors.ts';
+import { CstorError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { metricsHandler, operationMetrics } from '../../lib/metrics.ts';
 import type { Pool } from '../store/types.ts';
@@ -31,15 +32,7 @@ export function createMgmtApp(options: MgmtAppOptions): express.Express {
   const ops = operationMetrics(registry, 'cstor_pool_mgmt');
   const app = express();
   app.disable('x-powered-by');
-  app.use((req, res, next) => {
-    const t0 = Date.now();
-    res.on('finish', () => {
-      const entry = { method: req.method, path: req.originalUrl, status: res.statusCode, ms: Date.now() - t0 };
-      if (req.path === '/metrics' || req.path === '/healthz') log.debug('request', entry);
-      else log.info('request', entry);
-    });
-    next();
-  });
+  app.use(requestLog(log, (req) => req.path === '/metrics' || req.path === '/healthz'));
   app.use(express.json({ limit: '64kb' }));
 
   app.get('/healthz', (_req, res) => {
@@ -83,26 +76,7 @@ export function createMgmtApp(options: MgmtAppOptions): express.Express {
     res.status(204).end();
   });
 
-  app.use((req, _res, next) => {
-    next(new CstorError('not_found', `no route ${req.method} ${req.path}`));
-  });
-
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = toApiError(err);
-    const status = httpStatusFor(e.code);
-    if (status >= 500) log.error('request failed', { method: req.method, path: req.originalUrl, error: describeError(err) });
-    if (!res.headersSent) res.status(status).json({ error: e.message });
-  });
+  app.use(unknownRoute());
+  app.use(apiErrorHandler(log));
   return app;
-}
-
-/** body-parser errors carry a `type`; everything else becomes a CstorError. */
-function toApiError(err: unknown): CstorError {
-  if (isCstorError(err)) return err;
-  const type = (err as { type?: unknown }).type;
-  const message = err instanceof Error ? err.message : String(err);
-  if (type === 'entity.parse.failed') return new CstorError('invalid', `malformed JSON body: ${message}`, { cause: err });
-  if (type === 'entity.too.large') return new CstorError('too_large', `request body too large: ${message}`, { cause: err });
-  if (typeof type === 'string') return new CstorError('invalid', `bad request body: ${message}`, { cause: err });
-  return new CstorError('internal', message, { cause: err });
 }

@@ -91,7 +91,7 @@ describe('target mgmt API', () => {
     expect(both.data.error).to.match(/capacity.*replicationFactor.*replicas/);
     const badJson = await req('PUT', '/v1/volumes/vol1', '{"capacity": ', { 'content-type': 'application/json' });
     expect(badJson.status).to.equal(400);
-    expect(badJson.data.error).to.match(/request body/);
+    expect(badJson.data.error).to.match(/malformed JSON body/);
   });
 
   it('serves a volume (idempotent), reports status shaped like CStorVolume.status, and stops it', async () => {

@@ -10,9 +10,10 @@
 //   GET    /v1/volumes/:volume/stats             {volume, engine: IoStats, iscsi: TargetInfo | null}
 //   GET    /metrics, GET /healthz
 // Errors: one middleware maps CstorError codes to HTTP statuses (lib/errors.ts), body {"error"}.
-import express, { type NextFunction, type Request, type Response } from 'express';
+import { apiErrorHandler, requestLog, unknownRoute } from '../../lib/http/api-middleware.ts';
+import express from 'express';
 import { Gauge, type Registry } from 'prom-client';
-import { CstorError, describeError, httpStatusFor, isCstorError } from '../../lib/errors.ts';
+import { CstorError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { metricsHandler, operationMetrics } from '../../lib/metrics.ts';
 import { volumePhases } from '../replication/quorum.ts';
@@ -34,15 +35,7 @@ export function createMgmtApp(options: MgmtAppOptions): express.Express {
 
   const app = express();
   app.disable('x-powered-by');
-  app.use((req, res, next) => {
-    const t0 = Date.now();
-    res.on('finish', () => {
-      const entry = { method: req.method, path: req.originalUrl, status: res.statusCode, ms: Date.now() - t0 };
-      if (req.method === 'GET') log.debug('request', entry);
-      else log.info('request', entry);
-    });
-    next();
-  });
+  app.use(requestLog(log, (req) => req.method === 'GET'));
   app.use(express.json({ limit: '64kb' }));
 
   app.get('/healthz', (_req, res) => {
@@ -96,26 +89,9 @@ export function createMgmtApp(options: MgmtAppOptions): express.Express {
     res.status(204).end();
   });
 
-  app.use((req: Request, _res: Response) => {
-    throw new CstorError('not_found', `no route ${req.method} ${req.path}`);
-  });
-
-  // One error middleware: CstorError codes → HTTP statuses; body-parser errors → 400/413.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    let e: CstorError;
-    if (isCstorError(err)) e = err;
-    else if (isBodyParserError(err)) {
-      e = new CstorError(err.status === 413 ? 'too_large' : 'invalid', `request body: ${err.message}`, { cause: err });
-    } else e = new CstorError('internal', describeError(err), { cause: err });
-    const status = httpStatusFor(e.code);
-    if (status >= 500) log.error('request failed', { method: req.method, path: req.originalUrl, error: describeError(e) });
-    res.status(status).json({ error: e.message });
-  });
+  app.use(unknownRoute());
+  app.use(apiErrorHandler(log));
   return app;
-}
-
-function isBodyParserError(err: unknown): err is Error & { status: number } {
-  return err instanceof Error && typeof (err as { status?: unknown }).status === 'number' && 'type' in err;
 }
 
 /** Phase and in-flight gauges, read from the volumes at scrape time. */
