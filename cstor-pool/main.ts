@@ -1,14 +1,15 @@
 // `cstor pool`: one pool daemon. Opens the pool directory, serves the replica protocol (target ↔
 // pool) and the mgmt HTTP API, and shuts down cleanly on SIGTERM/SIGINT (stop listening, close
 // connections, sync and close the pool). The only place that reads argv and env for the pool.
+import { shutdown, waitForSignal } from '../lib/shutdown.ts';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
-import { CstorError, describeError } from '../lib/errors.ts';
+import { CstorError } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
-import { createLogger, type Logger } from '../lib/logger.ts';
+import { createLogger } from '../lib/logger.ts';
 import { createRegistry } from '../lib/metrics.ts';
 import { dns1123SubdomainProblems } from '../lib/names.ts';
 import { createMgmtApp } from './mgmt/app.ts';
@@ -141,44 +142,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   logger.info('pool ready', { dir: config.dataDir, replicas: (await pool.listReplicas()).length });
   await waitForSignal(logger);
-  await shutdown(logger, async () => {
+  await shutdown(logger, 'pool', async () => {
     await reconciler?.stop();
     await replicaServer.close();
     await closeServer(httpServer);
     await pool.close();
   });
-}
-
-function waitForSignal(logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals): void => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-      logger.info('shutting down', { signal });
-      resolve();
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-}
-
-/** Runs the shutdown steps; a second signal or 10 s without finishing forces the exit. */
-async function shutdown(logger: Logger, steps: () => Promise<void>): Promise<void> {
-  const force = (why: string): void => {
-    logger.error('forced exit', { why });
-    process.exit(1);
-  };
-  const timer = setTimeout(() => force('shutdown took longer than 10 s'), 10_000);
-  timer.unref();
-  process.once('SIGTERM', () => force('second signal'));
-  process.once('SIGINT', () => force('second signal'));
-  try {
-    await steps();
-    logger.info('pool stopped');
-  } catch (err) {
-    logger.error('shutdown failed', { error: describeError(err) });
-    process.exitCode = 1;
-  } finally {
-    clearTimeout(timer);
-  }
 }

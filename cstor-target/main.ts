@@ -2,14 +2,15 @@
 // LUN 0) and a mgmt HTTP API; remembers served volumes in --data-dir; shuts down cleanly on
 // SIGTERM/SIGINT (stop the portal and the API, sync and close every replica). The only place that
 // reads argv and env for the target.
+import { shutdown, waitForSignal } from '../lib/shutdown.ts';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
-import { CstorError, describeError } from '../lib/errors.ts';
+import { CstorError } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
-import { createLogger, type Logger } from '../lib/logger.ts';
+import { createLogger } from '../lib/logger.ts';
 import { createRegistry } from '../lib/metrics.ts';
 import { dns1123SubdomainProblems } from '../lib/names.ts';
 import { defaultAdvertiseHost, isWildcard } from '../lib/advertise.ts';
@@ -150,45 +151,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   logger.info('target ready', { targetId: config.targetId, dataDir: config.dataDir, volumes: manager.list().length });
   await waitForSignal(logger);
-  await shutdown(logger, async () => {
+  await shutdown(logger, 'target', async () => {
     await reconciler?.stop();
     await closeServer(httpServer);
     await portal.close();
     await manager.close();
     await reconciler?.markOffline();
   });
-}
-
-function waitForSignal(logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals): void => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-      logger.info('shutting down', { signal });
-      resolve();
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-}
-
-/** Runs the shutdown steps; a second signal or 10 s without finishing forces the exit. */
-async function shutdown(logger: Logger, steps: () => Promise<void>): Promise<void> {
-  const force = (why: string): void => {
-    logger.error('forced exit', { why });
-    process.exit(1);
-  };
-  const timer = setTimeout(() => force('shutdown took longer than 10 s'), 10_000);
-  timer.unref();
-  process.once('SIGTERM', () => force('second signal'));
-  process.once('SIGINT', () => force('second signal'));
-  try {
-    await steps();
-    logger.info('target stopped');
-  } catch (err) {
-    logger.error('shutdown failed', { error: describeError(err) });
-    process.exitCode = 1;
-  } finally {
-    clearTimeout(timer);
-  }
 }
