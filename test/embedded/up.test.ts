@@ -78,6 +78,20 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Live processes whose command line names `dir` (Linux /proc). */
+function pidsUsing(dir: string): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(dir)) out.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
 async function kubectl(kubeconfig: string, ...args: string[]): Promise<string> {
   const { stdout } = await run('kubectl', ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 });
   return stdout;
@@ -107,8 +121,17 @@ describe('cstor up (the embedded default, real processes)', function () {
   };
 
   after(async () => {
-    for (const up of ups) if (up.proc.exitCode === null && up.proc.signalCode === null) up.proc.kill('SIGKILL');
+    // a failed test may leave an `up` running: stop it properly, then make sure, by pid and by
+    // scanning /proc for anything started on this data dir, that nothing is left
+    for (const up of ups) {
+      if (up.proc.exitCode !== null || up.proc.signalCode !== null) continue;
+      up.proc.kill('SIGTERM');
+      const timer = setTimeout(() => up.proc.kill('SIGKILL'), 30_000);
+      await up.exit;
+      clearTimeout(timer);
+    }
     for (const pid of allPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of pidsUsing(dataDir)) process.kill(pid, 'SIGKILL');
     if (process.env.KEEP_UP_DIR !== '1') fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -275,5 +298,6 @@ describe('cstor up (the embedded default, real processes)', function () {
     third.proc.kill('SIGTERM');
     expect(await third.exit).to.deep.equal([0, null]);
     expect([...allPids].filter(isAlive)).to.deep.equal([]);
+    expect(pidsUsing(dataDir)).to.deep.equal([]);
   });
 });
