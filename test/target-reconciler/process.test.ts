@@ -74,6 +74,20 @@ describe('target reconciler (kube-lite, 3 pools, 1 target: real processes)', fun
     expect(metrics).to.match(/cstor_target_reconcile_operation_total_seconds_count\{[^}]*operation_name="serve"[^}]*operation_status="success"[^}]*\} 1/);
     // Nothing changes: two status refresh periods (2 s each) write nothing.
     const patches = async (): Promise<string> => /cstor_target_reconcile_operation_total_seconds_count\{[^}]*operation_name="patch_status"[^}]*\} (\d+)/.exec(String((await http(w.mgmt, 'GET', '/metrics')).data))?.[1] ?? 'none';
+    // Let the replicas settle first (mode changes right after Healthy are real changes), then
+    // nothing may be written over two refresh periods.
+    let settled = await patches();
+    await until(
+      async () => {
+        await new Promise((r) => setTimeout(r, 2500));
+        const now = await patches();
+        const same = now === settled;
+        settled = now;
+        return same;
+      },
+      30_000,
+      'status writes to settle',
+    );
     const before = await patches();
     const rv = (await w.cv(pv))?.metadata.resourceVersion;
     await new Promise((r) => setTimeout(r, 4500));
