@@ -18,6 +18,7 @@ const subcommands: Readonly<Record<string, Subcommand>> = {
   'snapshot-provisioner': { summary: 'external provisioner snapshot-promoter: PVCs annotated with a VolumeSnapshot → clone volumes via m-apiserver → iSCSI PVs', load: () => import('../snapshot-provisioner/main.ts') },
   'snapshot-controller': { summary: 'VolumeSnapshot → cStor snapshot via m-apiserver → VolumeSnapshotData (leader-elected)', load: () => import('../snapshot-controller/main.ts') },
   up: { summary: 'the embedded default: kube-lite and every component as local processes, deploy/ applied; Ctrl-C stops all', load: () => import('./up.ts') },
+  demo: { summary: "the seeds' story against a running `cstor up`: PVC, data over iSCSI, VolumeSnapshot, clone PVC, clone read back; timed", load: () => import('./demo.ts') },
 };
 
 function usage(): string {
