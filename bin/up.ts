@@ -17,7 +17,7 @@ const spec = {
     'listen-host': { type: 'string', default: '127.0.0.1', value: 'HOST', description: 'The address every component listens on.' },
     ports: { type: 'string', default: 'default', value: 'default|any', description: "default: last run's ports, else the design's (kube-lite 6443, m-apiserver 5656, iSCSI 3260, target mgmt 9500) when free, else any; any: let the OS pick (tests)." },
     'log-format': { type: 'string', default: 'text', value: 'FORMAT', description: 'text or json (the console log of `up` itself).' },
-    'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info); also passed to the components.' },
+    'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info) for the console; components log at info (debug with debug) to DIR/logs.' },
     verbose: { type: 'boolean', description: 'Relay every component log line to the console (default: warnings and errors only; all lines are in DIR/logs/<component>.log).' },
     'stop-grace': { type: 'string', default: '10000', value: 'MS', description: 'On stop, SIGKILL a component that has not exited this long after SIGTERM.' },
   },
@@ -72,7 +72,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       logger,
       stopGraceMs: grace,
       signal: abort.signal,
-      env: { ...env, LOG_LEVEL: logLevel },
+      // Components log at info at least: `up` reads their "listening" lines (info) to learn their
+      // ports, and its console relay already shows only their warnings and errors.
+      env: { ...env, LOG_LEVEL: logLevel === 'debug' ? 'debug' : 'info' },
       onChildLine: (child, line, entry) => {
         const level = typeof entry?.level === 'string' ? entry.level : null;
         if (!verbose && level !== 'warn' && level !== 'error') return;
