@@ -143,8 +143,13 @@ describe('snapshot-controller process (kube-lite + fake m-apiserver)', function 
     expect(creates.length).to.be.greaterThanOrEqual(2);
     expect(new Set(creates)).to.deep.equal(new Set([id]));
     expect([...mapi.snapshots.keys()].filter((k) => k.startsWith(`${pv}_`))).to.deep.equal([id]);
-    const events = await cluster.eventsAbout('flaky', 'snap1');
-    expect(events.map((e) => e.reason)).to.include.members(['SnapshotCreateFailed', 'SnapshotCreated']);
+    // Events are written after the status; wait for them rather than race the recorder.
+    const reasons = async (): Promise<string[]> => (await cluster.eventsAbout('flaky', 'snap1')).map((e) => e.reason ?? '');
+    await waitFor(async () => {
+      const rs = await reasons();
+      return rs.includes('SnapshotCreateFailed') && rs.includes('SnapshotCreated');
+    }, 'both Events');
+    expect(await reasons()).to.include.members(['SnapshotCreateFailed', 'SnapshotCreated']);
   });
 
   it('deletes an orphaned VolumeSnapshotData (its VolumeSnapshot is gone) and its backend snapshot', async () => {
