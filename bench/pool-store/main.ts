@@ -1,6 +1,7 @@
 // Layer store benchmarks (not part of the tests). Run: node --import tsx bench/pool-store/main.ts
 //   [--dir DIR] [--quick]
 // 1. snapshot create with 1 MiB vs 1 GiB written (really written, then synced): flat, < 5 ms;
+//    then snapshot destroy of the oldest (all the data, a 4 KiB child) and of the newest;
 // 2. read throughput with 200 snapshots in the chain vs none (same data, same layout);
 // 3. 4 KiB random and 1 MiB sequential write/read through the store vs straight to a file from
 //    this same process (the physical limit here).
@@ -104,6 +105,13 @@ async function benchSnapshots(pool: Pool): Promise<void> {
     const wms = await writeFull(r, bytes, seq);
     const times = await snapshotTimes(r, seq, 's', 7);
     report(`snapshot create, ${label} written (wrote ${fmt(mbps(bytes, wms), 0)} MiB/s)`, `median ${fmt(median(times))} ms, best ${fmt(Math.min(...times))} ms, worst ${fmt(Math.max(...times))} ms`);
+    // Destroy: the oldest snapshot holds all the data and its child 4 KiB (the child is merged
+    // into it), then the newest (its child is the head: folded into the head).
+    for (const [which, name] of [['oldest', 's-0'], ['newest', 's-6']] as const) {
+      const t0 = performance.now();
+      await r.snapshotDestroy(name);
+      report(`snapshot destroy, ${which} of 7, ${label} written`, `${fmt(performance.now() - t0)} ms`);
+    }
     await r.close();
     await pool.deleteReplica(volume);
   }

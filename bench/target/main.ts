@@ -24,7 +24,13 @@ import type { ReplicatedVolume } from '../../cstor-target/replication/replicated
 import { startDaemon, stopAll } from '../../test/support/daemon.ts';
 
 const size = 256 << 20;
-const blockSize = 512;
+// `--block N`: the volume block size (default 4096, what the Kubernetes path uses); `--snap-only`
+// skips the throughput runs.
+const argv = process.argv.slice(2);
+const blockArg = argv.indexOf('--block');
+const blockSize = blockArg >= 0 ? Number(argv[blockArg + 1]) : 4096;
+const snapOnly = argv.includes('--snap-only');
+if (![512, 1024, 2048, 4096].includes(blockSize)) throw new Error(`--block must be 512, 1024, 2048 or 4096, not ${argv[blockArg + 1]}`);
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -123,6 +129,9 @@ async function main(): Promise<void> {
   console.log(`   baseline, same stream without snapshots: longest gap between write completions ${f(baseGap)} ms, p99 write latency ${f(pct(base.latencies, 99))} ms`);
   console.log(`   engine quiesce (writes held) max ${f(vol3.stats.maxQuiesceMs)} ms, of which draining in-flight writes max ${f(vol3.stats.maxDrainMs)} ms;`);
   console.log(`   the rest is the pools' SNAPSHOT_CREATE (a barrier that syncs the head and saves metadata)`);
+  const st = vol3.stats;
+  const n = Math.max(1, st.snapshotsCreated);
+  console.log(`   engine phases, mean per create: list ${f(st.snapshotListMs / n)} ms, pre-flush ${f(st.snapshotFlushMs / n)} ms, quiesced SNAP_CREATE ${f(st.snapshotQuiescedMs / n)} ms`);
   console.log(`   write IOPS without/with snapshots: ${iopsBase.toFixed(0)} / ${iopsSnap.toFixed(0)} (ratio ${(iopsSnap / iopsBase).toFixed(2)})`);
   const destroyLat: number[] = [];
   for (let i = 0; i < 3; i++) {
@@ -137,6 +146,13 @@ async function main(): Promise<void> {
   destroyLat.sort((a, b) => a - b);
   console.log(`   snapshot destroy (idle, 3 of them: each folds a layer of ~100 ms of writes) p50 ${f(pct(destroyLat, 50))} ms   max ${f(destroyLat.at(-1)!)} ms`);
   await vol3.waitFor((v) => v.phase === 'Healthy' && v.count('healthy') === 3, 60_000, 'all healthy before the throughput runs');
+  if (snapOnly) {
+    await closeServer(server);
+    await manager.close();
+    await stopAll();
+    await fs.rm(root, { recursive: true, force: true });
+    return;
+  }
 
   // ---- 2. throughput RF=1 vs RF=3 ---------------------------------------------------------------
   const measure = async (vol: ReplicatedVolume, kind: 'write' | 'read', bytes: number, qd: number, ms: number, random: boolean) => {

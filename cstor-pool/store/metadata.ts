@@ -97,22 +97,48 @@ export function parseReplicaMeta(file: string, text: string): ReplicaMeta {
 
 /** Writes `dir/file` atomically and durably. */
 export async function writeJsonAtomic(dir: string, file: string, value: unknown): Promise<void> {
+  const commit = await prepareJsonAtomic(dir, file, value);
+  await commit.commit();
+}
+
+export interface PreparedWrite {
+  /** Renames the tmp file over the target and fsyncs the directory: the commit point. */
+  commit(): Promise<void>;
+  /** Removes the tmp file (the write is abandoned). */
+  abort(): Promise<void>;
+}
+
+/**
+ * First half of writeJsonAtomic: the tmp file, written and fsynced, not yet renamed. Lets a caller
+ * overlap that fsync with other work that must also be durable before the commit.
+ */
+export async function prepareJsonAtomic(dir: string, file: string, value: unknown): Promise<PreparedWrite> {
   const target = childPath(dir, file);
   const tmp = childPath(dir, `${randomBytes(8).toString('hex')}.tmp`);
   const fh = await fs.open(tmp, 'wx');
   try {
     await fh.writeFile(`${JSON.stringify(value, null, 1)}\n`);
     await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await fs.rename(tmp, target);
   } catch (err) {
+    await fh.close();
     await fs.rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(dir);
+  await fh.close();
+  return {
+    async commit(): Promise<void> {
+      try {
+        await fs.rename(tmp, target);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        throw err;
+      }
+      await fsyncDir(dir);
+    },
+    async abort(): Promise<void> {
+      await fs.rm(tmp, { force: true });
+    },
+  };
 }
 
 export function metaFileName(volume: string): string {

@@ -15,9 +15,9 @@ import { CstorError, describeError } from '../../lib/errors.ts';
 import { silentLogger, type Logger } from '../../lib/logger.ts';
 import { fsyncDir, isLayerId, LayerFile, countAllocated, removeLayerFiles } from './layer-file.ts';
 import { Mutex } from './lock.ts';
-import { isListed, metaFileName, parseReplicaMeta, writeJsonAtomic, type LayerRef, type ReplicaMeta } from './metadata.ts';
+import { isListed, metaFileName, parseReplicaMeta, prepareJsonAtomic, writeJsonAtomic, type LayerRef, type ReplicaMeta } from './metadata.ts';
 import { checkPoolName, checkSnapshotName, checkVolumeName, childPath } from './names.ts';
-import { StoreReplica, type ReplicaHost } from './replica.ts';
+import { StoreReplica, type PreparedMeta, type ReplicaHost } from './replica.ts';
 import type { CreateReplicaOptions, Pool, PoolSpace, Replica, ReplicaInfo } from './types.ts';
 
 export interface OpenPoolOptions {
@@ -150,6 +150,18 @@ class StorePool implements Pool, ReplicaHost {
     await writeJsonAtomic(this.replicasDir, metaFileName(meta.volume), meta);
     this.metas.set(meta.volume, meta);
     this.recomputeRefs();
+  }
+
+  async prepareMeta(meta: ReplicaMeta): Promise<PreparedMeta> {
+    const w = await prepareJsonAtomic(this.replicasDir, metaFileName(meta.volume), meta);
+    return {
+      commit: async () => {
+        await w.commit();
+        this.metas.set(meta.volume, meta);
+        this.recomputeRefs();
+      },
+      abort: () => w.abort(),
+    };
   }
 
   metaOf(volume: string): ReplicaMeta {

@@ -13,6 +13,11 @@ import { checkSnapshotName } from './names.ts';
 import type { Replica, ReplicaInfo } from './types.ts';
 
 /** What a replica needs from its pool. */
+export interface PreparedMeta {
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
 export interface ReplicaHost {
   readonly layersDir: string;
   readonly logger: Logger;
@@ -20,6 +25,8 @@ export interface ReplicaHost {
   structural<T>(fn: () => Promise<T>): Promise<T>;
   /** Persists the replica's chain (atomically) and updates the pool's reference counts. */
   saveMeta(meta: ReplicaMeta): Promise<void>;
+  /** saveMeta in two steps: the tmp file written and fsynced now, the rename by `commit`. */
+  prepareMeta(meta: ReplicaMeta): Promise<PreparedMeta>;
   /** The chain as last saved. */
   metaOf(volume: string): ReplicaMeta;
   /** Number of replica chains referencing a layer. */
@@ -35,6 +42,11 @@ const maxLayers = 65534;
 const seqChunkBlocks = 4096;
 /** Largest single data-file IO when copying or paging. */
 const maxIoBytes = 1 << 20;
+/**
+ * Head bytes written between background data writebacks (`CSTOR_POOL_WRITEBACK_BYTES`; 0, the
+ * default, turns it off: it shortens snapshot stalls but costs 4 KiB random write throughput).
+ */
+const writebackBytes = ((v) => (Number.isSafeInteger(v) && v >= 0 ? v : 0))(Number(process.env.CSTOR_POOL_WRITEBACK_BYTES ?? 0));
 
 type HeadState = 'data' | 'zero' | 'drop';
 
@@ -345,6 +357,7 @@ export class StoreReplica implements Replica {
       try {
         await this.head.write(data, 0, data.length, offset);
         this.dataDirty = true;
+        this.noteWrite(data.length);
         this.markHead(offset / this.blockSize, data.length / this.blockSize, 'data', ioSeq);
         ok = true;
       } finally {
@@ -383,6 +396,33 @@ export class StoreReplica implements Replica {
       }
       this.maxSeq = Math.max(this.maxSeq, ioSeq);
     });
+  }
+
+  /**
+   * Background writeback: once `writebackBytes` have been written to the head since the last one,
+   * fsync the head's data file (data only: the bitmap pages and the checkpoint are written by
+   * sync() alone, so this changes no on-disk state a reader can see, and no crash outcome). It
+   * bounds the dirty data, so that the sync a snapshot does while IO is held (and the target's
+   * pre-flush before it) costs little. One at a time; a write never waits for it.
+   */
+  private writebackDirty = 0;
+  private writebackRunning = false;
+
+  private noteWrite(bytes: number): void {
+    if (writebackBytes <= 0) return;
+    this.writebackDirty += bytes;
+    if (this.writebackRunning || this.writebackDirty < writebackBytes) return;
+    this.writebackRunning = true;
+    this.writebackDirty = 0;
+    void this.lock
+      .shared(async () => {
+        if (this.closed || !this.dataDirty) return;
+        await this.head.syncData();
+      })
+      .catch(() => undefined) // sync() reports the error, if it persists
+      .finally(() => {
+        this.writebackRunning = false;
+      });
   }
 
   async sync(): Promise<void> {
@@ -448,16 +488,26 @@ export class StoreReplica implements Replica {
     await this.structural(async () => {
       if (this.findListed(name) >= 0) return;
       if (this.layers.length + 1 >= maxLayers) throw new CstorError('too_large', `replica ${this.volume}: too many layers`);
-      await this.syncInner();
       const newHead = await this.takeSpareHead();
-      try {
-        await this.host.saveMeta({
+      // The head's sync and the new chain's tmp file (write + fsync) run at once; the rename, the
+      // commit point, waits for both. The checkpoint the chain records is the one this sync makes
+      // durable (stable: the exclusive lock means no write is in flight).
+      const ckpt = Math.max(this.ckpt, this.checkpointCandidate());
+      const [synced, prepared] = await Promise.allSettled([
+        this.syncInner(),
+        this.host.prepareMeta({
           ...this.meta,
           layers: [...this.meta.layers, { id: this.head.id, snapshot: { name, ioSeq, createdAt: Date.now() } }],
           head: newHead.id,
-          checkpointedIoSeq: this.ckpt,
-        });
+          checkpointedIoSeq: ckpt,
+        }),
+      ]);
+      try {
+        if (synced.status === 'rejected') throw synced.reason;
+        if (prepared.status === 'rejected') throw prepared.reason;
+        await prepared.value.commit();
       } catch (err) {
+        if (prepared.status === 'fulfilled') await prepared.value.abort().catch(() => undefined);
         await newHead.remove();
         throw err;
       }
@@ -564,6 +614,18 @@ export class StoreReplica implements Replica {
     const layer = this.layers[idx]!;
     const ref = this.meta.layers[idx]!;
     const childIsHead = idx === this.layers.length - 1;
+    // (Not while Rebuilding: imports are placed by chain position there; keep the old behaviour.)
+    if (!childIsHead && this.meta.mode !== 'Rebuilding' && (this.layerAlloc[idx + 1] ?? 0) < (this.layerAlloc[idx] ?? 0)) {
+      // The sealed child holds less data than the layer going away: copy the child into it
+      // instead (mergeUpLocked). That rewrites the layer in place, so it is first unlisted
+      // durably: a crash from here on leaves a hidden layer, folded again on open.
+      if (ref.hidden !== true) {
+        await this.host.saveMeta({ ...this.meta, layers: this.meta.layers.map((l, k) => (k === idx ? { ...l, hidden: true } : l)) });
+        this.meta = this.host.metaOf(this.volume);
+      }
+      await this.mergeUpLocked(idx);
+      return;
+    }
     const child = childIsHead ? this.head : this.layers[idx + 1]!;
     const src = await layer.loadBits();
     const dst = childIsHead ? this.headBits : await child.loadBits();
@@ -633,6 +695,71 @@ export class StoreReplica implements Replica {
     await layer.close();
     await this.host.releaseLayers([layer.id]);
     await this.computeIndex();
+  }
+
+  /**
+   * Folds hidden layer `idx` by the other direction: copies its sealed child's blocks (data and
+   * zero markers) into it, then one rename puts it in the child's place (with the child's
+   * snapshot record) and drops the child. Crash-safe: the layer is hidden (no snapshot reads it
+   * alone, and it is unshared, so no clone does), and only blocks the child covers change in it,
+   * which no view of this chain reads from it; a crash before the rename leaves the old chain,
+   * still reading the same, and the hidden layer is folded again on open. The child is unshared
+   * too (every chain naming it names the layer beneath it).
+   */
+  private async mergeUpLocked(idx: number): Promise<void> {
+    const parent = this.layers[idx]!;
+    const child = this.layers[idx + 1]!;
+    const childRef = this.meta.layers[idx + 1]!;
+    const src = await child.loadBits();
+    const dst = await parent.loadBits();
+    const bs = this.blockSize;
+    const blocks = Math.min(parent.blocks, child.blocks);
+    // Data first, in runs of consecutive blocks (one pread + one pwrite per run).
+    let b = 0;
+    while (b < blocks) {
+      const w = src.alloc[b >>> 5]!;
+      if (w === 0 && (b & 31) === 0) {
+        b += 32;
+        continue;
+      }
+      if (!getBit(src.alloc, b)) {
+        b++;
+        continue;
+      }
+      let n = 1;
+      while (b + n < blocks && getBit(src.alloc, b + n) && (n + 1) * bs <= maxIoBytes) n++;
+      const buf = Buffer.allocUnsafe(n * bs);
+      await child.read(buf, 0, buf.length, b * bs);
+      await parent.write(buf, 0, buf.length, b * bs);
+      b += n;
+    }
+    // Then the bits: where the child has a block (data or zero marker), the parent takes its state.
+    const words = Math.min(bitsetWords(blocks), dst.alloc.length, src.alloc.length);
+    for (let w = 0; w < words; w++) {
+      const cover = src.alloc[w]! | src.zero[w]!;
+      if (cover === 0) continue;
+      dst.alloc[w] = (dst.alloc[w]! & ~cover) | src.alloc[w]!;
+      dst.zero[w] = (dst.zero[w]! & ~cover) | src.zero[w]!;
+    }
+    await parent.syncData();
+    await parent.writeBits(dst);
+    const insertAt = this.meta.rebuildInsertAt;
+    const merged: LayerRef = { ...childRef, id: parent.id };
+    await this.host.saveMeta({
+      ...this.meta,
+      layers: [...this.meta.layers.slice(0, idx), merged, ...this.meta.layers.slice(idx + 2)],
+      rebuildInsertAt: insertAt !== null && idx < insertAt ? insertAt - 1 : insertAt,
+    });
+    this.meta = this.host.metaOf(this.volume);
+    this.layers.splice(idx + 1, 1);
+    this.layerAlloc.splice(idx + 1, 1);
+    this.layerAlloc[idx] = countBits(dst.alloc);
+    this.bitsCache.delete(child.id);
+    this.bitsCache.set(parent.id, dst);
+    await child.close();
+    await this.host.releaseLayers([child.id]);
+    await this.computeIndex();
+    this.host.logger.info('layer folded by merging its smaller child into it', { volume: this.volume, child: childRef.snapshot.name });
   }
 
   /** Reads a snapshot's view (the chain up to and including it). */

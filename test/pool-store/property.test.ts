@@ -315,7 +315,7 @@ describe('pool store property test', function () {
         const counts = await runProperty(seed, ops, dir, dir2);
         if (process.env.POOL_PROPERTY_VERBOSE) console.log(counts);
         // The interesting paths ran: clones, hidden snapshots and their later folds, plain folds.
-        for (const k of ['clone', 'reopen', 'rebuild', 'snapshot hidden (a clone still uses it)', 'hidden snapshot folded (its last clone is gone)', 'snapshot deleted']) {
+        for (const k of ['clone', 'reopen', 'rebuild', 'snapshot hidden (a clone still uses it)', 'hidden snapshot folded (its last clone is gone)', 'snapshot deleted', 'layer folded by merging its smaller child into it']) {
           expect(counts[k] ?? 0, `${k} happened`).to.be.greaterThan(0);
         }
       } catch (err) {
