@@ -3,10 +3,6 @@
 // reads argv and env.
 import express from 'express';
 import http from 'node:http';
-import os from 'node:os';
-import { randomBytes } from 'node:crypto';
-import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
-import { CstorError } from '../lib/errors.ts';
 import { EventRecorder } from '../lib/kube/event-recorder.ts';
 import { createKubeClients } from '../lib/kube/kube-clients.ts';
 import { loadKubeConfig } from '../lib/kube/kubeconfig.ts';
@@ -20,71 +16,21 @@ import { MayaClient } from '../lib/maya-client/client.ts';
 import { createRegistry, metricsHandler, operationMetrics } from '../lib/metrics.ts';
 import { provisionControllerFor } from '../lib/provisioner/controller.ts';
 import { runProvisioner } from '../lib/provisioner/run.ts';
+import { parseProvisionerConfig, provisionerOptions, type ProvisionerConfig } from '../lib/provisioner/config.ts';
 import { IscsiVolumeProvisioner, iscsiProvisionerName } from './provisioner.ts';
 
 const spec = {
   name: 'volume-provisioner',
   summary: `External provisioner ${iscsiProvisionerName}: claims of cStor classes → volumes through m-apiserver → iSCSI PVs; released PVs with reclaim Delete → volumes deleted.`,
-  options: {
-    kubeconfig: { type: 'string', value: 'FILE', description: 'kubeconfig file (default: KUBECONFIG, in-cluster, ~/.kube/config).' },
-    'mapi-addr': { type: 'string', value: 'URL', description: 'm-apiserver address, e.g. http://127.0.0.1:5656 (env MAPI_ADDR; default: the Service maya-apiserver-service in the OpenEBS namespace, port 5656, looked up again after a failure).' },
-    namespace: { type: 'string', value: 'NS', description: 'OpenEBS namespace: the Service and the Lease (env OPENEBS_NAMESPACE; default openebs).' },
-    metrics: { type: 'string', value: 'HOST:PORT', description: 'Serve /metrics and /healthz here (port 0: any free port); announced as listener "metrics".' },
-    'leader-elect': { type: 'string', default: 'true', value: 'true|false', description: 'Leader election on a Lease named after the provisioner, so several replicas can run.' },
-    'lease-duration': { type: 'string', default: '15', value: 'SECONDS', description: 'Leader lease duration.' },
-    identity: { type: 'string', value: 'ID', description: 'Leader election identity and Event source host (default: hostname-pid-random).' },
-    workers: { type: 'string', default: '4', value: 'N', description: 'Parallel claims and volumes in progress.' },
-    'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
-  },
+  options: provisionerOptions('Leader election identity and Event source host (default: hostname-pid-random).'),
   notes: 'See docs/provisioners.md.',
-} as const;
+};
 
-export interface VolumeProvisionerConfig {
-  kubeconfig?: string;
-  mapiAddr?: string;
-  namespace: string;
-  metrics?: { host: string; port: number };
-  leaderElect: boolean;
-  leaseDurationMs: number;
-  identity: string;
-  workers: number;
-  logLevel: string;
-}
+export type VolumeProvisionerConfig = ProvisionerConfig;
 
+/** argv + env → one frozen config, listing every problem at once; null after --help. */
 export function volumeProvisionerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<VolumeProvisionerConfig> | null {
-  const opts = parseCommand(spec, argv);
-  if (opts === null) return null;
-  const problems: string[] = [];
-  let metrics: { host: string; port: number } | undefined;
-  if (opts.metrics) {
-    try {
-      metrics = parseHostPort(opts.metrics, '--metrics');
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
-  }
-  if (opts['leader-elect'] !== 'true' && opts['leader-elect'] !== 'false') problems.push(`--leader-elect "${opts['leader-elect']}" is not true or false`);
-  const leaseSeconds = Number(opts['lease-duration']);
-  if (!Number.isFinite(leaseSeconds) || leaseSeconds < 2 || leaseSeconds > 600) problems.push(`--lease-duration "${opts['lease-duration']}" is not a number of seconds from 2 to 600`);
-  const workers = Number(opts.workers);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) problems.push(`--workers "${opts.workers}" is not an integer from 1 to 64`);
-  const namespace = opts.namespace ?? env.OPENEBS_NAMESPACE ?? 'openebs';
-  if (!namespace) problems.push('--namespace is empty');
-  const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
-  if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
-  if (problems.length > 0) throw new CstorError('invalid', `cstor volume-provisioner: ${problems.join('; ')}`);
-  const mapiAddr = opts['mapi-addr'] ?? env.MAPI_ADDR;
-  return Object.freeze({
-    ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
-    ...(mapiAddr ? { mapiAddr } : {}),
-    namespace,
-    ...(metrics ? { metrics } : {}),
-    leaderElect: opts['leader-elect'] === 'true',
-    leaseDurationMs: leaseSeconds * 1000,
-    identity: opts.identity ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-    workers,
-    logLevel,
-  });
+  return parseProvisionerConfig(spec, argv, env);
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {

@@ -4,7 +4,8 @@
 // 2-core machine each --help costs seconds of TypeScript loading, the source read costs nothing.
 // It relies on two house conventions: bin/cstor.ts registers `name: { ..., load: () =>
 // import('<module>') }`, and each main declares its flags as `name: { type: 'string'|'boolean', ... }`
-// for parseCommand (lib/cli/args.ts).
+// for parseCommand (lib/cli/args.ts), in its own source or in the module of a shared
+// `options: someOptions(...)` function it imports.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -37,6 +38,24 @@ export function probeSubcommand(cstorBin: string, name: string): SubcommandInfo 
     return { name, exists: false, flags: null, problem: `${path.relative(path.dirname(binDir), modulePath)} does not exist yet` };
   }
   const flags = new Set<string>();
-  for (const m of source.matchAll(/^\s*'?([a-z][a-z0-9-]*)'?\s*:\s*\{\s*type:\s*'(?:string|boolean)'/gm)) flags.add(`--${m[1]!}`);
+  for (const text of [source, sharedOptionsSource(source, modulePath)]) {
+    for (const m of text.matchAll(/^\s*'?([a-z][a-z0-9-]*)'?\s*:\s*\{\s*type:\s*'(?:string|boolean)'/gm)) flags.add(`--${m[1]!}`);
+  }
   return { name, exists: true, flags: flags.size > 0 ? flags : null };
+}
+
+/**
+ * A main may take its options from a shared function (`options: provisionerOptions(...)`): then
+ * the flags are declared in the module that function is imported from. '' when there is none.
+ */
+function sharedOptionsSource(source: string, modulePath: string): string {
+  const call = /^\s*options:\s*([A-Za-z_$][\w$]*)\(/m.exec(source)?.[1];
+  if (!call) return '';
+  const from = new RegExp(`import\\s*\\{[^}]*\\b${escape(call)}\\b[^}]*\\}\\s*from\\s*'(\\.[^']+)'`).exec(source)?.[1];
+  if (!from) return '';
+  try {
+    return fs.readFileSync(path.resolve(path.dirname(modulePath), from), 'utf8');
+  } catch {
+    return '';
+  }
 }
