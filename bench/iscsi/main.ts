@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { runTool } from '../../test/iscsi/run-tool.ts';
+import { qemuBench, qemuWorkloads } from './qemu-bench.ts';
 import { startTgtd } from '../../test/iscsi/tgtd.ts';
 import { startIstgt } from '../../test/iscsi/istgt.ts';
 
@@ -23,26 +23,7 @@ const rounds = arg('rounds', 3);
 const ops4k = arg('ops4k', 50000);
 const ops1m = arg('ops1m', 1000);
 
-interface Workload {
-  readonly name: string;
-  readonly args: string[];
-  readonly ops: number;
-  readonly bytes: number;
-}
-
-const workloads: Workload[] = [
-  { name: '4k-write-qd16', args: ['-w', '-c', String(ops4k), '-d', '16', '-s', '4096', '-S', String((1 << 20) + 4096)], ops: ops4k, bytes: 4096 },
-  { name: '4k-read-qd16', args: ['-c', String(ops4k), '-d', '16', '-s', '4096', '-S', String((1 << 20) + 4096)], ops: ops4k, bytes: 4096 },
-  { name: '1m-seq-write', args: ['-w', '-c', String(ops1m), '-d', '16', '-s', '1M'], ops: ops1m, bytes: 1 << 20 },
-  { name: '1m-seq-read', args: ['-c', String(ops1m), '-d', '16', '-s', '1M'], ops: ops1m, bytes: 1 << 20 },
-];
-
-async function qemuBench(url: string, w: Workload): Promise<number> {
-  const r = await runTool('qemu-img', ['bench', '-f', 'raw', ...w.args, url], 300_000);
-  const m = /Run completed in ([\d.]+) seconds/.exec(r.stdout);
-  if (r.code !== 0 || !m) throw new Error(`qemu-img bench ${w.name} on ${url} failed: ${r.stderr || r.stdout}`);
-  return Number(m[1]);
-}
+const workloads = qemuWorkloads(ops4k, ops1m);
 
 /** Our portal in its own process (as the daemon runs it), over a file, with a 16-thread libuv pool. */
 async function startOurs(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -87,7 +68,7 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (const w of workloads) {
       for (const t of targets) {
-        const secs = await qemuBench(t.url, w);
+        const secs = await qemuBench(t.url, w, 300_000);
         const key = `${t.name}/${w.name}`;
         best.set(key, Math.min(best.get(key) ?? Infinity, secs));
       }

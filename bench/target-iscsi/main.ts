@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
-import { runTool } from '../../test/iscsi/run-tool.ts';
+import { qemuBench, qemuWorkloads, type Workload } from '../iscsi/qemu-bench.ts';
 import { startTgtd } from '../../test/iscsi/tgtd.ts';
 import { startIstgt } from '../../test/iscsi/istgt.ts';
 import { startDaemon, type Daemon } from '../../test/support/daemon.ts';
@@ -31,26 +31,7 @@ const rounds = arg('rounds', 3);
 const ops4k = arg('ops4k', 30000);
 const ops1m = arg('ops1m', 500);
 
-interface Workload {
-  readonly name: string;
-  readonly args: string[];
-  readonly ops: number;
-  readonly bytes: number;
-}
-
-const workloads: Workload[] = [
-  { name: '4k-write-qd16', args: ['-w', '-c', String(ops4k), '-d', '16', '-s', '4096', '-S', String((1 << 20) + 4096)], ops: ops4k, bytes: 4096 },
-  { name: '4k-read-qd16', args: ['-c', String(ops4k), '-d', '16', '-s', '4096', '-S', String((1 << 20) + 4096)], ops: ops4k, bytes: 4096 },
-  { name: '1m-seq-write', args: ['-w', '-c', String(ops1m), '-d', '16', '-s', '1M'], ops: ops1m, bytes: 1 << 20 },
-  { name: '1m-seq-read', args: ['-c', String(ops1m), '-d', '16', '-s', '1M'], ops: ops1m, bytes: 1 << 20 },
-];
-
-async function qemuBench(url: string, w: Workload): Promise<number> {
-  const r = await runTool('qemu-img', ['bench', '-f', 'raw', ...w.args, url], 120_000);
-  const m = /Run completed in ([\d.]+) seconds/.exec(r.stdout);
-  if (r.code !== 0 || !m) throw new Error(`qemu-img bench ${w.name} on ${url} failed (${r.code}): ${r.stderr || r.stdout}`);
-  return Number(m[1]);
-}
+const workloads = qemuWorkloads(ops4k, ops1m);
 
 interface Target {
   readonly name: string;
@@ -125,7 +106,7 @@ try {
       for (const t of targets) {
         const ours = t.name.startsWith('RF=');
         const before = ours ? await Promise.all(daemons.map((d) => cpuSeconds(d.pid))) : [];
-        const secs = await qemuBench(t.url, w);
+        const secs = await qemuBench(t.url, w, 120_000);
         const key = `${t.name}/${w.name}`;
         if (secs < (best.get(key) ?? Infinity) && ours) {
           const after = await Promise.all(daemons.map((d) => cpuSeconds(d.pid)));
