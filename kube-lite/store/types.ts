@@ -1,28 +1,10 @@
 // The object shapes kube-lite stores: plain JSON objects with Kubernetes ObjectMeta.
+import type { ObjectMeta as LibObjectMeta } from '../../lib/kube/types/meta.ts';
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+export type { OwnerReference } from '../../lib/kube/types/meta.ts';
 
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  deletionGracePeriodSeconds?: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  ownerReferences?: OwnerReference[];
+/** lib/kube's ObjectMeta, open to any field: kube-lite stores what clients send. */
+export interface ObjectMeta extends LibObjectMeta {
   [field: string]: unknown;
 }
 
