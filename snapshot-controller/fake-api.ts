@@ -2,6 +2,7 @@
 // objects (with resourceVersion conflicts, finalizer semantics and a cache that can be frozen
 // to simulate informer lag), m-apiserver's snapshots, the Event sink, a log of every call, and
 // error injection per operation.
+import { applyMergePatch } from '../lib/json-merge-patch.ts';
 import { CstorError } from '../lib/errors.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { FakeClock } from '../lib/kube/fake-clock.ts';
@@ -22,17 +23,6 @@ type Json = Record<string, unknown>;
 
 function clone<T>(v: T): T {
   return structuredClone(v);
-}
-
-/** RFC 7386 JSON merge patch. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
-  const out: Json = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Json) } : {};
-  for (const [k, v] of Object.entries(patch as Json)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
 }
 
 export class FakeApi {
@@ -152,7 +142,7 @@ export class FakeApi {
     patchStatus: async (ref, status) => {
       this.call('datas.patchStatus', ref.name);
       const cur = this.mustGet(this.datas, ref.name, 'volumesnapshotdatas');
-      const next = mergePatch(cur, { status }) as VolumeSnapshotData;
+      const next = applyMergePatch(cur, { status }) as VolumeSnapshotData;
       next.metadata.resourceVersion = this.nextRv();
       this.datas.set(ref.name, next);
       return clone(next);
@@ -216,7 +206,7 @@ export class FakeApi {
       throw new CstorError('conflict', `Operation cannot be fulfilled on volumesnapshots "${key}": the object has been modified`);
     }
     const body = statusOnly ? { status: patch.status } : { ...patch, status: undefined };
-    const next = mergePatch(cur, { ...body, metadata: { ...meta, resourceVersion: undefined } }) as VolumeSnapshot;
+    const next = applyMergePatch(cur, { ...body, metadata: { ...meta, resourceVersion: undefined } }) as VolumeSnapshot;
     if (statusOnly) next.metadata = cur.metadata;
     else next.status = cur.status;
     const added = (next.metadata.finalizers ?? []).filter((f) => !(cur.metadata.finalizers ?? []).includes(f));

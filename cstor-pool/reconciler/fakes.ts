@@ -2,6 +2,7 @@
 // (resourceVersion conflicts on patches that carry one, the status subresource, finalizers and
 // deletionTimestamp), a replica store with clone sources and snapshots, an Event sink, a log
 // of every call, and error injection per operation.
+import { applyMergePatch } from '../../lib/json-merge-patch.ts';
 import { CstorError } from '../../lib/errors.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { FakeClock } from '../../lib/kube/fake-clock.ts';
@@ -19,16 +20,6 @@ export interface RecordedEvent {
   type: string;
   reason: string;
   message: string;
-}
-
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return structuredClone(patch);
-  const out: Json = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Json) } : {};
-  for (const [k, v] of Object.entries(patch as Json)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
 }
 
 export const poolName = 'pool-a';
@@ -202,7 +193,7 @@ export class FakeWorld {
       delete body.status;
       if (body.metadata) delete (body.metadata as Json).resourceVersion;
     }
-    const next = mergePatch(cur, body) as CStorVolumeReplica;
+    const next = applyMergePatch(cur, body) as CStorVolumeReplica;
     next.metadata.resourceVersion = this.nextRv();
     if (next.metadata.deletionTimestamp && (next.metadata.finalizers ?? []).length === 0) {
       this.cvrs.delete(key);

@@ -2,6 +2,7 @@
 // CStorVolume API (resourceVersion conflicts on patches that carry one, the status
 // subresource), caches of CVRs and CStorPools, a volume engine recording serve/stop calls with a
 // settable status, an Event sink, a log of every call, and error injection per operation.
+import { applyMergePatch } from '../../lib/json-merge-patch.ts';
 import { CstorError } from '../../lib/errors.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { FakeClock } from '../../lib/kube/fake-clock.ts';
@@ -17,16 +18,6 @@ export interface RecordedEvent {
   type: string;
   reason: string;
   message: string;
-}
-
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return structuredClone(patch);
-  const out: Json = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Json) } : {};
-  for (const [k, v] of Object.entries(patch as Json)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
 }
 
 export const ns = 'openebs';
@@ -206,7 +197,7 @@ export class FakeTargetWorld {
     }
     const body = JSON.parse(JSON.stringify(status ? { status: patch.status } : patch)) as Json;
     if (body.metadata) delete (body.metadata as Json).resourceVersion;
-    const next = mergePatch(cur, body) as CStorVolume;
+    const next = applyMergePatch(cur, body) as CStorVolume;
     next.metadata.resourceVersion = this.nextRv();
     // A deleting object whose last finalizer goes is gone.
     if (next.metadata.deletionTimestamp && (next.metadata.finalizers ?? []).length === 0) {

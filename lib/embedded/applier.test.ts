@@ -1,20 +1,11 @@
+import { applyMergePatch } from '../json-merge-patch.ts';
 import { expect } from 'chai';
 import { silentLogger } from '../logger.ts';
 import { CstorError } from '../errors.ts';
 import type { ResourceType } from '../kube/resource-type.ts';
 import { applyManifests, kindKey, type ApplyApi, type ObjectRef } from './applier.ts';
 import { parseManifests } from './manifests.ts';
-import { isJsonObject, lastAppliedAnnotation, lastAppliedValue, threeWayMergePatch, type Json, type JsonObject } from './three-way-patch.ts';
-
-function mergePatch(target: Json | undefined, patch: Json): Json {
-  if (!isJsonObject(patch)) return structuredClone(patch);
-  const out: JsonObject = isJsonObject(target) ? structuredClone(target) : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
-}
+import { lastAppliedAnnotation, lastAppliedValue, threeWayMergePatch, type JsonObject } from './three-way-patch.ts';
 
 /** An in-memory API server: serves core namespaces/services/configmaps, storageclasses, CRDs (and their kinds once Established). */
 class FakeApi implements ApplyApi {
@@ -65,7 +56,7 @@ class FakeApi implements ApplyApi {
     const k = this.key(r, ref);
     const cur = this.objects.get(k);
     if (!cur) throw new CstorError('not_found', 'gone');
-    const next = mergePatch(cur, patch) as JsonObject;
+    const next = applyMergePatch(cur, patch) as JsonObject;
     if (JSON.stringify(next) !== JSON.stringify(cur)) (next.metadata as JsonObject).resourceVersion = String(++this.rv);
     this.objects.set(k, next);
     this.writes.push(`patch ${k} ${JSON.stringify(patch)}`);
