@@ -3,7 +3,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.ts';
+import yaml from 'js-yaml';
+import { repoRoot, startDaemon, type Daemon } from '../support/daemon.ts';
+import { hasErrorCode } from '../../lib/errors.ts';
+import { ensureCrd } from '../../lib/kube/ensure-crd.ts';
+import { resources } from '../../lib/kube/resources.ts';
+import type { CustomResourceDefinition } from '../../lib/kube/types/crd.ts';
+import { silentLogger } from '../../lib/logger.ts';
 import { loadKubeConfig } from '../../lib/kube/kubeconfig.ts';
 import { ResourceClient } from '../../lib/kube/resource-client.ts';
 import type { ResourceType } from '../../lib/kube/resource-type.ts';
@@ -61,6 +67,24 @@ export class KubeLiteHarness {
       this.transport = new HttpKubeTransport(kubeConfig, { requestTimeoutMs: 10_000 });
     }
     return new ResourceClient<T>(this.transport, resource);
+  }
+
+  /** Installs CRDs from deploy/crds (file names) and waits until each is Established. */
+  async applyCrds(files: readonly string[]): Promise<void> {
+    const client = this.client<CustomResourceDefinition>(resources.customResourceDefinitions);
+    for (const file of files) {
+      const crd = yaml.load(fs.readFileSync(path.join(repoRoot, 'deploy', 'crds', file), 'utf8')) as CustomResourceDefinition;
+      await ensureCrd(crd, { client, logger: silentLogger() });
+    }
+  }
+
+  /** Creates a namespace unless it exists. */
+  async ensureNamespace(name: string): Promise<void> {
+    try {
+      await this.client<KubeObject>(resources.namespaces).create({ metadata: { name } });
+    } catch (err) {
+      if (!hasErrorCode(err, 'already_exists')) throw err;
+    }
   }
 
   cleanup(): void {

@@ -4,17 +4,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import yaml from 'js-yaml';
-import { silentLogger } from '../../lib/logger.ts';
 import { hasErrorCode } from '../../lib/errors.ts';
-import { ensureCrd } from '../../lib/kube/ensure-crd.ts';
 import { resources } from '../../lib/kube/resources.ts';
 import type { CoreEvent } from '../../lib/kube/types/core.ts';
-import type { CustomResourceDefinition } from '../../lib/kube/types/crd.ts';
-import type { KubeObject } from '../../lib/kube/types/meta.ts';
 import { cstorResources, cvrFinalizer, type CStorPool, type CStorVolumeReplica } from '../../cstor-pool/reconciler/types.ts';
 import type { ReplicaInfo } from '../../cstor-pool/store/types.ts';
-import { repoRoot, startDaemon, type Daemon } from '../support/daemon.ts';
+import { startDaemon, type Daemon } from '../support/daemon.ts';
 import { KubeLiteHarness } from '../lib-kube/kube-lite-harness.ts';
 
 export const ns = 'openebs';
@@ -27,16 +22,8 @@ export class PoolWorld {
 
   async start(): Promise<void> {
     await this.kl.start();
-    const crds = this.kl.client<CustomResourceDefinition>(resources.customResourceDefinitions);
-    for (const file of ['cstorpools.openebs.io.yaml', 'cstorvolumereplicas.openebs.io.yaml']) {
-      const crd = yaml.load(fs.readFileSync(path.join(repoRoot, 'deploy', 'crds', file), 'utf8')) as CustomResourceDefinition;
-      await ensureCrd(crd, { client: crds, logger: silentLogger() });
-    }
-    try {
-      await this.kl.client<KubeObject>(resources.namespaces).create({ metadata: { name: ns } });
-    } catch (err) {
-      if (!hasErrorCode(err, 'already_exists')) throw err;
-    }
+    await this.kl.applyCrds(['cstorpools.openebs.io.yaml', 'cstorvolumereplicas.openebs.io.yaml']);
+    await this.kl.ensureNamespace(ns);
   }
 
   get cvrs() {

@@ -5,16 +5,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import yaml from 'js-yaml';
-import { silentLogger } from '../../lib/logger.ts';
 import { hasErrorCode } from '../../lib/errors.ts';
-import { ensureCrd } from '../../lib/kube/ensure-crd.ts';
 import { resources } from '../../lib/kube/resources.ts';
 import type { CoreEvent } from '../../lib/kube/types/core.ts';
-import type { CustomResourceDefinition } from '../../lib/kube/types/crd.ts';
-import type { KubeObject } from '../../lib/kube/types/meta.ts';
 import { cstorResources, type CStorPool, type CStorVolume, type CStorVolumeReplica } from '../../cstor-target/reconciler/types.ts';
-import { repoRoot, startDaemon, type Daemon } from '../support/daemon.ts';
+import { startDaemon, type Daemon } from '../support/daemon.ts';
 import { KubeLiteHarness } from '../lib-kube/kube-lite-harness.ts';
 
 export const ns = 'openebs';
@@ -28,16 +23,8 @@ export class TargetWorld {
 
   async start(): Promise<void> {
     await this.kl.start();
-    const crds = this.kl.client<CustomResourceDefinition>(resources.customResourceDefinitions);
-    for (const file of ['cstorpools.openebs.io.yaml', 'cstorvolumereplicas.openebs.io.yaml', 'cstorvolumes.openebs.io.yaml']) {
-      const crd = yaml.load(fs.readFileSync(path.join(repoRoot, 'deploy', 'crds', file), 'utf8')) as CustomResourceDefinition;
-      await ensureCrd(crd, { client: crds, logger: silentLogger() });
-    }
-    try {
-      await this.kl.client<KubeObject>(resources.namespaces).create({ metadata: { name: ns } });
-    } catch (err) {
-      if (!hasErrorCode(err, 'already_exists')) throw err;
-    }
+    await this.kl.applyCrds(['cstorpools.openebs.io.yaml', 'cstorvolumereplicas.openebs.io.yaml', 'cstorvolumes.openebs.io.yaml']);
+    await this.kl.ensureNamespace(ns);
   }
 
   get cvs() {
