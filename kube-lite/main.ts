@@ -1,9 +1,10 @@
 // `cstor kube-lite`: the embedded Kubernetes API server for development and tests.
 import path from 'node:path';
 import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
-import { CstorError, describeError } from '../lib/errors.ts';
+import { CstorError } from '../lib/errors.ts';
 import { announceListening } from '../lib/listen.ts';
 import { createLogger } from '../lib/logger.ts';
+import { shutdown, waitForSignal } from '../lib/shutdown.ts';
 import { startKubeLite } from './server.ts';
 
 const spec = {
@@ -42,17 +43,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   announceListening(logger, 'api', kl.address);
   logger.info('kubeconfig written', { path: kl.kubeconfigPath, server: kl.url });
 
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      logger.info('shutting down', { signal });
-      kl.close()
-        .catch((err: unknown) => logger.error('shutdown failed', { error: describeError(err) }))
-        .finally(resolve);
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await waitForSignal(logger);
+  await shutdown(logger, 'kube-lite', () => kl.close());
 }

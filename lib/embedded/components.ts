@@ -51,6 +51,9 @@ const controllerFlags = (name: string) => (ctx: ComponentContext): Array<[string
     ['--kubeconfig', ctx.kubeconfig],
     ['--namespace', ctx.namespace],
     ['--metrics', hp(ctx.host, ctx.port(name, 'metrics'))],
+    // One replica of each runs here, restarted only after it exited: a stable leader identity lets
+    // the restarted process take its own Lease back at once instead of waiting for it to expire.
+    ['--identity', `embedded-${name}`],
   ];
   const mapi = mapiUrl(ctx);
   if (mapi) flags.push(['--mapi-addr', mapi]);
