@@ -2,10 +2,9 @@
 // (resourceVersion conflicts on patches that carry one, the status subresource, finalizers and
 // deletionTimestamp), a replica store with clone sources and snapshots, an Event sink, a log
 // of every call, and error injection per operation.
-import { applyMergePatch } from '../../lib/json-merge-patch.ts';
 import { CstorError } from '../../lib/errors.ts';
 import { silentLogger } from '../../lib/logger.ts';
-import { FakeClock } from '../../lib/kube/fake-clock.ts';
+import { FakeApiWorld } from '../../lib/kube/fake-api-world.ts';
 import type { KubeList } from '../../lib/kube/types/meta.ts';
 import type { CreateReplicaOptions, ReplicaInfo } from '../store/types.ts';
 import type { ReplicaMode } from '../../lib/replica-protocol/types.ts';
@@ -15,35 +14,17 @@ import { cvrAnnotations, cvrFinalizer, cvrLabels, type CStorVolumeReplica } from
 
 type Json = Record<string, unknown>;
 
-export interface RecordedEvent {
-  object: string;
-  type: string;
-  reason: string;
-  message: string;
-}
+export type { RecordedEvent } from '../../lib/kube/fake-api-world.ts';
 
 export const poolName = 'pool-a';
 export const ns = 'openebs';
 
-export class FakeWorld {
-  readonly clock = new FakeClock(Date.parse('2026-01-02T03:04:05Z'));
+export class FakeWorld extends FakeApiWorld {
   readonly cvrs = new Map<string, CStorVolumeReplica>();
   readonly replicas = new Map<string, ReplicaInfo>();
   readonly owned = new MemoryOwnedReplicas();
-  readonly events: RecordedEvent[] = [];
-  readonly calls: string[] = [];
   readonly dropped: string[] = [];
   storeChanges = 0;
-  private readonly faults = new Map<string, CstorError[]>();
-  private rv = 100;
-  private uidSeq = 0;
-
-  /** The next `times` calls of `op` (e.g. "store.createReplica", "cvrs.patchStatus") fail with `err`. */
-  failNext(op: string, err: CstorError, times = 1): void {
-    const list = this.faults.get(op) ?? [];
-    for (let i = 0; i < times; i++) list.push(err);
-    this.faults.set(op, list);
-  }
 
   /** A CVR as the CAS templates create it (finalizer set), plus overrides. */
   addCvr(volume: string, o: { capacity?: string; clone?: { source: string; snapshot: string }; finalizer?: boolean; labels?: Json; deleting?: boolean; status?: CStorVolumeReplica['status']; pool?: string } = {}): CStorVolumeReplica {
@@ -65,7 +46,7 @@ export class FakeWorld {
       metadata: {
         name,
         namespace: ns,
-        uid: `uid-${++this.uidSeq}`,
+        uid: this.nextUid(),
         resourceVersion: this.nextRv(),
         labels,
         annotations,
@@ -171,39 +152,7 @@ export class FakeWorld {
     });
   }
 
-  private call(op: string, what: string): void {
-    this.calls.push(`${op} ${what}`);
-    this.fault(op);
-  }
-
-  private fault(op: string): void {
-    const err = this.faults.get(op)?.shift();
-    if (err) throw err;
-  }
-
   private patch(key: string, patch: Json, status: boolean): CStorVolumeReplica {
-    const cur = this.cvrs.get(key);
-    if (!cur) throw new CstorError('not_found', `cstorvolumereplicas "${key}" not found`);
-    const meta = patch.metadata as Json | undefined;
-    if (meta?.resourceVersion !== undefined && meta.resourceVersion !== cur.metadata.resourceVersion) {
-      throw new CstorError('conflict', `Operation cannot be fulfilled on cstorvolumereplicas "${key}": the object has been modified`);
-    }
-    const body = JSON.parse(JSON.stringify(status ? { status: patch.status } : patch)) as Json;
-    if (!status) {
-      delete body.status;
-      if (body.metadata) delete (body.metadata as Json).resourceVersion;
-    }
-    const next = applyMergePatch(cur, body) as CStorVolumeReplica;
-    next.metadata.resourceVersion = this.nextRv();
-    if (next.metadata.deletionTimestamp && (next.metadata.finalizers ?? []).length === 0) {
-      this.cvrs.delete(key);
-      return next;
-    }
-    this.cvrs.set(key, next);
-    return structuredClone(next);
-  }
-
-  private nextRv(): string {
-    return String(++this.rv);
+    return this.patchIn(this.cvrs, 'cstorvolumereplicas', key, patch, status);
   }
 }

@@ -2,10 +2,9 @@
 // CStorVolume API (resourceVersion conflicts on patches that carry one, the status
 // subresource), caches of CVRs and CStorPools, a volume engine recording serve/stop calls with a
 // settable status, an Event sink, a log of every call, and error injection per operation.
-import { applyMergePatch } from '../../lib/json-merge-patch.ts';
 import { CstorError } from '../../lib/errors.ts';
 import { silentLogger } from '../../lib/logger.ts';
-import { FakeClock } from '../../lib/kube/fake-clock.ts';
+import { FakeApiWorld } from '../../lib/kube/fake-api-world.ts';
 import type { VolumeSpec } from '../mgmt/volume-manager.ts';
 import type { ReplicaStatusView, VolumeStatus } from '../replication/replicated-volume.ts';
 import { VolumeSyncer, type CvClient, type EventSink, type VolumeEngine } from './volume-sync.ts';
@@ -13,37 +12,19 @@ import { cvFinalizer, cvrLabels, type CStorPool, type CStorVolume, type CStorVol
 
 type Json = Record<string, unknown>;
 
-export interface RecordedEvent {
-  object: string;
-  type: string;
-  reason: string;
-  message: string;
-}
+export type { RecordedEvent } from '../../lib/kube/fake-api-world.ts';
 
 export const ns = 'openebs';
 export const me = '10.0.0.5';
 
-export class FakeTargetWorld {
-  readonly clock = new FakeClock(Date.parse('2026-01-02T03:04:05Z'));
+export class FakeTargetWorld extends FakeApiWorld {
   readonly cvs = new Map<string, CStorVolume>();
   readonly cvrs: CStorVolumeReplica[] = [];
   readonly pools = new Map<string, CStorPool>();
   readonly served = new Map<string, VolumeSpec>();
   readonly statuses = new Map<string, VolumeStatus>();
-  readonly events: RecordedEvent[] = [];
-  readonly calls: string[] = [];
   readonly enqueued: string[] = [];
   readonly watchers = new Map<string, () => void>();
-  private readonly faults = new Map<string, CstorError[]>();
-  private rv = 100;
-  private uidSeq = 0;
-
-  /** The next `times` calls of `op` (e.g. "engine.serve", "cvs.patchStatus") fail with `err`. */
-  failNext(op: string, err: CstorError, times = 1): void {
-    const list = this.faults.get(op) ?? [];
-    for (let i = 0; i < times; i++) list.push(err);
-    this.faults.set(op, list);
-  }
 
   /** A CStorVolume as the CAS volume create template writes it, plus overrides. */
   addCv(name: string, o: { spec?: Partial<CvSpec> & Json; finalizer?: boolean; deleting?: boolean; annotations?: Record<string, string>; status?: CStorVolume['status'] } = {}): CStorVolume {
@@ -53,7 +34,7 @@ export class FakeTargetWorld {
       metadata: {
         name,
         namespace: ns,
-        uid: `uid-${++this.uidSeq}`,
+        uid: this.nextUid(),
         resourceVersion: this.nextRv(),
         labels: { 'openebs.io/persistent-volume': name, 'openebs.io/cas-type': 'cstor' },
         ...(o.annotations ? { annotations: o.annotations } : {}),
@@ -178,33 +159,7 @@ export class FakeTargetWorld {
     });
   }
 
-  private nextRv(): string {
-    return String(++this.rv);
-  }
-
-  private call(op: string, what: string): void {
-    this.calls.push(`${op} ${what}`);
-    const err = this.faults.get(op)?.shift();
-    if (err) throw err;
-  }
-
   private patch(key: string, patch: Json, status: boolean): CStorVolume {
-    const cur = this.cvs.get(key);
-    if (!cur) throw new CstorError('not_found', `cstorvolumes "${key}" not found`);
-    const meta = patch.metadata as Json | undefined;
-    if (meta?.resourceVersion !== undefined && meta.resourceVersion !== cur.metadata.resourceVersion) {
-      throw new CstorError('conflict', `Operation cannot be fulfilled on cstorvolumes "${key}": the object has been modified`);
-    }
-    const body = JSON.parse(JSON.stringify(status ? { status: patch.status } : patch)) as Json;
-    if (body.metadata) delete (body.metadata as Json).resourceVersion;
-    const next = applyMergePatch(cur, body) as CStorVolume;
-    next.metadata.resourceVersion = this.nextRv();
-    // A deleting object whose last finalizer goes is gone.
-    if (next.metadata.deletionTimestamp && (next.metadata.finalizers ?? []).length === 0) {
-      this.cvs.delete(key);
-      return next;
-    }
-    this.cvs.set(key, next);
-    return structuredClone(next);
+    return this.patchIn(this.cvs, 'cstorvolumes', key, patch, status);
   }
 }
