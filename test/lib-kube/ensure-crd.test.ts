@@ -5,8 +5,7 @@ import { ensureCrd } from '../../lib/kube/ensure-crd.ts';
 import { resources } from '../../lib/kube/resources.ts';
 import type { CustomResourceDefinition } from '../../lib/kube/types/crd.ts';
 import type { VolumeSnapshot } from '../../lib/kube/types/volume-snapshot.ts';
-import { stopAll } from '../support/daemon.ts';
-import { KubeLiteHarness } from './kube-lite-harness.ts';
+import { kubeLiteForSuite } from './kube-lite-harness.ts';
 
 const snapshotCrd: CustomResourceDefinition = {
   apiVersion: 'apiextensions.k8s.io/v1',
@@ -30,14 +29,7 @@ const snapshotCrd: CustomResourceDefinition = {
 
 describe('lib/kube ensureCrd and custom resources against kube-lite', function () {
   this.timeout(60_000);
-  const kl = new KubeLiteHarness();
-  before(async () => {
-    await kl.start();
-  });
-  after(async () => {
-    await stopAll();
-    kl.cleanup();
-  });
+  const kl = kubeLiteForSuite();
 
   it('installs the CRD once, waits for Established, then serves the resource with its status subresource', async () => {
     const crds = kl.client<CustomResourceDefinition>(resources.customResourceDefinitions);

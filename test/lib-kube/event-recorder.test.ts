@@ -5,19 +5,11 @@ import { silentLogger } from '../../lib/logger.ts';
 import { EventRecorder } from '../../lib/kube/event-recorder.ts';
 import { resources } from '../../lib/kube/resources.ts';
 import type { CoreEvent, PersistentVolumeClaim } from '../../lib/kube/types/core.ts';
-import { stopAll } from '../support/daemon.ts';
-import { KubeLiteHarness } from './kube-lite-harness.ts';
+import { kubeLiteForSuite } from './kube-lite-harness.ts';
 
 describe('lib/kube event recorder against kube-lite', function () {
   this.timeout(60_000);
-  const kl = new KubeLiteHarness();
-  before(async () => {
-    await kl.start();
-  });
-  after(async () => {
-    await stopAll();
-    kl.cleanup();
-  });
+  const kl = kubeLiteForSuite();
 
   it('creates Events and aggregates repeats by bumping count', async () => {
     const claims = kl.client<PersistentVolumeClaim>(resources.persistentVolumeClaims);

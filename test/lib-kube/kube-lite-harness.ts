@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { repoRoot, startDaemon, type Daemon } from '../support/daemon.ts';
+import { repoRoot, startDaemon, stopAll, type Daemon } from '../support/daemon.ts';
 import { hasErrorCode } from '../../lib/errors.ts';
 import { ensureCrd } from '../../lib/kube/ensure-crd.ts';
 import { resources } from '../../lib/kube/resources.ts';
@@ -100,4 +100,17 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${describe()}` : ''}`);
+}
+
+/** A kube-lite started before the calling mocha suite and stopped (with every daemon) after it. */
+export function kubeLiteForSuite(): KubeLiteHarness {
+  const kl = new KubeLiteHarness();
+  before(async () => {
+    await kl.start();
+  });
+  after(async () => {
+    await stopAll();
+    kl.cleanup();
+  });
+  return kl;
 }
