@@ -12,6 +12,7 @@ import type { ApiMetrics } from './metrics.ts';
 import { coreVersions, group, groupList, resourceList, serverVersion } from './discovery.ts';
 import { Operations, type DeleteOptions } from './operations.ts';
 import { patchTypeOf } from './patch.ts';
+import { decodeKubeProtobuf, protobufContentType } from './protobuf/decode.ts';
 import { parsePath, type ResourcePath } from './router.ts';
 import { badRequest, failure, methodNotAllowed, notFound, statusFromError, unsupportedMediaType } from './status.ts';
 import { serveWatch } from './watch.ts';
@@ -73,6 +74,11 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 async function parseBody(req: IncomingMessage): Promise<unknown> {
   const raw = await readBody(req);
   const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+  if (ct === protobufContentType) {
+    // kubectl's generators (`kubectl create namespace|configmap|secret|serviceaccount|service`).
+    if (raw.length === 0) throw badRequest('the request body is empty');
+    return decodeKubeProtobuf(raw);
+  }
   const text = raw.toString('utf8');
   if (text.trim() === '') throw badRequest('the request body is empty');
   if (ct === 'application/yaml' || ct === 'application/apply-patch+yaml') {
@@ -82,7 +88,7 @@ async function parseBody(req: IncomingMessage): Promise<unknown> {
       throw badRequest(`the request body is not valid YAML: ${(err as Error).message}`);
     }
   }
-  if (ct.includes('protobuf')) throw unsupportedMediaType('kube-lite accepts JSON and YAML bodies, not protobuf');
+  if (ct.includes('protobuf')) throw unsupportedMediaType(`kube-lite accepts JSON, YAML and ${protobufContentType} bodies, not ${ct}`);
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {

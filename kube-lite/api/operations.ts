@@ -154,6 +154,15 @@ export class Operations {
     return undefined;
   }
 
+  usedNodePorts(): Set<number> {
+    const used = new Set<number>();
+    for (const svc of this.store.list('/services')) {
+      const ports = isJsonObject(svc.spec) && Array.isArray(svc.spec.ports) ? svc.spec.ports : [];
+      for (const p of ports) if (isJsonObject(p) && typeof p.nodePort === 'number') used.add(p.nodePort);
+    }
+    return used;
+  }
+
   async create(info: ResourceInfo, namespace: string | undefined, body: unknown, opts: WriteOptions & { version?: string } = {}): Promise<KubeObject> {
     const o = this.checkBody(info, opts.version ?? info.versions[0]!, body);
     if (opts.subresource) throw methodNotAllowed(`create is not allowed on ${info.resource}/${opts.subresource}`);

@@ -15,6 +15,22 @@ function spec(o: KubeObject): JsonObject {
 export interface DefaultsContext {
   /** The name of the StorageClass marked default, if any. */
   defaultStorageClass(): string | undefined;
+  /** The node ports Services hold (NodePort and LoadBalancer types get one per port, as in Kubernetes). */
+  usedNodePorts(): Set<number>;
+}
+
+const nodePortMin = 30000;
+const nodePortMax = 32767;
+
+/** A free port of the default service-node-port-range 30000–32767, from a random start; undefined when full. */
+function allocateNodePort(used: Set<number>): number | undefined {
+  const span = nodePortMax - nodePortMin + 1;
+  const start = randomInt(0, span);
+  for (let i = 0; i < span; i++) {
+    const p = nodePortMin + ((start + i) % span);
+    if (!used.has(p)) return p;
+  }
+  return undefined;
 }
 
 /** Fills defaults in place on a new object (status of types with a status subresource included). */
@@ -59,12 +75,28 @@ export function applyCreateDefaults(info: ResourceInfo, o: KubeObject, ctx: Defa
       s.sessionAffinity ??= 'None';
       if (s.clusterIP === undefined && s.type !== 'ExternalName') s.clusterIP = `10.96.${randomInt(0, 256)}.${randomInt(1, 255)}`;
       if (typeof s.clusterIP === 'string' && s.clusterIP !== 'None') s.clusterIPs ??= [s.clusterIP];
+      const needsNodePorts = s.type === 'NodePort' || s.type === 'LoadBalancer';
+      const used = needsNodePorts ? ctx.usedNodePorts() : new Set<number>();
       if (Array.isArray(s.ports)) {
         for (const p of s.ports) if (isJsonObject(p)) {
           p.protocol ??= 'TCP';
           p.targetPort ??= p.port;
+          if (needsNodePorts && p.nodePort === undefined) {
+            const np = allocateNodePort(used);
+            if (np !== undefined) {
+              p.nodePort = np;
+              used.add(np);
+            }
+          }
         }
       }
+      if (s.type === 'LoadBalancer') s.allocateLoadBalancerNodePorts ??= true;
+      if (s.type !== 'ExternalName') {
+        s.ipFamilies ??= ['IPv4'];
+        s.ipFamilyPolicy ??= 'SingleStack';
+        s.internalTrafficPolicy ??= 'Cluster';
+      }
+      if (needsNodePorts) s.externalTrafficPolicy ??= 'Cluster';
       o.status = { loadBalancer: {} };
       break;
     }

@@ -84,6 +84,7 @@ const builtinSpecs: BuiltinSpec[] = [
   { group: '', version: 'v1', resource: 'endpoints', kind: 'Endpoints', namespaced: true, shortNames: ['ep'] },
   { group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true, fields: fieldsOf('type') },
   { group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true, shortNames: ['cm'] },
+  { group: '', version: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, shortNames: ['sa'] },
   {
     group: '',
     version: 'v1',

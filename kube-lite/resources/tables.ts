@@ -143,12 +143,27 @@ const builtinColumns: Record<string, ColumnSpec[]> = {
     nameCol,
     { name: 'Type', cell: (o) => s(o, 'spec.type', '') },
     { name: 'Cluster-IP', cell: (o) => s(o, 'spec.clusterIP') },
-    { name: 'External-IP', cell: (o) => (Array.isArray(at(o, 'spec.externalIPs')) ? (at(o, 'spec.externalIPs') as string[]).join(',') : '<none>') },
+    {
+      name: 'External-IP',
+      cell: (o) => {
+        // As kubectl prints it: the external name, load-balancer ingress (or <pending>), externalIPs.
+        if (s(o, 'spec.type', '') === 'ExternalName') return s(o, 'spec.externalName');
+        const ext = at(o, 'spec.externalIPs');
+        const ips = Array.isArray(ext) ? ext.map(String) : [];
+        if (s(o, 'spec.type', '') === 'LoadBalancer') {
+          const ingress = at(o, 'status.loadBalancer.ingress');
+          for (const i of Array.isArray(ingress) ? ingress : []) if (isJsonObject(i)) ips.push(String(i.ip ?? i.hostname ?? ''));
+          return ips.length ? ips.join(',') : '<pending>';
+        }
+        return ips.length ? ips.join(',') : '<none>';
+      },
+    },
     {
       name: 'Port(s)',
       cell: (o) => {
         const ports = at(o, 'spec.ports');
-        return Array.isArray(ports) && ports.length ? ports.map((p) => (isJsonObject(p) ? `${String(p.port)}/${String(p.protocol ?? 'TCP')}` : '')).join(',') : '<none>';
+        const one = (p: unknown): string => (isJsonObject(p) ? `${String(p.port)}${p.nodePort !== undefined ? `:${String(p.nodePort)}` : ''}/${String(p.protocol ?? 'TCP')}` : '');
+        return Array.isArray(ports) && ports.length ? ports.map(one).join(',') : '<none>';
       },
     },
     ageCol,
@@ -171,6 +186,7 @@ const builtinColumns: Record<string, ColumnSpec[]> = {
     ageCol,
   ],
   '/secrets': [nameCol, { name: 'Type', cell: (o) => s(o, 'type', '') }, { name: 'Data', type: 'integer', cell: (o) => count(o.data) }, ageCol],
+  '/serviceaccounts': [nameCol, { name: 'Secrets', type: 'integer', cell: (o) => (Array.isArray(o.secrets) ? o.secrets.length : 0) }, ageCol],
   '/configmaps': [nameCol, { name: 'Data', type: 'integer', cell: (o) => count(o.data) + count(o.binaryData) }, ageCol],
   '/events': [
     {

@@ -27,7 +27,10 @@ describe('kube-lite bad input', function () {
     { what: 'a missing name', body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}', status: 422, reason: 'Invalid', message: /metadata.name: Required value: name or generateName is required/ },
     { what: 'a namespace mismatch', body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"kube-system"}}', status: 400, reason: 'BadRequest', message: /does not match the namespace sent on the request/ },
     { what: 'an empty body', body: '', status: 400, reason: 'BadRequest', message: /empty/ },
-    { what: 'protobuf', body: 'xx', contentType: 'application/vnd.kubernetes.protobuf', status: 415, reason: 'UnsupportedMediaType', message: /JSON and YAML/ },
+    { what: 'malformed protobuf', body: 'xx', contentType: 'application/vnd.kubernetes.protobuf', status: 400, reason: 'BadRequest', message: /protobuf request body is malformed: it does not start with the 4-byte magic/ },
+    { what: 'truncated protobuf', body: 'k8s\u0000\u000a\u000f\u000a', contentType: 'application/vnd.kubernetes.protobuf', status: 400, reason: 'BadRequest', message: /protobuf request body is malformed: Unknown: field 1 at offset 0 declares 15 bytes/ },
+    { what: 'an empty protobuf body', body: '', contentType: 'application/vnd.kubernetes.protobuf', status: 400, reason: 'BadRequest', message: /empty/ },
+    { what: 'another protobuf media type', body: 'xx', contentType: 'application/x-protobuf', status: 415, reason: 'UnsupportedMediaType', message: /not application\/x-protobuf/ },
   ];
   for (const c of cases) {
     it(`refuses ${c.what} with ${c.status} ${c.reason}`, async () => {

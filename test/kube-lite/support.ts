@@ -54,7 +54,8 @@ export interface RawResponse {
 
 export interface RawRequest {
   method?: string;
-  body?: string;
+  /** A string is sent as UTF-8; a Buffer as is (protobuf bodies). */
+  body?: string | Buffer;
   contentType?: string;
   accept?: string;
   /** undefined = the right token; null = no Authorization header. */
@@ -69,7 +70,7 @@ export function raw(kl: KubeLiteProc, p: string, req: RawRequest = {}): Promise<
     if (token !== null) headers.Authorization = `Bearer ${token}`;
     if (req.body !== undefined) {
       headers['Content-Type'] = req.contentType ?? 'application/json';
-      headers['Content-Length'] = String(Buffer.byteLength(req.body));
+      headers['Content-Length'] = String(typeof req.body === 'string' ? Buffer.byteLength(req.body) : req.body.length);
     }
     const r = https.request(u, { method: req.method ?? 'GET', headers, ca: kl.ca }, (res) => {
       const chunks: Buffer[] = [];
