@@ -32,6 +32,12 @@ describe('cstor mapi: config', () => {
     expect(message).to.include('--log-format must be json or text');
   });
 
+  it('--template-cache: off by default (reads at every run), watch on request, anything else refused', () => {
+    expect(mapiConfig([], {})?.templateCache).to.equal('off');
+    expect(mapiConfig(['--template-cache', 'watch'], {})?.templateCache).to.equal('watch');
+    expect(() => mapiConfig(['--template-cache', 'always'], {})).to.throw(CstorError, '--template-cache "always" must be watch or off');
+  });
+
   it('refuses unknown flags', () => {
     expect(() => mapiConfig(['--frob'], {})).to.throw(CstorError, /--frob/);
   });

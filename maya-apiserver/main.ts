@@ -10,9 +10,10 @@ import type { CustomResourceDefinition } from '../lib/kube/types/crd.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createRegistry, operationMetrics } from '../lib/metrics.ts';
-import { AxiosHttpCaller } from './cas/axios-http-caller.ts';
 import { CasEngine } from './cas/engine.ts';
+import { NodeHttpCaller } from './cas/node-http-caller.ts';
 import { TransportKubeObjects } from './cas/transport-kube-objects.ts';
+import { templateCacheKinds, WatchedObjects } from './cas/watched-objects.ts';
 import { CasFlows } from './flows/cas-flows.ts';
 import { createMapiApp } from './server/app.ts';
 import { bootstrap } from './server/bootstrap.ts';
@@ -29,6 +30,13 @@ const spec = {
     'target-ip': { type: 'string', value: 'IP', description: 'The target IP written into new volumes (env TARGET_IP; default: the host of --target-portal).' },
     'skip-install': { type: 'boolean', description: 'Do not install CRDs and CAS templates at start (they must exist).' },
     'http-timeout': { type: 'string', default: '30000', value: 'MS', description: 'Deadline of each call to a target mgmt API.' },
+    'template-cache': {
+      type: 'string',
+      default: 'off',
+      value: 'MODE',
+      description:
+        'off: read CASTemplates, RunTasks, PVs and StorageClasses from the API server on every run (an edit changes the very next run); watch: from a watch-fed cache while its watch is live (half the CPU; an edit changes the runs that start once its watch event has arrived).',
+    },
     'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
     'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
   },
@@ -49,6 +57,7 @@ export interface MapiConfig {
   targetMgmtAddress?: string;
   install: boolean;
   httpTimeoutMs: number;
+  templateCache: 'watch' | 'off';
   logLevel: string;
   logFormat: 'json' | 'text';
 }
@@ -79,6 +88,8 @@ export function mapiConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rea
   const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
   if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
   if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push('--log-format must be json or text');
+  const templateCache = opts['template-cache'];
+  if (templateCache !== 'watch' && templateCache !== 'off') problems.push(`--template-cache "${templateCache}" must be watch or off`);
   if (problems.length > 0) throw new CstorError('invalid', `cstor mapi: ${problems.join('; ')}`);
   const targetIP = opts['target-ip'] ?? env.TARGET_IP ?? portal?.host;
   return Object.freeze({
@@ -90,6 +101,7 @@ export function mapiConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rea
     ...(mgmtValue ? { targetMgmtAddress: mgmtValue } : {}),
     install: !opts['skip-install'],
     httpTimeoutMs,
+    templateCache: templateCache as 'watch' | 'off',
     logLevel,
     logFormat: opts['log-format'] as 'json' | 'text',
   });
@@ -119,19 +131,31 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
 
   const registry = createRegistry('maya-apiserver');
+  const watched =
+    config.templateCache === 'watch' ? new WatchedObjects({ kinds: templateCacheKinds(clients, config.namespace), fallback: kube, logger, registry }) : undefined;
+  if (watched) {
+    watched.start();
+    // Serving before the first lists complete is fine (reads go to the API server meanwhile).
+    const synced = await watched.waitForSync(5000);
+    logger.info('template cache', { mode: 'watch', synced });
+  } else {
+    logger.info('template cache', { mode: 'off' });
+  }
   const env2: Record<string, string> = {};
   if (config.targetIP) env2['targetIP'] = config.targetIP;
   if (config.targetPortal) env2['targetPortal'] = config.targetPortal;
   if (config.targetMgmtAddress) env2['targetMgmtAddress'] = config.targetMgmtAddress;
+  const mgmtHttp = new NodeHttpCaller({ timeoutMs: config.httpTimeoutMs });
   const engine = new CasEngine({
     kube,
-    http: new AxiosHttpCaller(config.httpTimeoutMs),
+    http: mgmtHttp,
     logger,
     namespace: config.namespace,
     env: env2,
     metrics: operationMetrics(registry, 'mapi_cas'),
+    ...(watched ? { templates: watched } : {}),
   });
-  const flows = new CasFlows({ engine, kube, logger });
+  const flows = new CasFlows({ engine, kube, logger, ...(watched ? { reader: watched } : {}) });
   let healthy = true;
   const app = createMapiApp({ flows, logger, registry, metrics: operationMetrics(registry, 'mapi'), isHealthy: () => healthy });
   const server = http.createServer(app);
@@ -146,4 +170,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   } catch (err) {
     logger.warn('closing the REST listener failed', { error: describeError(err) });
   }
+  await watched?.stop();
+  mgmtHttp.close();
 }

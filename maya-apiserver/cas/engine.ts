@@ -10,6 +10,7 @@ import { createFunctions } from './functions.ts';
 import { checkTemplate, parseCasTemplate, type CasTemplateDef, type LoadedTemplate } from './cas-template.ts';
 import { parseRunTask, type HttpCall, type RunTaskDef, type TargetSpec, type TaskAction } from './run-task.ts';
 import { evalExpr, renderValue } from './template-value.ts';
+import type { ObjectReader } from './watched-objects.ts';
 import {
   describeRef,
   isJsonObject,
@@ -38,6 +39,12 @@ export interface CasEngineOptions {
   uuid?: () => string;
   /** Times each run, by template name (e.g. operationMetrics(registry, 'mapi_cas')). */
   metrics?: OperationMetrics;
+  /**
+   * Where CASTemplates and RunTasks are read at the start of each run (default: `kube`, the API
+   * server). m-apiserver passes a WatchedObjects (./watched-objects.ts): the same reads, answered
+   * from a watch-fed cache while its watch is live.
+   */
+  templates?: ObjectReader;
 }
 
 export interface RunOptions {
@@ -48,6 +55,11 @@ export interface RunOptions {
   /** Context for this run's log lines (e.g. {volume}). */
   logContext?: Record<string, string>;
   signal?: AbortSignal;
+  /**
+   * The template, already being read for this run by `load(templateName)` (the flows start
+   * reading the default template while they look up the StorageClass that picks it).
+   */
+  loaded?: Promise<LoadedTemplate>;
 }
 
 interface Undo {
@@ -56,6 +68,10 @@ interface Undo {
 }
 
 const maxWaitPolls = 100_000;
+
+function round2(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
 
 const callerCodes: ReadonlySet<ErrorCode> = new Set(['invalid', 'not_found', 'already_exists', 'conflict', 'not_ready']);
 
@@ -89,6 +105,9 @@ export class CasEngine {
   private readonly metrics: OperationMetrics | undefined;
   private readonly templateCache = new Map<string, { rv: string; def: CasTemplateDef }>();
   private readonly taskCache = new Map<string, { rv: string; def: RunTaskDef }>();
+  /** Checked templates by name, valid for one set of resourceVersions (template and tasks). */
+  private readonly loadedCache = new Map<string, { rvs: string; loaded: LoadedTemplate }>();
+  private readonly templates: ObjectReader;
 
   constructor(options: CasEngineOptions) {
     this.kube = options.kube;
@@ -99,30 +118,49 @@ export class CasEngine {
     this.env = { ...(options.env ?? {}), namespace: options.namespace };
     this.functions = createFunctions(options.uuid ? { clock: this.clock, uuid: options.uuid } : { clock: this.clock });
     this.metrics = options.metrics;
+    this.templates = options.templates ?? options.kube;
   }
 
-  /** Reads and checks a template and its RunTasks now (no caching beyond unchanged resourceVersions). */
+  /**
+   * Reads the template and its RunTasks now (through `templates`) and checks them; parsing and
+   * checking are skipped when every resourceVersion is one seen before. The RunTasks the template
+   * named last time are read together with the template (one round trip instead of two); when the
+   * template names others now, those are read once it has come.
+   */
   async load(templateName: string): Promise<LoadedTemplate> {
+    const last = this.loadedCache.get(templateName)?.loaded.template;
+    const guessedNamespace = last ? (last.taskNamespace ?? this.namespace) : undefined;
+    const guessed = new Map<string, Promise<KubeObject>>();
+    for (const name of last?.runTasks ?? []) {
+      const read = this.templates.get({ apiVersion: casApiVersion, kind: 'RunTask', namespace: guessedNamespace as string, name });
+      read.catch(() => undefined); // observed below, unless the template no longer names it
+      guessed.set(name, read);
+    }
     let object: KubeObject;
     try {
-      object = await this.kube.get({ apiVersion: casApiVersion, kind: 'CASTemplate', name: templateName });
+      object = await this.templates.get({ apiVersion: casApiVersion, kind: 'CASTemplate', name: templateName });
     } catch (err) {
       throw this.loadError(err, `CASTemplate ${templateName}`);
     }
     const template = this.cached(this.templateCache, object, () => this.asLoadError(() => parseCasTemplate(object)));
     const namespace = template.taskNamespace ?? this.namespace;
-    const tasks = await Promise.all(
+    const objects = await Promise.all(
       template.runTasks.map(async (name) => {
-        let task: KubeObject;
         try {
-          task = await this.kube.get({ apiVersion: casApiVersion, kind: 'RunTask', namespace, name });
+          const early = namespace === guessedNamespace ? guessed.get(name) : undefined;
+          return await (early ?? this.templates.get({ apiVersion: casApiVersion, kind: 'RunTask', namespace, name }));
         } catch (err) {
           throw this.loadError(err, `RunTask ${namespace}/${name} (named by CASTemplate ${templateName})`);
         }
-        return this.cached(this.taskCache, task, () => this.asLoadError(() => parseRunTask(task)));
       }),
     );
-    return this.asLoadError(() => checkTemplate(template, tasks));
+    const rvs = [object, ...objects].map((o) => (typeof o.metadata.resourceVersion === 'string' ? o.metadata.resourceVersion : '')).join(',');
+    const memo = this.loadedCache.get(templateName);
+    if (memo && memo.rvs === rvs && !rvs.split(',').includes('')) return memo.loaded;
+    const tasks = objects.map((task) => this.cached(this.taskCache, task, () => this.asLoadError(() => parseRunTask(task))));
+    const loaded = this.asLoadError(() => checkTemplate(template, tasks));
+    this.loadedCache.set(templateName, { rvs, loaded });
+    return loaded;
   }
 
   private cached<T>(cache: Map<string, { rv: string; def: T }>, object: KubeObject, parse: () => T): T {
@@ -159,8 +197,14 @@ export class CasEngine {
   }
 
   private async runOnce(templateName: string, options: RunOptions): Promise<Json> {
-    const { template, tasks } = await this.load(templateName);
+    const loadStarted = performance.now();
+    const { template, tasks } = await (options.loaded ?? this.load(templateName));
+    const loadMs = round2(performance.now() - loadStarted);
     const log = this.logger.child({ casTemplate: templateName, ...(options.logContext ?? {}) });
+    // Task by task: one info line per run (`tasks`: each task's outcome and time), and a line per
+    // task at debug level (they cost more than a fast flow's own work at info).
+    const debug = log.isDebugEnabled();
+    const trace: string[] = [];
     const started = this.clock.now();
     const vars = new Map<string, Json>([
       ['request', options.request],
@@ -170,17 +214,18 @@ export class CasEngine {
     ]);
     const env: EvalEnv = { vars, functions: this.functions };
     const undos: Undo[] = [];
-    log.info('cas run started', { tasks: tasks.length });
+    if (debug) log.debug('cas run started', { tasks: tasks.length, loadMs });
     for (const [index, task] of tasks.entries()) {
       const label = `task ${task.id} (${index + 1} of ${tasks.length})`;
-      const taskLog = log.child({ task: task.id, runTask: task.name });
-      const t0 = this.clock.now();
+      const taskLog = (): Logger => log.child({ task: task.id, runTask: task.name });
+      const t0 = performance.now();
       try {
         if (options.signal?.aborted) throw new CstorError('aborted', 'the run was cancelled');
         if (task.when && !isTruthy(evalExpr(task.when, env, 'spec.when'))) {
           // Skipped: its result is null, unless an earlier task saved a value under the same name.
           if (!vars.has(task.save)) vars.set(task.save, null);
-          taskLog.info('task skipped', { index: index + 1, when: task.when.src });
+          trace.push(`${task.id} skipped`);
+          if (debug) taskLog().debug('task skipped', { index: index + 1, when: task.when.src });
           continue;
         }
         let result: Json;
@@ -200,20 +245,24 @@ export class CasEngine {
           result = await this.runAction(task, env, undos, options.signal);
         }
         vars.set(task.save, result);
-        taskLog.info('task done', { index: index + 1, action: task.action.type, ms: this.clock.now() - t0 });
+        const ms = round2(performance.now() - t0);
+        trace.push(`${task.id} ${ms}ms`);
+        if (debug) taskLog().debug('task done', { index: index + 1, action: task.action.type, ms });
         if (task.stopIf && isTruthy(evalExpr(task.stopIf, env, 'spec.stopIf'))) {
-          taskLog.info('flow stops early', { stopIf: task.stopIf.src });
+          trace.push('stop');
+          if (debug) taskLog().debug('flow stops early', { stopIf: task.stopIf.src });
           break;
         }
       } catch (err) {
         const failure = this.taskError(err, task, label, env, templateName, index);
-        taskLog.info('task failed', { index: index + 1, code: failure.code, error: describeError(err) });
+        taskLog().info('task failed', { index: index + 1, code: failure.code, error: describeError(err) });
         vars.delete(task.as);
         const undone = undos.length;
         const rollbackProblems = await this.rollback(undos, log);
         // The caller's mistakes (bad input, missing or not-ready objects) are warnings; the rest errors.
         const level = callerCodes.has(failure.code) && rollbackProblems.length === 0 ? 'warn' : 'error';
-        log.log(level, 'cas run failed', { task: task.id, code: failure.code, error: failure.message, rolledBack: undone, ms: this.clock.now() - started });
+        trace.push(`${task.id} failed`);
+        log.log(level, 'cas run failed', { task: task.id, code: failure.code, error: failure.message, rolledBack: undone, ms: this.clock.now() - started, loadMs, tasks: trace.join(', ') });
         if (rollbackProblems.length === 0) throw failure;
         throw new CstorError(failure.code, `${failure.message}; rollback incomplete: ${rollbackProblems.join('; ')}`, {
           cause: failure.cause,
@@ -230,7 +279,7 @@ export class CasEngine {
       const suffix = rollbackProblems.length > 0 ? `; rollback incomplete: ${rollbackProblems.join('; ')}` : '';
       throw new CstorError(e.code, `CASTemplate ${templateName} output failed: ${e.message}${suffix}`, { cause: err });
     }
-    log.info('cas run succeeded', { ms: this.clock.now() - started });
+    log.info('cas run succeeded', { ms: this.clock.now() - started, loadMs, tasks: trace.join(', ') });
     return output;
   }
 

@@ -10,12 +10,18 @@ import type { CasEngine } from '../cas/engine.ts';
 import { quantityBytes } from '../cas/functions.ts';
 import { isJsonObject, type Json, type JsonObject, type KubeObject, type KubeObjects } from '../cas/ports.ts';
 import { templateNameFor, type CasFlow } from '../cas/template-names.ts';
+import type { ObjectReader } from '../cas/watched-objects.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 
 export interface CasFlowsOptions {
   engine: CasEngine;
   kube: KubeObjects;
   logger: Logger;
+  /**
+   * Reads of the StorageClass and PersistentVolume that pick a template (default: `kube`).
+   * m-apiserver passes its WatchedObjects (../cas/watched-objects.ts).
+   */
+  reader?: ObjectReader;
 }
 
 export interface VolumeQuery {
@@ -82,20 +88,20 @@ function checkCapacity(value: unknown, what: string): string {
 
 export class CasFlows {
   private readonly engine: CasEngine;
-  private readonly kube: KubeObjects;
+  private readonly reader: ObjectReader;
   private readonly logger: Logger;
   private readonly locks = new KeyedMutex();
 
   constructor(options: CasFlowsOptions) {
     this.engine = options.engine;
-    this.kube = options.kube;
+    this.reader = options.reader ?? options.kube;
     this.logger = options.logger;
   }
 
   private async storageClass(name: string | undefined): Promise<KubeObject | null> {
     if (name === undefined || name === '') return null;
     try {
-      return await this.kube.get({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', name });
+      return await this.reader.get({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', name });
     } catch (err) {
       if (hasErrorCode(err, 'not_found')) return null;
       throw err;
@@ -106,7 +112,7 @@ export class CasFlows {
   private async classOfVolume(volume: string, explicit: string | undefined): Promise<KubeObject | null> {
     if (explicit) return this.storageClass(explicit);
     try {
-      const pv = await this.kube.get({ apiVersion: 'v1', kind: 'PersistentVolume', name: volume });
+      const pv = await this.reader.get({ apiVersion: 'v1', kind: 'PersistentVolume', name: volume });
       const cls = field(pv, 'spec', 'storageClassName');
       return typeof cls === 'string' ? this.storageClass(cls) : null;
     } catch (err) {
@@ -115,10 +121,17 @@ export class CasFlows {
     }
   }
 
-  private run(flow: CasFlow, storageClass: KubeObject | null, request: Json, logContext: Record<string, string>): Promise<Json> {
-    const template = templateNameFor(flow, storageClass);
+  /**
+   * Runs the flow's template: the StorageClass's choice, else the default. The default template is
+   * read while the class is being looked up (one round trip less), and used when it is the choice.
+   */
+  private async run(flow: CasFlow, storageClass: Promise<KubeObject | null>, request: Json, logContext: Record<string, string>): Promise<Json> {
+    const defaultTemplate = templateNameFor(flow, null);
+    const early = this.engine.load(defaultTemplate);
+    early.catch(() => undefined); // observed by the run when it is the choice
+    const template = templateNameFor(flow, await storageClass);
     this.logger.debug('cas flow', { flow, template, ...logContext });
-    return this.engine.run(template, { request, logContext: { flow, ...logContext } });
+    return this.engine.run(template, { request, logContext: { flow, ...logContext }, ...(template === defaultTemplate ? { loaded: early } : {}) });
   }
 
   async createVolume(body: unknown): Promise<Json> {
@@ -136,27 +149,23 @@ export class CasFlows {
     }
     const className = field(req, 'metadata', 'labels', 'openebs.io/storageclass');
     return this.locks.run(name, async () => {
-      const sc = await this.storageClass(typeof className === 'string' ? className : undefined);
-      return this.run(isClone ? 'clone-volume' : 'create-volume', sc, req, { volume: name });
+      return this.run(isClone ? 'clone-volume' : 'create-volume', this.storageClass(typeof className === 'string' ? className : undefined), req, { volume: name });
     });
   }
 
   async readVolume(query: VolumeQuery): Promise<Json> {
     const name = checkVolumeName(query.name, 'the volume name');
-    const sc = await this.storageClass(query.storageClass);
-    return this.run('read-volume', sc, { metadata: { name, namespace: query.namespace ?? '' } }, { volume: name });
+    return this.run('read-volume', this.storageClass(query.storageClass), { metadata: { name, namespace: query.namespace ?? '' } }, { volume: name });
   }
 
   async listVolumes(query: Omit<VolumeQuery, 'name'>): Promise<Json> {
-    const sc = await this.storageClass(query.storageClass);
-    return this.run('list-volume', sc, { metadata: { namespace: query.namespace ?? '' } }, {});
+    return this.run('list-volume', this.storageClass(query.storageClass), { metadata: { namespace: query.namespace ?? '' } }, {});
   }
 
   async deleteVolume(query: VolumeQuery): Promise<Json> {
     const name = checkVolumeName(query.name, 'the volume name');
     return this.locks.run(name, async () => {
-      const sc = await this.storageClass(query.storageClass);
-      return this.run('delete-volume', sc, { metadata: { name, namespace: query.namespace ?? '' } }, { volume: name });
+      return this.run('delete-volume', this.storageClass(query.storageClass), { metadata: { name, namespace: query.namespace ?? '' } }, { volume: name });
     });
   }
 
@@ -169,8 +178,7 @@ export class CasFlows {
       throw bad(`spec.casType "${String(casType)}" is not supported: only cstor`);
     }
     return this.locks.run(volume, async () => {
-      const sc = await this.classOfVolume(volume, undefined);
-      return this.run('create-snapshot', sc, req, { volume, snapshot: name });
+      return this.run('create-snapshot', this.classOfVolume(volume, undefined), req, { volume, snapshot: name });
     });
   }
 
@@ -183,22 +191,19 @@ export class CasFlows {
   async readSnapshot(query: SnapshotQuery): Promise<Json> {
     const name = checkSnapshotName(query.name, 'the snapshot name');
     const volume = checkVolumeName(query.volume, 'the volume (query parameter volume)');
-    const sc = await this.classOfVolume(volume, query.storageClass);
-    return this.run('read-snapshot', sc, this.snapshotRequest(query, name), { volume, snapshot: name });
+    return this.run('read-snapshot', this.classOfVolume(volume, query.storageClass), this.snapshotRequest(query, name), { volume, snapshot: name });
   }
 
   async listSnapshots(query: Omit<SnapshotQuery, 'name'>): Promise<Json> {
     const volume = checkVolumeName(query.volume, 'the volume (query parameter volume)');
-    const sc = await this.classOfVolume(volume, query.storageClass);
-    return this.run('list-snapshot', sc, this.snapshotRequest(query, undefined), { volume });
+    return this.run('list-snapshot', this.classOfVolume(volume, query.storageClass), this.snapshotRequest(query, undefined), { volume });
   }
 
   async deleteSnapshot(query: SnapshotQuery): Promise<Json> {
     const name = checkSnapshotName(query.name, 'the snapshot name');
     const volume = checkVolumeName(query.volume, 'the volume (query parameter volume)');
     return this.locks.run(volume, async () => {
-      const sc = await this.classOfVolume(volume, query.storageClass);
-      return this.run('delete-snapshot', sc, this.snapshotRequest(query, name), { volume, snapshot: name });
+      return this.run('delete-snapshot', this.classOfVolume(volume, query.storageClass), this.snapshotRequest(query, name), { volume, snapshot: name });
     });
   }
 }

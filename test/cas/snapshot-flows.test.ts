@@ -28,9 +28,15 @@ describe('CAS snapshot flows', () => {
     expect(h.target.snapshotsOf('pvc-1')).to.deep.equal(['pvc-1_snap_1']);
     const post = h.target.calls.find((c) => c.method === 'POST');
     expect(post).to.deep.equal({ method: 'POST', url: `http://${targetMgmt}/v1/volumes/pvc-1/snapshots`, body: { name: 'pvc-1_snap_1' } });
-    // Logged task by task, with the template and task named.
-    const tasks = h.logLines().filter((l) => l['message'] === 'task done' && l['casTemplate'] === 'cstor-snapshot-create-default');
-    expect(tasks.map((l) => l['task'])).to.deep.equal(['volume', 'existing', 'healthy', 'snapshot']);
+    // POST first: on a Healthy volume the target's POST is the idempotency check; no list.
+    expect(h.target.calls.map((c) => c.method)).to.deep.equal(['POST']);
+    // Logged task by task, with the template and task named: a line per task (debug), and the
+    // run's summary (info) with each task's outcome.
+    const tasks = h.logLines().filter((l) => (l['message'] === 'task done' || l['message'] === 'task skipped') && l['casTemplate'] === 'cstor-snapshot-create-default');
+    expect(tasks.map((l) => `${String(l['task'])} ${String(l['message'])}`)).to.deep.equal(['volume task done', 'existing task skipped', 'healthy task done', 'snapshot task done']);
+    const summary = h.logLines().find((l) => l['message'] === 'cas run succeeded' && l['casTemplate'] === 'cstor-snapshot-create-default');
+    expect(summary?.['level']).to.equal('info');
+    expect(String(summary?.['tasks'])).to.match(/^volume [\d.]+ms, existing skipped, healthy [\d.]+ms, snapshot [\d.]+ms$/);
   });
 
   it('create twice: one backend snapshot, the same answer', async () => {
@@ -40,7 +46,8 @@ describe('CAS snapshot flows', () => {
     const a = await h.flows.createSnapshot(snapshotRequest('s1', 'pvc-1'));
     const b = await h.flows.createSnapshot(snapshotRequest('s1', 'pvc-1'));
     expect(b).to.deep.equal(a);
-    expect(h.target.calls.filter((c) => c.method === 'POST')).to.have.length(1);
+    // The second POST is answered with the snapshot the first took (the target is idempotent by name).
+    expect(h.target.calls.map((c) => c.method)).to.deep.equal(['POST', 'POST']);
     expect(h.target.snapshotsOf('pvc-1')).to.deep.equal(['s1']);
   });
 
@@ -119,7 +126,13 @@ describe('CAS snapshot flows', () => {
     const err = await rejection(h.flows.createSnapshot(snapshotRequest('s1', 'pvc-1')));
     expect(err.code).to.equal('unavailable');
     expect(err.message).to.equal(
-      `task existing (2 of 4) failed: GET http://${targetMgmt}/v1/volumes/pvc-1/snapshots answered 404: volume pvc-1 is not served by this target`,
+      `task snapshot (4 of 4) failed: POST http://${targetMgmt}/v1/volumes/pvc-1/snapshots answered 404: volume pvc-1 is not served by this target`,
+    );
+    h.kube.seed(cstorVolume('pvc-2', 'Degraded'));
+    const degraded = await rejection(h.flows.createSnapshot(snapshotRequest('s1', 'pvc-2')));
+    expect(degraded.code).to.equal('unavailable');
+    expect(degraded.message).to.equal(
+      `task existing (2 of 4) failed: GET http://${targetMgmt}/v1/volumes/pvc-2/snapshots answered 404: volume pvc-2 is not served by this target`,
     );
     const del = await rejection(h.flows.deleteSnapshot({ name: 's1', volume: 'pvc-1' }));
     expect(del.code).to.equal('unavailable');

@@ -113,6 +113,10 @@ export interface DataPlaneStack {
   bridge: ReturnType<typeof runBridge>;
   /** http://host:port of m-apiserver. */
   url: string;
+  /** The kube-lite kubeconfig (for other processes of a bench). */
+  kubeconfig: string;
+  /** Starts another `cstor mapi` on the same kube-lite and target, with extra flags (benches). */
+  startMapi(extraArgs?: string[]): Promise<Daemon>;
 }
 
 /** kube-lite, three `cstor pool`s, a `cstor target`, `cstor mapi`, CStorPools Online, the bridge running. */
@@ -126,15 +130,17 @@ export async function startDataPlaneStack(): Promise<DataPlaneStack> {
     pools.push({ name, replicaAddress: d.addresses['replica'] as string, mgmtAddress: d.addresses['mgmt'] as string });
   }
   const target = await startDaemon(['target', '--iscsi', '127.0.0.1:0', '--mgmt', '127.0.0.1:0'], { listeners: ['iscsi', 'mgmt'] });
-  const mapi = await startDaemon(
-    ['mapi', '--listen', '127.0.0.1:0', '--kubeconfig', kl.kubeconfig, '--target-portal', target.addresses['iscsi'] as string, '--target-mgmt', target.addresses['mgmt'] as string],
-    { listeners: ['api'], timeoutMs: 60_000 },
-  );
+  const startMapi = (extraArgs: string[] = []): Promise<Daemon> =>
+    startDaemon(
+      ['mapi', '--listen', '127.0.0.1:0', '--kubeconfig', kl.kubeconfig, '--target-portal', target.addresses['iscsi'] as string, '--target-mgmt', target.addresses['mgmt'] as string, ...extraArgs],
+      { listeners: ['api'], timeoutMs: 60_000 },
+    );
+  const mapi = await startMapi();
   for (const p of pools) {
     const ref = { apiVersion: cas, kind: 'CStorPool', name: p.name };
     await kube.create({ ...ref, metadata: { name: p.name }, spec: {} } as KubeObject);
     await kube.patchStatus(ref, { status: { phase: 'Online', address: p.replicaAddress, mgmtAddress: p.mgmtAddress } });
   }
   const bridge = runBridge(kube, pools, target.addresses['mgmt'] as string);
-  return { kube, pools, target, mapi, bridge, url: `http://${mapi.addresses['api']}` };
+  return { kube, pools, target, mapi, bridge, url: `http://${mapi.addresses['api']}`, kubeconfig: kl.kubeconfig, startMapi };
 }

@@ -1,7 +1,9 @@
 // m-apiserver's REST API (DESIGN.md §4) through axios against a real `cstor mapi` process on a
 // real kube-lite: volumes and snapshots created, read, listed, deleted; a clone on its source's
 // pools; bad input answered with the right status and a message naming the problem; idempotency;
-// a flow failing mid-way rolled back with the failed task named; metrics, health, request logs.
+// a flow failing mid-way rolled back with the failed task named; metrics, health, request logs;
+// templates read at run time (an edit changes the very next request; with --template-cache watch,
+// the requests after its watch event).
 import axios, { type AxiosInstance } from 'axios';
 import { expect } from 'chai';
 import type { KubeObject } from '../../maya-apiserver/cas/ports.ts';
@@ -220,6 +222,56 @@ describe('m-apiserver REST API (cstor mapi on kube-lite)', function () {
       expect(res.status).to.equal(503);
       expect(res.data.error).to.match(/^task snapshot \(\d of \d\) failed: .*replica quorum lost during quiesce/);
       expect(stack.fake.target.snapshotsOf('pvc-one')).to.deep.equal(['pvc-one_snap1_1000']);
+    });
+  });
+
+  describe('templates at run time', () => {
+    const healthyTask = { apiVersion: cas, kind: 'RunTask', namespace: ns, name: 'cstor-snapshot-create-healthy' };
+    const cvRef = { apiVersion: cas, kind: 'CStorVolume', namespace: ns, name: 'pvc-edit' };
+    let original: unknown;
+    const snapshotOf = (client: AxiosInstance, name: string): Promise<{ status: number; data: { error?: string } }> =>
+      client.post('/latest/snapshots/', { metadata: { name }, spec: { casType: 'cstor', volumeName: 'pvc-edit' } });
+    const setMessage = (message: string): Promise<KubeObject> => stack.kube.patch(healthyTask, { spec: { assert: { message } } });
+
+    before(async () => {
+      expect((await api.post('/latest/volumes/', volumeBody('pvc-edit', '1G'))).status).to.equal(200);
+      await stack.kube.patchStatus(cvRef, { status: { phase: 'Degraded' } });
+      original = ((await stack.kube.get(healthyTask))['spec'] as { assert: { message: unknown } }).assert.message;
+    });
+    after(async () => {
+      await setMessage(String(original));
+    });
+
+    it('an edit of a RunTask through the API changes the very next request (--template-cache off, the default)', async () => {
+      for (let i = 0; i < 10; i++) {
+        await setMessage(`snapshots of {{ request.spec.volumeName }} paused (${i})`);
+        const res = await snapshotOf(api, `pvc-edit_s_${i}`);
+        expect(res.status).to.equal(409);
+        expect(res.data.error).to.equal(`task healthy (3 of 4) failed: snapshots of pvc-edit paused (${i})`);
+      }
+    });
+
+    it('--template-cache watch serves template reads from its cache; an edit reaches the requests after its watch event', async () => {
+      const cached = await stack.startMapi(['--skip-install', '--template-cache', 'watch']);
+      const client = axios.create({ baseURL: `http://${cached.addresses['api']}`, validateStatus: () => true, proxy: false });
+      try {
+        expect(await cached.waitForLog((e) => e.message === 'template cache')).to.include({ mode: 'watch', synced: true });
+        await setMessage('paused by the first edit ({{ request.spec.volumeName }})');
+        let res = await snapshotOf(client, 'pvc-edit_w_1');
+        for (let i = 0; i < 100 && !String(res.data.error).endsWith('paused by the first edit (pvc-edit)'); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          res = await snapshotOf(client, 'pvc-edit_w_1');
+        }
+        expect(res.status).to.equal(409);
+        expect(res.data.error).to.equal('task healthy (3 of 4) failed: paused by the first edit (pvc-edit)');
+        const metrics = (await client.get<string>('/metrics', { responseType: 'text' })).data;
+        expect(metrics).to.match(/mapi_watch_cache_reads_total\{kind="RunTask",result="hit"[^}]*\} [1-9]\d*/);
+        expect(metrics).to.match(/mapi_watch_cache_reads_total\{kind="PersistentVolume",result="miss"[^}]*\} [1-9]\d*/);
+        expect(metrics).to.match(/mapi_watch_cache_live\{kind="RunTask"[^}]*\} 1/);
+        expect(metrics).not.to.match(/mapi_watch_cache_reads_total\{kind="RunTask",result="not_live"/);
+      } finally {
+        await cached.stop();
+      }
     });
   });
 

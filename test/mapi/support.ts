@@ -106,8 +106,8 @@ export interface MapiStack {
   kube: TransportKubeObjects;
   fake: FakeTargetServer;
   sim: Simulation;
-  /** Starts (again) a `cstor mapi` process; used by restart tests. */
-  startMapi(): Promise<Daemon>;
+  /** Starts (again) a `cstor mapi` process, with extra flags (e.g. `--skip-install`); used by restart tests and benches. */
+  startMapi(extraArgs?: string[]): Promise<Daemon>;
   stop(): Promise<void>;
 }
 
@@ -124,8 +124,8 @@ export async function startMapiStack(): Promise<MapiStack> {
   const { kubeConfig } = loadKubeConfig({ kubeconfigPath: kl.kubeconfig, env: {} });
   const kube = new TransportKubeObjects(new HttpKubeTransport(kubeConfig));
   const fake = await startFakeTarget();
-  const startMapi = (): Promise<Daemon> =>
-    startDaemon(['mapi', '--listen', '127.0.0.1:0', '--kubeconfig', kl.kubeconfig, '--target-portal', '127.0.0.1:3260', '--target-mgmt', fake.address], {
+  const startMapi = (extraArgs: string[] = []): Promise<Daemon> =>
+    startDaemon(['mapi', '--listen', '127.0.0.1:0', '--kubeconfig', kl.kubeconfig, '--target-portal', '127.0.0.1:3260', '--target-mgmt', fake.address, ...extraArgs], {
       listeners: ['api'],
       timeoutMs: 60_000,
     });
