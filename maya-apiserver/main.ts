@@ -8,6 +8,7 @@ import { loadKubeConfig } from '../lib/kube/kubeconfig.ts';
 import { resources } from '../lib/kube/resources.ts';
 import type { CustomResourceDefinition } from '../lib/kube/types/crd.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
+import { shutdown, waitForSignal } from '../lib/shutdown.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createRegistry, operationMetrics } from '../lib/metrics.ts';
 import { CasEngine } from './cas/engine.ts';
@@ -118,10 +119,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
 
   const stop = new AbortController();
-  const stopped = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const stopped = waitForSignal(logger);
   void stopped.then(() => stop.abort());
 
   const clients = createKubeClients(kubeConfig);
@@ -162,14 +160,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   server.keepAliveTimeout = 65_000;
   announceListening(logger, 'api', await listen(server, config.listen.host, config.listen.port));
 
-  const signal = await stopped;
+  await stopped;
   healthy = false;
-  logger.info('shutting down', { signal });
-  try {
-    await closeServer(server);
-  } catch (err) {
-    logger.warn('closing the REST listener failed', { error: describeError(err) });
-  }
-  await watched?.stop();
-  mgmtHttp.close();
+  await shutdown(logger, 'maya-apiserver', async () => {
+    try {
+      await closeServer(server);
+    } catch (err) {
+      logger.warn('closing the REST listener failed', { error: describeError(err) });
+    }
+    await watched?.stop();
+    mgmtHttp.close();
+  });
 }
