@@ -6,13 +6,13 @@ import type { Logger } from '../../lib/logger.ts';
 import { describeError } from '../../lib/errors.ts';
 import { ScsiStatus, invalidFieldInCdb } from '../scsi/sense.ts';
 import type { ScsiResult } from '../scsi/disk.ts';
-import { BHS_LENGTH, NO_TAG, Opcode, decodeBhsCommon, encodeLun, type RawPdu } from './pdu/bhs.ts';
+import { BHS_LENGTH, NO_TAG, Opcode, encodeLun, type RawPdu } from './pdu/bhs.ts';
 import { PduReader, framePdu } from './pdu/pdu-reader.ts';
 import { decodeLoginRequest } from './pdu/login-request.ts';
 import { encodeLoginResponse } from './pdu/login-response.ts';
 import { decodeTextRequest } from './pdu/text-request.ts';
 import { encodeTextResponse } from './pdu/text-response.ts';
-import { decodeScsiCommand } from './pdu/scsi-command.ts';
+import { decodeScsiCommand, type ScsiCommand } from './pdu/scsi-command.ts';
 import { Residual, encodeScsiResponse, encodeSenseSegment } from './pdu/scsi-response.ts';
 import { encodeDataIn } from './pdu/data-in.ts';
 import { decodeDataOut, type DataOut } from './pdu/data-out.ts';
@@ -58,13 +58,46 @@ export interface ConnectionOptions {
 
 const LOGIN_MAX_SEGMENT = 65536;
 const WRITE_BACKLOG_LIMIT = 64 << 20;
+/** Parts up to this size are copied into one buffer per flush rather than written as their own chunks. */
+const COALESCE_MAX = 16384;
+const RETIRED_KEEP = 1024;
+/** Data-In segments this large are sent without waiting for the end of the I/O round (see send). */
+const URGENT_DATA_IN = 65536;
+const PAD = [Buffer.alloc(0), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(3)];
+
+/** Joins runs of small parts into single buffers (one copy each), leaving large parts as they are. */
+function coalesce(parts: Buffer[]): Buffer[] {
+  const segments: Buffer[] = [];
+  let i = 0;
+  while (i < parts.length) {
+    const first = parts[i]!;
+    if (first.length > COALESCE_MAX) {
+      segments.push(first);
+      i++;
+      continue;
+    }
+    let j = i;
+    let bytes = 0;
+    while (j < parts.length && parts[j]!.length <= COALESCE_MAX) bytes += parts[j++]!.length;
+    if (j - i === 1) {
+      segments.push(first);
+    } else {
+      const joined = Buffer.allocUnsafe(bytes);
+      let at = 0;
+      for (let k = i; k < j; k++) at += parts[k]!.copy(joined, at);
+      segments.push(joined);
+    }
+    i = j;
+  }
+  return segments;
+}
 
 export class IscsiConnection implements TargetMember {
   private readonly reader = new PduReader({
     headerDigest: false,
     dataDigest: false,
     maxDataSegmentLength: LOGIN_MAX_SEGMENT,
-    placeData: (bhs, length) => this.placeDataOut(bhs, length),
+    placeData: (bhs, length) => this.placeData(bhs, length),
   });
   private readonly login: LoginPhase;
   private phase: 'login' | 'full' | 'closing' | 'closed' = 'login';
@@ -82,11 +115,20 @@ export class IscsiConnection implements TargetMember {
   /** Non-immediate commands that arrived ahead of ExpCmdSN, by CmdSN. */
   private readonly ahead = new Map<number, () => void>();
   private readonly tasks = new Map<number, ScsiTask>();
-  /** Tags of tasks we aborted or finished recently: late Data-Out for them is dropped quietly. */
-  private readonly retired = new Set<number>();
+  /** Tags of tasks we aborted or finished recently (→ their slot in retiredRing): late Data-Out for them is dropped quietly. */
+  private readonly retired = new Map<number, number>();
+  /** The last RETIRED_KEEP tags retired, oldest at retiredAt: the one to forget next (no iteration). */
+  private readonly retiredRing = new Array<number>(RETIRED_KEEP).fill(-1);
+  private retiredAt = 0;
   private nextTtt = 1;
-  private corked = false;
+  /** PDU parts queued for the next flush. */
+  private out: Buffer[] = [];
+  private flushScheduled = false;
+  private urgentScheduled = false;
+  /** A write command's data buffer the reader started filling with its immediate data (see placeData). */
+  private placedImmediate: { itt: number; buffer: Buffer } | undefined;
   private paused = false;
+  private nexusCache: string | undefined;
   private lastRx = Date.now();
   private pingTtt: number | undefined;
   private pingSentAt = 0;
@@ -113,8 +155,10 @@ export class IscsiConnection implements TargetMember {
     this.timer.unref();
   }
 
+  /** The I_T nexus "<initiator>,i,0x<ISID>" (fixed once login completes; computed once then). */
   get nexus(): string {
-    return `${this.initiatorName},i,0x${this.isid.toString('hex')}`;
+    if (this.phase !== 'full' || this.nexusCache === undefined) this.nexusCache = `${this.initiatorName},i,0x${this.isid.toString('hex')}`;
+    return this.nexusCache;
   }
 
   get sessionKey(): string {
@@ -141,17 +185,60 @@ export class IscsiConnection implements TargetMember {
 
   // ---- socket plumbing -------------------------------------------------------------------
 
-  private send(header: Buffer, data?: Buffer): void {
+  /**
+   * Queues a PDU. Everything queued while the event loop handles one round of I/O (replica replies,
+   * initiator commands) leaves in one socket write when that round ends (setImmediate): one syscall
+   * and one wake-up of the initiator for many responses. `urgent` PDUs (an R2T the initiator waits
+   * on before it sends more data, large Data-In) leave as soon as the current callback is done
+   * (nextTick) instead: libuv may run many more socket reads in this round first. Small parts are
+   * copied into one buffer; large data segments go as they are, as views of the device's buffer.
+   */
+  private send(header: Buffer, data?: Buffer, urgent = false): void {
     if (this.phase === 'closed' || this.socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
+    const out = this.out;
+    if (this.digests.header || this.digests.data) {
+      for (const part of framePdu(header, data, this.digests)) out.push(part);
+    } else {
+      out.push(header);
+      if (data && data.length > 0) {
+        out.push(data);
+        const pad = -data.length & 3;
+        if (pad) out.push(PAD[pad]!);
+      }
     }
-    for (const part of framePdu(header, data, this.digests)) this.socket.write(part);
+    if (urgent) {
+      if (!this.urgentScheduled) {
+        this.urgentScheduled = true;
+        process.nextTick(this.flushBound);
+      }
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushBound);
+    }
+  }
+
+  private readonly flushBound = (): void => this.flush();
+
+  /** Writes the queued PDUs now (see send). */
+  private flush(): void {
+    // Whichever comes first sends everything; the other finds the queue empty.
+    this.flushScheduled = false;
+    this.urgentScheduled = false;
+    const parts = this.out;
+    if (parts.length === 0) return;
+    this.out = [];
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (parts.length === 1) {
+      this.socket.write(parts[0]!);
+    } else {
+      const segments = coalesce(parts);
+      if (segments.length === 1) this.socket.write(segments[0]!);
+      else {
+        this.socket.cork();
+        for (const seg of segments) this.socket.write(seg);
+        this.socket.uncork();
+      }
+    }
     // Backpressure: an initiator that does not read its Data-In stops us reading its commands.
     if (!this.paused && this.socket.writableLength > WRITE_BACKLOG_LIMIT) {
       this.paused = true;
@@ -166,16 +253,17 @@ export class IscsiConnection implements TargetMember {
   private onData(chunk: Buffer): void {
     if (this.phase === 'closed' || this.phase === 'closing') return;
     this.lastRx = Date.now();
-    let pdus: RawPdu[];
-    try {
-      pdus = this.reader.push(chunk);
-    } catch (err) {
-      // Framing is lost: no header to echo in a Reject; just drop the connection.
-      this.protocolFailure(describeError(err), undefined);
-      return;
-    }
-    for (const pdu of pdus) {
-      if (!this.isOpen()) return;
+    this.reader.append(chunk);
+    for (;;) {
+      let pdu: RawPdu | undefined;
+      try {
+        pdu = this.reader.next();
+      } catch (err) {
+        // Framing is lost: no header to echo in a Reject; just drop the connection.
+        this.protocolFailure(describeError(err), undefined);
+        return;
+      }
+      if (!pdu) break;
       try {
         this.onPdu(pdu);
       } catch (err) {
@@ -183,7 +271,9 @@ export class IscsiConnection implements TargetMember {
         this.protocolFailure(describeError(err), pdu.bhs);
         return;
       }
+      if (!this.isOpen()) return;
     }
+    this.placedImmediate = undefined;
   }
 
   private isOpen(): boolean {
@@ -229,6 +319,7 @@ export class IscsiConnection implements TargetMember {
     this.phase = 'closing';
     this.logger.debug('closing iSCSI connection', { reason });
     for (const t of this.tasks.values()) t.aborted = true;
+    this.flush(); // what was queued (a Reject, a Logout Response) goes before the FIN
     this.socket.end();
     const t = setTimeout(() => this.socket.destroy(), 2000);
     t.unref();
@@ -238,6 +329,7 @@ export class IscsiConnection implements TargetMember {
   }
 
   private onClose(): void {
+    this.out = [];
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const t of this.tasks.values()) t.aborted = true;
@@ -254,16 +346,16 @@ export class IscsiConnection implements TargetMember {
   // ---- dispatch ------------------------------------------------------------------------
 
   private onPdu(pdu: RawPdu): void {
-    const h = decodeBhsCommon(pdu.bhs);
+    const opcode = pdu.bhs[0]! & 0x3f;
     if (this.phase === 'login') {
-      if (h.opcode !== Opcode.LoginRequest) {
-        this.protocolFailure(`opcode 0x${h.opcode.toString(16)} before login completed`, undefined);
+      if (opcode !== Opcode.LoginRequest) {
+        this.protocolFailure(`opcode 0x${opcode.toString(16)} before login completed`, undefined);
         return;
       }
       this.onLogin(pdu);
       return;
     }
-    switch (h.opcode) {
+    switch (opcode) {
       case Opcode.ScsiCommand:
         if (this.discovery) {
           this.reject(RejectReason.protocolError, pdu.bhs);
@@ -376,6 +468,12 @@ export class IscsiConnection implements TargetMember {
       tsih: this.tsih,
       headerDigest: this.params.headerDigest,
       dataDigest: this.params.dataDigest,
+      immediateData: this.params.immediateData,
+      initialR2T: this.params.initialR2T,
+      firstBurstLength: this.params.firstBurstLength,
+      maxBurstLength: this.params.maxBurstLength,
+      maxXmitDataSegmentLength: this.params.maxXmitDataSegmentLength,
+      maxOutstandingR2T: this.params.maxOutstandingR2T,
     });
   }
 
@@ -543,11 +641,13 @@ export class IscsiConnection implements TargetMember {
 
   private retire(task: ScsiTask): void {
     this.tasks.delete(task.itt);
-    this.retired.add(task.itt);
-    if (this.retired.size > 1024) {
-      const first = this.retired.values().next().value;
-      if (first !== undefined) this.retired.delete(first);
-    }
+    const slot = this.retiredAt;
+    const oldest = this.retiredRing[slot]!;
+    // Forget the oldest unless its tag was retired again since (then a later slot holds it).
+    if (oldest >= 0 && this.retired.get(oldest) === slot) this.retired.delete(oldest);
+    this.retiredRing[slot] = task.itt;
+    this.retired.set(task.itt, slot);
+    this.retiredAt = (slot + 1) % RETIRED_KEEP;
   }
 
   // ---- SCSI commands ---------------------------------------------------------------------
@@ -555,6 +655,7 @@ export class IscsiConnection implements TargetMember {
   private onScsiCommand(pdu: RawPdu): void {
     const cmd = decodeScsiCommand(pdu);
     const params = this.params!;
+    const placed = cmd.data.length > 0 ? this.claimPlaced(cmd) : undefined;
     this.ordered(cmd.cmdSN, cmd.immediate, () => {
       if (this.tasks.has(cmd.itt)) {
         this.reject(RejectReason.taskInProgress, pdu.bhs);
@@ -564,9 +665,9 @@ export class IscsiConnection implements TargetMember {
         this.protocolFailure('SCSI Command carries more immediate data than negotiated', pdu.bhs);
         return;
       }
-      const task = new ScsiTask(cmd);
+      const task = new ScsiTask(cmd, placed);
       this.tasks.set(cmd.itt, task);
-      this.retired.delete(cmd.itt);
+      if (this.retired.size > 0) this.retired.delete(cmd.itt);
       const disk = this.target!.disk;
       if (cmd.write && cmd.expectedLength > 2 * disk.limits.maxTransferBlocks * disk.blockSize) {
         // Never buffer more than a command may carry; late Data-Out for it is dropped as retired.
@@ -601,23 +702,45 @@ export class IscsiConnection implements TargetMember {
       const ttt = this.allocTtt();
       task.r2ts.set(ttt, { ttt, offset, length, received: 0, nextDataSN: 0 });
       task.nextR2tOffset += length;
-      this.send(encodeR2t({ lun: task.cmd.lun, itt: task.itt, ttt, r2tSN: task.r2tSN, bufferOffset: offset, desiredLength: length, ...this.numbers(false) }));
+      this.send(encodeR2t({ lun: task.cmd.lun, itt: task.itt, ttt, r2tSN: task.r2tSN, bufferOffset: offset, desiredLength: length, ...this.numbers(false) }), undefined, true);
       task.r2tSN++;
     }
   }
 
   /**
-   * A Data-Out spanning socket chunks is assembled straight into its command's buffer (one copy
-   * instead of two). Only a hint: onDataOut still checks the PDU, and a bad one ends the connection,
-   * so a command never runs with bytes a rejected PDU put there.
+   * A data segment spanning socket chunks is assembled straight into its command's buffer (one copy
+   * instead of two): a write command's immediate data into a new buffer of its expected length
+   * (claimed by onScsiCommand), a Data-Out at its offset. Only a hint: the handlers still check the
+   * PDU, and a bad one ends the connection, so a command never runs with bytes a rejected PDU put there.
    */
-  private placeDataOut(bhs: Buffer, length: number): Buffer | undefined {
-    if ((bhs[0]! & 0x3f) !== Opcode.DataOut || this.phase !== 'full') return undefined;
+  private placeData(bhs: Buffer, length: number): Buffer | undefined {
+    if (this.phase !== 'full') return undefined;
+    const opcode = bhs[0]! & 0x3f;
+    if (opcode === Opcode.ScsiCommand) {
+      const expected = bhs.readUInt32BE(20);
+      const disk = this.target?.disk;
+      // Only for a write of sane size whose buffer the data is a fair part of: the command may yet be
+      // dropped (CmdSN outside the window), and a peer must not make us allocate far more than it sent.
+      if ((bhs[1]! & 0x20) === 0 || !disk || length > expected || expected > Math.max(4 * length, 1 << 20)) return undefined;
+      const buffer = Buffer.allocUnsafe(expected);
+      this.placedImmediate = { itt: bhs.readUInt32BE(16), buffer };
+      return buffer.subarray(0, length);
+    }
+    if (opcode !== Opcode.DataOut) return undefined;
     const task = this.tasks.get(bhs.readUInt32BE(16));
     if (!task || task.executing || task.aborted) return undefined;
     const offset = bhs.readUInt32BE(40);
     if (offset + length > task.cmd.expectedLength || offset !== task.received) return undefined;
     return task.placement(offset, length);
+  }
+
+  /** The buffer placeData assembled this command's immediate data in, if it did. */
+  private claimPlaced(cmd: ScsiCommand): Buffer | undefined {
+    const placed = this.placedImmediate;
+    if (!placed) return undefined;
+    this.placedImmediate = undefined;
+    if (placed.itt !== cmd.itt || cmd.data.buffer !== placed.buffer.buffer || cmd.data.byteOffset !== placed.buffer.byteOffset) return undefined;
+    return placed.buffer;
   }
 
   private onDataOut(d: DataOut, bhs: Buffer): void {
@@ -725,6 +848,7 @@ export class IscsiConnection implements TargetMember {
             ...this.numbers(withStatus),
           }),
           data.subarray(off, off + n),
+          n >= URGENT_DATA_IN,
         );
         off += n;
       }

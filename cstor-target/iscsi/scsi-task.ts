@@ -23,15 +23,22 @@ export class ScsiTask {
   /** Next offset not yet asked for by an R2T. */
   nextR2tOffset = 0;
   r2tSN = 0;
-  readonly r2ts = new Map<number, OutstandingR2t>();
+  private r2tMap: Map<number, OutstandingR2t> | undefined;
   aborted = false;
   executing = false;
   /** Settles when the command has finished (responded or dropped). */
   done: Promise<void> | undefined;
 
-  constructor(cmd: ScsiCommand) {
+  /** `buffer`: where the PDU reader already put the immediate data (at offset 0), expectedLength long. */
+  constructor(cmd: ScsiCommand, buffer?: Buffer) {
     this.itt = cmd.itt;
     this.cmd = cmd;
+    if (buffer && buffer.length === cmd.expectedLength) this.buffer = buffer;
+  }
+
+  /** Outstanding R2Ts by TTT (made on first use: most writes come whole as immediate data). */
+  get r2ts(): Map<number, OutstandingR2t> {
+    return (this.r2tMap ??= new Map());
   }
 
   get dataComplete(): boolean {

@@ -339,7 +339,7 @@ export class ScsiDisk {
     if (hasFlags && cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'RDPROTECT: no protection information', 7);
     this.checkTransfer(lba, blocks, cdb.length >= 16 ? 10 : cdb.length >= 12 ? 6 : cdb.length >= 10 ? 7 : 4);
     if (blocks === 0) return GOOD;
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     const data = await this.device.readAt(lba * this.blockSize, blocks * this.blockSize);
     this.stats.record('read', data.length, t0);
     return { status: ScsiStatus.good, data };
@@ -353,7 +353,7 @@ export class ScsiDisk {
     const n = Math.min(blocks, have);
     if (n === 0) return GOOD;
     const data = req.dataOut!.subarray(0, n * this.blockSize);
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     await this.device.writeAt(lba * this.blockSize, data);
     if (hasFlags && cdb[1]! & 0x08) await this.device.sync(); // FUA
     this.stats.record('write', data.length, t0);
@@ -401,7 +401,7 @@ export class ScsiDisk {
       if (!req.dataOut || req.dataOut.length < bs) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'WRITE SAME without a data block');
       pattern = req.dataOut.subarray(0, bs);
     }
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     if (unmapBit && isZero(pattern)) {
       await this.device.unmap(lba * bs, blocks * bs);
     } else {

@@ -17,8 +17,9 @@ export class IoStats {
   private readLatencyUs = 0;
   private writeLatencyUs = 0;
 
-  record(kind: 'read' | 'write', bytes: number, startNs: bigint): void {
-    const us = Number((process.hrtime.bigint() - startNs) / 1000n);
+  /** One completed IO; `startMs` is the performance.now() it started at (no BigInt per IO). */
+  record(kind: 'read' | 'write', bytes: number, startMs: number): void {
+    const us = Math.round((performance.now() - startMs) * 1000);
     if (kind === 'read') {
       this.reads++;
       this.readBytes += bytes;

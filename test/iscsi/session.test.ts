@@ -91,6 +91,36 @@ describe('iSCSI full feature phase', function () {
     expect((await dev.readAt(100 * 512, data.length)).equals(data)).to.equal(true);
   });
 
+  it('assembles large immediate data of commands sent back to back, each in its own buffer, then R2T data', async () => {
+    // 256 KiB of immediate data spans socket reads, so the reader places it straight into the
+    // command's buffer; three commands in one send check each claims its own buffer (and that a
+    // command left without placement still gets its bytes).
+    const c = await session([['FirstBurstLength', '262144'], ['MaxRecvDataSegmentLength', '262144']]);
+    const cmds = [
+      { itt: 1500, lba: 2000, data: pattern(512 * 1024, 11) },
+      { itt: 1501, lba: 3200, data: pattern(300 * 1024, 12) },
+      { itt: 1502, lba: 4000, data: pattern(256 * 1024, 13) },
+    ];
+    c.send(...cmds.map((x) => c.scsiCommand(write10(x.lba, x.data.length / 512), { write: true, edtl: x.data.length, data: x.data.subarray(0, 262144), itt: x.itt })));
+    const pending = new Map(cmds.filter((x) => x.data.length > 262144).map((x) => [x.itt, x]));
+    while (pending.size > 0) {
+      const r2t = await nextOf(c, 0x31);
+      const x = pending.get(r2t.bhs.readUInt32BE(16))!;
+      const offset = r2t.bhs.readUInt32BE(40);
+      const length = r2t.bhs.readUInt32BE(44);
+      expect(offset).to.equal(262144);
+      c.send(dataOut(x.itt, r2t.bhs.readUInt32BE(20), 0, offset, x.data.subarray(offset, offset + length), true, c.expStatSN));
+      if (offset + length >= x.data.length) pending.delete(x.itt);
+    }
+    const statuses = new Map<number, number>();
+    while (statuses.size < cmds.length) {
+      const p = await nextOf(c, 0x21);
+      statuses.set(p.bhs.readUInt32BE(16), p.bhs[3]!);
+    }
+    expect([...statuses.values()]).to.deep.equal([0, 0, 0]);
+    for (const x of cmds) expect((await dev.readAt(x.lba * 512, x.data.length)).equals(x.data), `itt ${x.itt}`).to.equal(true);
+  });
+
   it('takes unsolicited Data-Out up to FirstBurstLength, then asks for the rest', async () => {
     const c = await session([['FirstBurstLength', '16384'], ['MaxRecvDataSegmentLength', '8192']]);
     const data = pattern(40960, 2);

@@ -90,7 +90,12 @@ export function encodeLun(lun: number): Buffer {
 
 /** Decodes the first level of an 8-byte LUN field: peripheral (00b) or flat (01b) addressing. */
 export function decodeLun(lun: Buffer): number {
-  const hi = lun.readUInt16BE(0);
+  return decodeLunAt(lun, 0);
+}
+
+/** decodeLun of the 8-byte LUN field at `offset` of `buf` (no view made). */
+export function decodeLunAt(buf: Buffer, offset: number): number {
+  const hi = buf.readUInt16BE(offset);
   const method = hi >> 14;
   if (method === 0 || method === 1) return hi & 0x3fff;
   return 0xffff; // other addressing methods: no such LUN here

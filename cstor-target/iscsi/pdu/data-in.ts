@@ -12,7 +12,7 @@
 //  bytes 40-43  Buffer Offset
 //  bytes 44-47  Residual Count (valid when S)
 //  data: the read data
-import { NO_TAG, Opcode, startBhs, type StatusNumbers } from './bhs.ts';
+import { BHS_LENGTH, NO_TAG, Opcode, type StatusNumbers } from './bhs.ts';
 
 export interface DataIn extends StatusNumbers {
   readonly final: boolean;
@@ -28,15 +28,19 @@ export interface DataIn extends StatusNumbers {
 }
 
 export function encodeDataIn(m: DataIn): Buffer {
-  const flags = (m.final ? 0x80 : 0) | (m.hasStatus ? 0x01 | m.residualFlag : 0);
-  return startBhs(Opcode.DataIn, flags, 0, m.hasStatus ? m.status : 0, m.dataLength)
-    .skip(8)
-    .u32be(m.itt)
-    .u32be(NO_TAG)
-    .u32be(m.hasStatus ? m.statSN : 0)
-    .u32be(m.expCmdSN)
-    .u32be(m.maxCmdSN)
-    .u32be(m.dataSN)
-    .u32be(m.bufferOffset)
-    .u32be(m.hasStatus ? m.residualCount : 0).buf;
+  // Sent once per read (per segment): written field by field into a zeroed 48 bytes.
+  const b = Buffer.alloc(BHS_LENGTH);
+  b[0] = Opcode.DataIn;
+  b[1] = (m.final ? 0x80 : 0) | (m.hasStatus ? 0x01 | m.residualFlag : 0);
+  b[3] = m.hasStatus ? m.status : 0;
+  b.writeUIntBE(m.dataLength, 5, 3);
+  b.writeUInt32BE(m.itt, 16);
+  b.writeUInt32BE(NO_TAG, 20);
+  b.writeUInt32BE(m.hasStatus ? m.statSN : 0, 24);
+  b.writeUInt32BE(m.expCmdSN, 28);
+  b.writeUInt32BE(m.maxCmdSN, 32);
+  b.writeUInt32BE(m.dataSN, 36);
+  b.writeUInt32BE(m.bufferOffset, 40);
+  b.writeUInt32BE(m.hasStatus ? m.residualCount : 0, 44);
+  return b;
 }

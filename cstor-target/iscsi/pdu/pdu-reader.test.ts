@@ -22,6 +22,25 @@ describe('PduReader', () => {
     }
   });
 
+  it('reads PDUs fed one byte at a time through append/next (lengths spanning many chunks)', () => {
+    const big = Buffer.alloc(9000);
+    for (let i = 0; i < big.length; i++) big[i] = i & 0xff;
+    const stream = Buffer.concat([frame(1, Buffer.from('abcde')), frame(5, big), frame(3, Buffer.alloc(0))]);
+    const r = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 1 << 17 });
+    const out = [];
+    for (let i = 0; i < stream.length; i++) {
+      r.append(stream.subarray(i, i + 1));
+      for (let p = r.next(); p; p = r.next()) out.push(p);
+    }
+    expect(out.map((p) => [p.bhs[0], p.data.length])).to.deep.equal([
+      [1, 5],
+      [5, 9000],
+      [3, 0],
+    ]);
+    expect(out[1]!.data.equals(big)).to.equal(true);
+    expect(r.bufferedBytes).to.equal(0);
+  });
+
   it('hands data that sits in one chunk on as a view, not a copy', () => {
     const chunk = frame(5, Buffer.alloc(4096, 1));
     const r = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 8192 });

@@ -31,10 +31,7 @@ export class PduReader {
 
   /** Adds a chunk and returns every PDU now complete. Throws a `protocol`/`too_large` error on bad framing. */
   push(chunk: Buffer): RawPdu[] {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
+    this.append(chunk);
     const out: RawPdu[] = [];
     for (;;) {
       const pdu = this.next();
@@ -43,17 +40,30 @@ export class PduReader {
     }
   }
 
-  private next(): RawPdu | undefined {
+  /** Adds a chunk; take the PDUs it completes with next(). */
+  append(chunk: Buffer): void {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+  }
+
+  /**
+   * The next complete PDU, or undefined until more bytes come. Handling each PDU before asking for
+   * the next lets placeData see the effect of the previous one (e.g. a Data-Out's offset).
+   * Throws a `protocol`/`too_large` error on bad framing.
+   */
+  next(): RawPdu | undefined {
     if (!this.pending) {
       if (this.buffered < BHS_LENGTH) return undefined;
-      const peek = this.peek(BHS_LENGTH);
-      const ahsLength = peek[4]! * 4;
-      const dataLength = peek.readUIntBE(5, 3);
+      // The lengths are read where they lie, even when the BHS spans chunks (no concatenation).
+      const ahsLength = this.byteAt(4) * 4;
+      const dataLength = (this.byteAt(5) << 16) | (this.byteAt(6) << 8) | this.byteAt(7);
       const hd = this.options.headerDigest ? 4 : 0;
       if (dataLength > this.options.maxDataSegmentLength) {
         throw new CstorError(
           'too_large',
-          `iSCSI PDU (opcode 0x${(peek[0]! & 0x3f).toString(16)}) data segment of ${dataLength} bytes exceeds MaxRecvDataSegmentLength ${this.options.maxDataSegmentLength}`,
+          `iSCSI PDU (opcode 0x${(this.byteAt(0) & 0x3f).toString(16)}) data segment of ${dataLength} bytes exceeds MaxRecvDataSegmentLength ${this.options.maxDataSegmentLength}`,
         );
       }
       if (this.buffered < BHS_LENGTH + ahsLength + hd) return undefined;
@@ -89,10 +99,13 @@ export class PduReader {
     return { bhs, ahs, data };
   }
 
-  private peek(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length >= n) return first.subarray(0, n);
-    return Buffer.concat(this.chunks, Math.min(this.buffered, n * 2)).subarray(0, n);
+  /** The byte at `i` of what is buffered (i < buffered). */
+  private byteAt(i: number): number {
+    for (const c of this.chunks) {
+      if (i < c.length) return c[i]!;
+      i -= c.length;
+    }
+    throw new CstorError('protocol', 'iSCSI PDU reader: read past the buffered bytes');
   }
 
   /** Removes dest.length bytes from the front, copying them into dest. */

@@ -11,7 +11,7 @@
 //  bytes 36-39  R2TSN
 //  bytes 40-43  Buffer Offset
 //  bytes 44-47  Desired Data Transfer Length
-import { Opcode, encodeLun, startBhs, type StatusNumbers } from './bhs.ts';
+import { BHS_LENGTH, Opcode, encodeLun, type StatusNumbers } from './bhs.ts';
 
 export interface R2t extends StatusNumbers {
   readonly lun: number;
@@ -23,14 +23,17 @@ export interface R2t extends StatusNumbers {
 }
 
 export function encodeR2t(m: R2t): Buffer {
-  return startBhs(Opcode.R2t, 0x80, 0, 0, 0)
-    .bytes(encodeLun(m.lun))
-    .u32be(m.itt)
-    .u32be(m.ttt)
-    .u32be(m.statSN)
-    .u32be(m.expCmdSN)
-    .u32be(m.maxCmdSN)
-    .u32be(m.r2tSN)
-    .u32be(m.bufferOffset)
-    .u32be(m.desiredLength).buf;
+  const b = Buffer.alloc(BHS_LENGTH);
+  b[0] = Opcode.R2t;
+  b[1] = 0x80;
+  encodeLun(m.lun).copy(b, 8);
+  b.writeUInt32BE(m.itt, 16);
+  b.writeUInt32BE(m.ttt, 20);
+  b.writeUInt32BE(m.statSN, 24);
+  b.writeUInt32BE(m.expCmdSN, 28);
+  b.writeUInt32BE(m.maxCmdSN, 32);
+  b.writeUInt32BE(m.r2tSN, 36);
+  b.writeUInt32BE(m.bufferOffset, 40);
+  b.writeUInt32BE(m.desiredLength, 44);
+  return b;
 }

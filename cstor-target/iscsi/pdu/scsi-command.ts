@@ -13,7 +13,7 @@
 //  data: immediate data (writes)
 import { Reader } from '../../../lib/binary.ts';
 import { CstorError } from '../../../lib/errors.ts';
-import { decodeLun, type RawPdu } from './bhs.ts';
+import { BHS_LENGTH, decodeLunAt, type RawPdu } from './bhs.ts';
 
 export interface ScsiCommand {
   readonly immediate: boolean;
@@ -31,29 +31,27 @@ export interface ScsiCommand {
 }
 
 export function decodeScsiCommand(pdu: RawPdu): ScsiCommand {
-  const r = new Reader(pdu.bhs, 'iSCSI SCSI Command');
-  const b0 = r.u8();
-  const f = r.u8();
-  r.skip(6);
-  const lun = decodeLun(r.bytes(8));
-  const itt = r.u32be();
-  const expectedLength = r.u32be();
-  const cmdSN = r.u32be();
-  const expStatSN = r.u32be();
-  let cdb = r.bytes(16);
-  const ext = extendedCdb(pdu.ahs);
-  if (ext) cdb = Buffer.concat([cdb, ext]);
+  // Once per command: read field by field (the BHS is exactly 48 bytes; checked here).
+  const b = pdu.bhs;
+  if (b.length < BHS_LENGTH) throw new CstorError('protocol', `iSCSI SCSI Command truncated: BHS of ${b.length} bytes, need ${BHS_LENGTH}`);
+  const b0 = b[0]!;
+  const f = b[1]!;
+  let cdb = b.subarray(32, 48);
+  if (pdu.ahs.length > 0) {
+    const ext = extendedCdb(pdu.ahs);
+    if (ext) cdb = Buffer.concat([cdb, ext]);
+  }
   return {
     immediate: (b0 & 0x40) !== 0,
     final: (f & 0x80) !== 0,
     read: (f & 0x40) !== 0,
     write: (f & 0x20) !== 0,
     attr: f & 7,
-    lun,
-    itt,
-    expectedLength,
-    cmdSN,
-    expStatSN,
+    lun: decodeLunAt(b, 8),
+    itt: b.readUInt32BE(16),
+    expectedLength: b.readUInt32BE(20),
+    cmdSN: b.readUInt32BE(24),
+    expStatSN: b.readUInt32BE(28),
     cdb,
     data: pdu.data,
   };

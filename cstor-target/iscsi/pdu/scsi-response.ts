@@ -13,7 +13,7 @@
 //  bytes 40-43  Bidirectional Read Residual Count
 //  bytes 44-47  Residual Count
 //  data: SenseLength (u16) | sense data   (only with CHECK CONDITION)
-import { Opcode, startBhs, type StatusNumbers } from './bhs.ts';
+import { BHS_LENGTH, Opcode, type StatusNumbers } from './bhs.ts';
 
 export const Residual = { none: 0, overflow: 0x04, underflow: 0x02 } as const;
 
@@ -29,16 +29,20 @@ export interface ScsiResponse extends StatusNumbers {
 }
 
 export function encodeScsiResponse(m: ScsiResponse): Buffer {
-  return startBhs(Opcode.ScsiResponse, 0x80 | m.residualFlag, m.response, m.status, m.dataLength)
-    .skip(8)
-    .u32be(m.itt)
-    .u32be(0)
-    .u32be(m.statSN)
-    .u32be(m.expCmdSN)
-    .u32be(m.maxCmdSN)
-    .u32be(m.expDataSN)
-    .u32be(0)
-    .u32be(m.residualCount).buf;
+  // Sent once per command: written field by field into a zeroed 48 bytes (no cursor object).
+  const b = Buffer.alloc(BHS_LENGTH);
+  b[0] = Opcode.ScsiResponse;
+  b[1] = 0x80 | m.residualFlag;
+  b[2] = m.response;
+  b[3] = m.status;
+  b.writeUIntBE(m.dataLength, 5, 3);
+  b.writeUInt32BE(m.itt, 16);
+  b.writeUInt32BE(m.statSN, 24);
+  b.writeUInt32BE(m.expCmdSN, 28);
+  b.writeUInt32BE(m.maxCmdSN, 32);
+  b.writeUInt32BE(m.expDataSN, 36);
+  b.writeUInt32BE(m.residualCount, 44);
+  return b;
 }
 
 /** The data segment of a SCSI Response carrying sense data: a 2-byte SenseLength then the sense bytes. */
