@@ -84,11 +84,15 @@ export class CrdController {
     });
   }
 
-  /** Registers the established CRDs' resources (call once before serving). */
-  syncRegistry(): void {
+  /**
+   * Registers the established CRDs' resources (call once before serving); with `andPending`,
+   * also those of the CRDs this pass is about to mark Established, so that no client can see a
+   * CRD Established before its resource is served.
+   */
+  syncRegistry(andPending = false): void {
     const infos: ResourceInfo[] = [];
     for (const crd of this.ops.store.list(crdResKey)) {
-      if (!isEstablished(crd)) continue;
+      if (!isEstablished(crd) && !(andPending && !crd.metadata.deletionTimestamp)) continue;
       const info = infoFromCrd(crd);
       if (info) infos.push(info);
     }
@@ -107,6 +111,7 @@ export class CrdController {
   private async pass(): Promise<number | void> {
     const crdInfo = this.ops.registry.byResKey(crdResKey)!;
     let again: number | undefined;
+    this.syncRegistry(true);
     for (const crd of this.ops.store.list(crdResKey)) {
       const name = crd.metadata.name ?? '';
       if (crd.metadata.deletionTimestamp) {
