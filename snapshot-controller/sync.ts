@@ -186,7 +186,7 @@ export class SnapshotSyncer {
       } catch (err) {
         const problem: SnapshotProblem = {
           reason: 'SnapshotDeleteFailed',
-          message: `cannot delete backend snapshot ${ref.snapshotId} of volume ${ref.volumeName}: ${describeError(err)}`,
+          message: `cannot delete backend snapshot ${ref.snapshotId} of volume ${ref.volumeName}: ${errorText(err)}`,
           retry: true,
           cause: err,
         };
@@ -271,8 +271,8 @@ export class SnapshotSyncer {
     }
     void this.d.events.event(snap, 'Warning', p.reason, p.message);
     const log = this.d.logger.child({ key: keyOf(snap) });
-    if (p.retry) log.warn('snapshot problem; retrying with backoff', { reason: p.reason, message: p.message });
-    else log.error('snapshot problem; waiting for a change to the object', { reason: p.reason, message: p.message });
+    if (p.retry) log.warn('snapshot problem; retrying with backoff', { reason: p.reason, problem: p.message });
+    else log.error('snapshot problem; waiting for a change to the object', { reason: p.reason, problem: p.message });
   }
 
   // ---- not ready: create and bind ----------------------------------------------------------
@@ -311,7 +311,7 @@ export class SnapshotSyncer {
       await this.metrics.observe('CreateSnapshot', () => this.d.maya.createSnapshot(ref));
       return true;
     } catch (err) {
-      const text = describeError(err);
+      const text = errorText(err);
       if (hasErrorCode(err, 'not_ready', 'conflict')) {
         await this.fail(snap, { reason: 'VolumeNotHealthy', message: `cannot snapshot volume "${ref.volumeName}": it is not Healthy: ${text}`, retry: true, cause: err });
         return false;
@@ -466,4 +466,9 @@ export function claimKeyOf(snap: VolumeSnapshot): string[] {
   const ns = snap.metadata.namespace ?? '';
   const ref = parseClaimRef(snap.spec?.persistentVolumeClaimName ?? '', ns);
   return ref && !('crossNamespace' in ref) ? [`${ref.namespace}/${ref.name}`] : [];
+}
+
+/** A CstorError's message already carries its cause's text (lib/maya-client): no "caused by" chain. */
+function errorText(err: unknown): string {
+  return isCstorError(err) ? err.message : describeError(err);
 }

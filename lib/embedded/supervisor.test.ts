@@ -170,6 +170,32 @@ describe('embedded/supervisor', function () {
     expect(sup.statusOf('dying')?.state).to.equal('stopped');
   });
 
+  it('pause() stops one child and keeps it down; resume() starts it again', async () => {
+    const { logger, entries } = captureLogger();
+    sup = new Supervisor({ logger, policy: fastPolicy });
+    sup.start(fake('held', ['--listen', 'api']));
+    sup.start(fake('other', ['--listen', 'api']));
+    await sup.waitForListeners('held', ['api'], 10_000);
+    const pid = sup.statusOf('held')!.pid!;
+    await sup.pause('held');
+    expect(isAlive(pid)).to.equal(false);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sup.statusOf('held')).to.include({ state: 'stopped', pid: null });
+    expect(sup.statusOf('other')?.state).to.equal('running');
+    expect(entries.some((e) => e.message === 'child restarted')).to.equal(false);
+    sup.resume('held');
+    const again = await until('running again', () => {
+      const st = sup!.statusOf('held')!;
+      return st.state === 'running' && st.pid !== null && st;
+    });
+    expect(again.pid).to.not.equal(pid);
+    expect(isAlive(again.pid!)).to.equal(true);
+    await sup.pause('nosuch').then(
+      () => expect.fail('should reject'),
+      (err: Error) => expect(err.message).to.equal('no child named nosuch'),
+    );
+  });
+
   it('recomputes the command at each start and hands every line to onLine', async () => {
     const { logger } = captureLogger();
     const lines: string[] = [];

@@ -26,6 +26,8 @@ export interface ProvisionControllerOptions {
     volumes: ListWatchSource<PersistentVolume>;
   };
   pvApi: ProvisionerSyncOptions['pvApi'];
+  /** For the provisioning finalizer on claims (claim-finalizer.ts); provisionControllerFor always gives it. */
+  claimApi?: ProvisionerSyncOptions['claimApi'];
   events: EventSink;
   logger: Logger;
   /** Work queue metrics go here. */
@@ -71,6 +73,7 @@ export class ProvisionController {
       classes: { get: (n) => this.classInformer.cache.get(n) },
       volumes: { get: (n) => this.volumeInformer.cache.get(n) },
       pvApi: options.pvApi,
+      ...(options.claimApi ? { claimApi: options.claimApi } : {}),
       events: options.events,
       logger,
       ...(metrics ? { metrics } : {}),
@@ -113,16 +116,18 @@ export class ProvisionController {
 /** The controller over a real API server's clients. */
 export function provisionControllerFor(
   clients: KubeClients,
-  options: Omit<ProvisionControllerOptions, 'sources' | 'pvApi'>,
+  options: Omit<ProvisionControllerOptions, 'sources' | 'pvApi' | 'claimApi'>,
 ): ProvisionController {
   const pvs = clients.for<PersistentVolume>(resources.persistentVolumes);
+  const claims = clients.for<PersistentVolumeClaim>(resources.persistentVolumeClaims);
   return new ProvisionController({
     ...options,
     sources: {
-      claims: clients.for<PersistentVolumeClaim>(resources.persistentVolumeClaims),
+      claims,
       classes: clients.for<StorageClass>(resources.storageClasses),
       volumes: pvs,
     },
     pvApi: pvs,
+    claimApi: claims,
   });
 }

@@ -5,6 +5,7 @@ import { CstorError } from '../errors.ts';
 import type { EventType, PersistentVolume, PersistentVolumeClaim } from '../kube/types/core.ts';
 import type { KubeObject } from '../kube/types/meta.ts';
 import type { StorageClass } from '../kube/types/storage.ts';
+import type { ClaimApi } from './claim-finalizer.ts';
 import type { EventSink, ProvisionerSyncOptions } from './sync.ts';
 import type { ProvisionedVolume, ProvisionRequest, Provisioner } from './types.ts';
 
@@ -113,4 +114,42 @@ export function testClaim(name: string, o: { uid?: string; provisioner?: string 
 
 export function testClass(name: string, provisioner = 'example.com/fake', reclaimPolicy?: 'Delete' | 'Retain'): StorageClass {
   return { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name }, provisioner, ...(reclaimPolicy ? { reclaimPolicy } : {}) };
+}
+
+/**
+ * An in-memory claims API for the provisioning finalizer (get + merge patch of metadata), over
+ * the same map a test gives the sync as its claim cache. A patch carrying a stale
+ * resourceVersion gets `conflict`; removing the last finalizer of a deleting claim removes it.
+ */
+export class FakeClaimApi implements ClaimApi {
+  patches = 0;
+  readonly failures: { mergePatch: CstorError[] } = { mergePatch: [] };
+
+  constructor(readonly store: Map<string, PersistentVolumeClaim>) {}
+
+  async get(ref: { namespace?: string; name: string }): Promise<PersistentVolumeClaim> {
+    const claim = this.store.get(`${ref.namespace ?? ''}/${ref.name}`);
+    if (!claim) throw new CstorError('not_found', `persistentvolumeclaims "${ref.name}" not found`);
+    return structuredClone(claim);
+  }
+
+  async mergePatch(ref: { namespace?: string; name: string }, patch: object): Promise<PersistentVolumeClaim> {
+    this.patches++;
+    const f = this.failures.mergePatch.shift();
+    if (f) throw f;
+    const key = `${ref.namespace ?? ''}/${ref.name}`;
+    const claim = this.store.get(key);
+    if (!claim) throw new CstorError('not_found', `persistentvolumeclaims "${ref.name}" not found`);
+    const meta = (patch as { metadata?: { resourceVersion?: string; finalizers?: string[] | null } }).metadata ?? {};
+    if (meta.resourceVersion !== undefined && meta.resourceVersion !== claim.metadata.resourceVersion) {
+      throw new CstorError('conflict', `persistentvolumeclaims "${ref.name}": the object has been modified`);
+    }
+    const next = structuredClone(claim);
+    if (meta.finalizers === null) delete next.metadata.finalizers;
+    else if (meta.finalizers !== undefined) next.metadata.finalizers = meta.finalizers;
+    next.metadata.resourceVersion = String(Number(claim.metadata.resourceVersion ?? '0') + 1);
+    if (next.metadata.deletionTimestamp && !next.metadata.finalizers?.length) this.store.delete(key);
+    else this.store.set(key, next);
+    return structuredClone(next);
+  }
 }

@@ -6,7 +6,8 @@ import { objectKey } from '../kube/keys.ts';
 import type { PersistentVolume, PersistentVolumeClaim } from '../kube/types/core.ts';
 import type { StorageClass } from '../kube/types/storage.ts';
 import { silentLogger } from '../logger.ts';
-import { FakePvApi, FakeProvisioner, RecordingEvents, testClaim, testClass } from './fakes.ts';
+import { provisioningFinalizer } from './claim-finalizer.ts';
+import { FakeClaimApi, FakePvApi, FakeProvisioner, RecordingEvents, testClaim, testClass } from './fakes.ts';
 import { ProvisionerSync } from './sync.ts';
 
 interface World {
@@ -15,7 +16,7 @@ interface World {
   pvs?: PersistentVolume[];
 }
 
-function setup(world: World): { sync: ProvisionerSync; api: FakePvApi; events: RecordingEvents; prov: FakeProvisioner; cachedPvs: Map<string, PersistentVolume> } {
+function setup(world: World): { sync: ProvisionerSync; api: FakePvApi; events: RecordingEvents; prov: FakeProvisioner; cachedPvs: Map<string, PersistentVolume>; claimApi: FakeClaimApi; claims: Map<string, PersistentVolumeClaim> } {
   const api = new FakePvApi();
   for (const pv of world.pvs ?? []) api.store.set(pv.metadata.name ?? '', pv);
   const cachedPvs = new Map((world.pvs ?? []).map((pv) => [pv.metadata.name ?? '', pv]));
@@ -23,8 +24,10 @@ function setup(world: World): { sync: ProvisionerSync; api: FakePvApi; events: R
   const classes = new Map(world.classes.map((c) => [c.metadata.name ?? '', c]));
   const events = new RecordingEvents();
   const prov = new FakeProvisioner();
-  const sync = new ProvisionerSync({ provisioner: prov, claims, classes, volumes: cachedPvs, pvApi: api, events, logger: silentLogger() });
-  return { sync, api, events, prov, cachedPvs };
+  // The claim API writes the map the sync reads as its cache: a cache that never lags.
+  const claimApi = new FakeClaimApi(claims);
+  const sync = new ProvisionerSync({ provisioner: prov, claims, classes, volumes: cachedPvs, pvApi: api, claimApi, events, logger: silentLogger() });
+  return { sync, api, events, prov, cachedPvs, claimApi, claims };
 }
 
 function releasedPv(name: string, o: { by?: string; reclaim?: 'Delete' | 'Retain'; phase?: 'Released' | 'Bound' } = {}): PersistentVolume {
@@ -156,6 +159,106 @@ describe('lib/provisioner: syncClaim', () => {
     const w = setup({ claims: [], classes: [testClass('fast')] });
     await w.sync.syncClaim('default/c1');
     expect(w.prov.provisionCalls).to.equal(0);
+  });
+});
+
+describe('lib/provisioner: the provisioning finalizer on claims', () => {
+  const deleting = (c: PersistentVolumeClaim, finalizers = [provisioningFinalizer]): PersistentVolumeClaim => ({
+    ...c,
+    metadata: { ...c.metadata, deletionTimestamp: '2026-11-21T08:00:00Z', finalizers },
+  });
+  const holding = (c: PersistentVolumeClaim): PersistentVolumeClaim => ({ ...c, metadata: { ...c.metadata, finalizers: ['other.io/keep', provisioningFinalizer] } });
+
+  it('is on the claim during the backend call and gone once the PV exists (other finalizers kept)', async () => {
+    const claim = testClaim('c1');
+    claim.metadata.finalizers = ['kubernetes.io/pvc-protection'];
+    const w = setup({ claims: [claim], classes: [testClass('fast')] });
+    let during: string[] | undefined;
+    w.prov.onProvision = async () => {
+      during = w.claims.get('default/c1')?.metadata.finalizers;
+    };
+    await w.sync.syncClaim('default/c1');
+    expect(during).to.deep.equal(['kubernetes.io/pvc-protection', provisioningFinalizer]);
+    expect(w.claims.get('default/c1')?.metadata.finalizers).to.deep.equal(['kubernetes.io/pvc-protection']);
+    expect([...w.api.store.keys()]).to.deep.equal(['pvc-uid-c1']);
+  });
+
+  it('stays when the backend call fails (the retry and a deletion find it)', async () => {
+    const w = setup({ claims: [testClaim('c1')], classes: [testClass('fast')] });
+    w.prov.provisionFailures.push(new CstorError('unavailable', 'm-apiserver unreachable'));
+    await w.sync.syncClaim('default/c1').catch(() => undefined);
+    expect(w.claims.get('default/c1')?.metadata.finalizers).to.deep.equal([provisioningFinalizer]);
+  });
+
+  it('a claim deleted before its PV was written: its backend volume pvc-<uid> is deleted, then the claim is released (and gone)', async () => {
+    const w = setup({ claims: [deleting(testClaim('c1'))], classes: [testClass('fast')] });
+    await w.sync.syncClaim('default/c1');
+    expect(w.prov.deleted).to.deep.equal(['pvc-uid-c1']);
+    expect(w.prov.provisionCalls).to.equal(0);
+    expect(w.claims.has('default/c1')).to.equal(false);
+    expect(w.events.events.at(-1)).to.include({ type: 'Normal', reason: 'VolumeDeleted', message: 'the claim was deleted before its PV was written: deleted its volume pvc-uid-c1' });
+  });
+
+  it('a claim deleted after its PV was written: released only (the PV reclaim deletes the volume)', async () => {
+    const w = setup({ claims: [deleting(testClaim('c1'), ['other.io/keep', provisioningFinalizer])], classes: [testClass('fast')], pvs: [releasedPv('pvc-uid-c1', { phase: 'Bound' })] });
+    await w.sync.syncClaim('default/c1');
+    expect(w.prov.deleted).to.deep.equal([]);
+    expect(w.claims.get('default/c1')?.metadata.finalizers).to.deep.equal(['other.io/keep']);
+  });
+
+  it('a failed backend delete keeps the finalizer, records VolumeFailedDelete on the claim and throws; the retry finishes', async () => {
+    const w = setup({ claims: [deleting(testClaim('c1'))], classes: [testClass('fast')] });
+    w.prov.deleteFailures.push(new CstorError('unavailable', 'm-apiserver unreachable'));
+    const err = await w.sync.syncClaim('default/c1').catch((e: unknown) => e);
+    expect((err as CstorError).code).to.equal('unavailable');
+    expect(w.claims.get('default/c1')?.metadata.finalizers).to.deep.equal([provisioningFinalizer]);
+    expect(w.events.events.at(-1)).to.include({ kind: 'PersistentVolumeClaim', type: 'Warning', reason: 'VolumeFailedDelete' });
+    expect(w.events.events.at(-1)?.message).to.match(/deleting its volume pvc-uid-c1 failed: m-apiserver unreachable$/);
+    await w.sync.syncClaim('default/c1');
+    expect(w.claims.has('default/c1')).to.equal(false);
+  });
+
+  it('a bound claim still holding it (a crash after the PV write): released, nothing provisioned', async () => {
+    const w = setup({ claims: [holding(testClaim('c1', { volumeName: 'pvc-uid-c1' }))], classes: [testClass('fast')] });
+    await w.sync.syncClaim('default/c1');
+    expect(w.claims.get('default/c1')?.metadata.finalizers).to.deep.equal(['other.io/keep']);
+    expect(w.prov.provisionCalls).to.equal(0);
+  });
+
+  it('a claim of another provisioner holding it is left alone', async () => {
+    const w = setup({ claims: [deleting(testClaim('c1', { provisioner: 'other.io/x' }))], classes: [testClass('fast')] });
+    await w.sync.syncClaim('default/c1');
+    expect(w.prov.deleted).to.deep.equal([]);
+    expect(w.claims.get('default/c1')?.metadata.finalizers).to.deep.equal([provisioningFinalizer]);
+  });
+
+  it('never touches another claim made under the same name (another uid)', async () => {
+    const w = setup({ claims: [holding(testClaim('c1', { volumeName: 'pvc-uid-c1' }))], classes: [testClass('fast')] });
+    const cached = w.claims.get('default/c1')!;
+    // The live claim is a new one (new uid) that holds the finalizer for its own provisioning.
+    const live = new FakeClaimApi(new Map([['default/c1', { ...cached, metadata: { ...cached.metadata, uid: 'uid-c1-new' } }]]));
+    const sync = new ProvisionerSync({
+      provisioner: w.prov,
+      claims: new Map([['default/c1', cached]]),
+      classes: new Map([['fast', testClass('fast')]]),
+      volumes: new Map(),
+      pvApi: w.api,
+      claimApi: live,
+      events: w.events,
+      logger: silentLogger(),
+    });
+    await sync.syncClaim('default/c1');
+    expect(live.patches).to.equal(0);
+    expect(live.store.get('default/c1')?.metadata.finalizers).to.deep.equal(['other.io/keep', provisioningFinalizer]);
+  });
+
+  it('a conflicting write (stale resourceVersion) is read again and retried', async () => {
+    const w = setup({ claims: [testClaim('c1')], classes: [testClass('fast')] });
+    w.claimApi.failures.mergePatch.push(new CstorError('conflict', 'the object has been modified'));
+    await w.sync.syncClaim('default/c1');
+    expect(w.claimApi.patches).to.equal(3); // add (conflict), add, remove
+    expect(w.claims.get('default/c1')?.metadata.finalizers).to.equal(undefined);
+    expect([...w.api.store.keys()]).to.deep.equal(['pvc-uid-c1']);
   });
 });
 

@@ -11,9 +11,15 @@
 // syncVolume(name), for a PV provisioned by us with reclaim Delete that is Released:
 //   provisioner.delete (the backend volume) → delete the PV (precondition: its uid).
 //
+// Claim finalizer (claim-finalizer.ts, when a claimApi is given): added before the backend call,
+// removed once the PV exists; a claim deleted before its PV was written keeps it until the
+// backend volume pvc-<uid> is deleted (finalizeClaim). So a claim deleted while the provisioner is
+// down between the backend create and the PV write never orphans the backend volume.
+//
 // Invariants: one claim ↔ one PV name (pvc-<claim uid>), so a crash between the backend volume
 // and the PV, or two retries, never make a second volume; the PV is deleted only after its
-// backend volume is gone, so a failure never leaves a volume without a PV to retry it from.
+// backend volume is gone, so a failure never leaves a volume without a PV to retry it from;
+// while the finalizer is held, the claim (and so the name pvc-<uid>) outlives the volume.
 import { CstorError, describeError, hasErrorCode, isCstorError } from '../errors.ts';
 import type { ResourceClient } from '../kube/resource-client.ts';
 import type { EventType, PersistentVolume, PersistentVolumeClaim } from '../kube/types/core.ts';
@@ -21,6 +27,7 @@ import type { KubeObject } from '../kube/types/meta.ts';
 import type { StorageClass } from '../kube/types/storage.ts';
 import type { Logger } from '../logger.ts';
 import type { OperationMetrics } from '../metrics.ts';
+import { hasProvisioningFinalizer, setProvisioningFinalizer, type ClaimApi } from './claim-finalizer.ts';
 import { buildPersistentVolume, pvNameFor } from './pv-builder.ts';
 import { annotations, eventReasons, type Provisioner } from './types.ts';
 
@@ -38,6 +45,8 @@ export interface ProvisionerSyncOptions {
   volumes: { get(name: string): PersistentVolume | undefined };
   /** The API, for the authoritative "does the PV exist" read and the writes. */
   pvApi: Pick<ResourceClient<PersistentVolume>, 'get' | 'create' | 'delete'>;
+  /** The claims API, for the provisioning finalizer; without it claims get none (unit tests of a provisioner). */
+  claimApi?: ClaimApi;
   events: EventSink;
   logger: Logger;
   metrics?: OperationMetrics;
@@ -46,6 +55,30 @@ export interface ProvisionerSyncOptions {
 export type ClaimVerdict =
   | { ours: false; why: string }
   | { ours: true; storageClass: StorageClass | undefined; className: string };
+
+/** The claim's storage-provisioner annotation names us. */
+function namesUs(claim: PersistentVolumeClaim, provisionerName: string): boolean {
+  const ann = claim.metadata.annotations ?? {};
+  return (ann[annotations.storageProvisionerBeta] ?? ann[annotations.storageProvisioner]) === provisionerName;
+}
+
+function claimRef(claim: PersistentVolumeClaim): { namespace: string; name: string; uid: string } {
+  return { namespace: claim.metadata.namespace ?? '', name: claim.metadata.name ?? '', uid: claim.metadata.uid ?? '' };
+}
+
+/** The PV a claim would have had (what Provisioner.delete needs to find and scope its volume). */
+function unwrittenPv(claim: PersistentVolumeClaim, pvName: string, provisionerName: string, className: string): PersistentVolume {
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: pvName, annotations: { [annotations.provisionedBy]: provisionerName } },
+    spec: {
+      persistentVolumeReclaimPolicy: 'Delete',
+      storageClassName: className,
+      claimRef: { kind: 'PersistentVolumeClaim', apiVersion: 'v1', namespace: claim.metadata.namespace ?? '', name: claim.metadata.name ?? '', uid: claim.metadata.uid ?? '' },
+    },
+  };
+}
 
 /** Is this claim for us? (DESIGN.md §3: the annotation names us and spec.volumeName is empty; and its class is ours.) */
 export function judgeClaim(claim: PersistentVolumeClaim, provisionerName: string, classes: ProvisionerSyncOptions['classes']): ClaimVerdict {
@@ -82,6 +115,14 @@ export class ProvisionerSync {
   async syncClaim(key: string): Promise<void> {
     const claim = this.o.claims.get(key);
     if (!claim) return;
+    if (this.o.claimApi && hasProvisioningFinalizer(claim) && namesUs(claim, this.provisionerName)) {
+      // Ours to release: deleted (maybe before its PV was written), or bound meanwhile.
+      if (claim.metadata.deletionTimestamp) return this.finalizeClaim(claim);
+      if (claim.spec.volumeName) {
+        await this.releaseClaim(claim);
+        return;
+      }
+    }
     const verdict = judgeClaim(claim, this.provisionerName, this.o.classes);
     if (!verdict.ours) return;
     const log = this.logger.child({ key });
@@ -90,6 +131,7 @@ export class ProvisionerSync {
     const existing = await this.getPv(pvName);
     if (existing) {
       log.debug('PV exists already', { pv: pvName });
+      await this.releaseClaim(claim);
       return;
     }
     const storageClass = verdict.storageClass;
@@ -108,6 +150,11 @@ export class ProvisionerSync {
       return;
     }
 
+    if (this.o.claimApi) {
+      // Before the backend call: from here on, deleting the claim waits for us (finalizeClaim).
+      const held = await setProvisioningFinalizer(this.o.claimApi, claimRef(claim), true);
+      if (!held) return; // gone (or replaced by another claim of that name) meanwhile
+    }
     await this.o.events.event(claim, 'Normal', eventReasons.provisioning, `External provisioner is provisioning volume for claim "${key}"`);
     const run = async (): Promise<PersistentVolume> => {
       const volume = await this.o.provisioner.provision({ claim, storageClass, pvName, capacity });
@@ -124,6 +171,39 @@ export class ProvisionerSync {
     }
     log.info('provisioned', { pv: pv.metadata.name });
     await this.o.events.event(claim, 'Normal', eventReasons.provisioningSucceeded, `Successfully provisioned volume ${pvName}`);
+    await this.releaseClaim(claim);
+  }
+
+  /**
+   * A claim with our finalizer is being deleted. Its PV exists: the PV's reclaim policy owns the
+   * volume now, just release the claim. No PV: the backend volume pvc-<uid> may exist without
+   * anything naming it (a crash between the backend create and the PV write): delete it (gone
+   * already is success), then release the claim.
+   */
+  private async finalizeClaim(claim: PersistentVolumeClaim): Promise<void> {
+    const key = `${claim.metadata.namespace}/${claim.metadata.name}`;
+    const pvName = pvNameFor(claim);
+    if (!(await this.getPv(pvName))) {
+      const className = claim.spec.storageClassName ?? '';
+      const run = (): Promise<void> => this.o.provisioner.delete(unwrittenPv(claim, pvName, this.provisionerName, className));
+      try {
+        await (this.o.metrics ? this.o.metrics.observe('delete', run) : run());
+      } catch (err) {
+        const message = isCstorError(err) ? err.message : describeError(err);
+        this.logger.warn('deleting the volume of a deleted claim failed', { key, pv: pvName, error: message });
+        await this.o.events.event(claim, 'Warning', eventReasons.volumeFailedDelete, `the claim was deleted before its PV was written; deleting its volume ${pvName} failed: ${message}`);
+        throw err;
+      }
+      this.logger.info('deleted the volume of a claim deleted before its PV was written', { key, pv: pvName });
+      await this.o.events.event(claim, 'Normal', eventReasons.volumeDeleted, `the claim was deleted before its PV was written: deleted its volume ${pvName}`);
+    }
+    await this.releaseClaim(claim);
+  }
+
+  /** Removes our finalizer from the claim, if it has it (in the cache or live). */
+  private async releaseClaim(claim: PersistentVolumeClaim): Promise<void> {
+    if (!this.o.claimApi) return;
+    await setProvisioningFinalizer(this.o.claimApi, claimRef(claim), false);
   }
 
   async syncVolume(name: string): Promise<void> {
