@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
 import { CstorError, describeError, hasErrorCode } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
+import { shutdown, waitForSignal } from '../lib/shutdown.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { createRegistry, metricsHandler } from '../lib/metrics.ts';
 import { backoffDelay } from '../lib/kube/backoff.ts';
@@ -107,10 +108,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 /** Runs the controller until SIGTERM/SIGINT. */
 export async function run(config: Readonly<SnapshotControllerConfig>, clients: KubeClients, logger: Logger): Promise<void> {
   const stopController = new AbortController();
-  const stopped = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const stopped = waitForSignal(logger);
   void stopped.then(() => stopController.abort());
 
   const registry = createRegistry('snapshot-controller');
@@ -130,7 +128,7 @@ export async function run(config: Readonly<SnapshotControllerConfig>, clients: K
   await withRetries('install the snapshot CRDs', logger, stopController.signal, () =>
     ensureSnapshotCrds({ client: clients.for<CustomResourceDefinition>(resources.customResourceDefinitions), logger }),
   );
-  if (stopController.signal.aborted) return shutdown();
+  if (stopController.signal.aborted) return shutdown(logger, 'snapshot-controller', closeListener);
   logger.info('snapshot CRDs established');
 
   const resolver = new MayaAddressResolver({
@@ -182,14 +180,15 @@ export async function run(config: Readonly<SnapshotControllerConfig>, clients: K
     startReconciling();
   }
 
-  const signal = await stopped;
-  logger.info('shutting down', { signal });
+  await stopped;
   healthy = false;
-  await stopReconciling();
-  await elector?.stop(); // a leader releases the Lease so a standby takes over at once
-  await shutdown();
+  await shutdown(logger, 'snapshot-controller', async () => {
+    await stopReconciling();
+    await elector?.stop(); // a leader releases the Lease so a standby takes over at once
+    await closeListener();
+  });
 
-  async function shutdown(): Promise<void> {
+  async function closeListener(): Promise<void> {
     if (server) await closeServer(server);
   }
 }
