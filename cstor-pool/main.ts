@@ -26,6 +26,11 @@ const spec = {
     name: { type: 'string', required: true, value: 'NAME', description: 'Pool name (DNS-1123), e.g. the CStorPool name.' },
     'data-dir': { type: 'string', required: true, value: 'DIR', description: 'Pool directory (created if absent).' },
     listen: { type: 'string', default: '0.0.0.0:3232', value: 'HOST:PORT', description: 'Replica protocol listener (port 0: any free port).' },
+    'listen-unix': {
+      type: 'string',
+      value: 'PATH',
+      description: 'Also serve the replica protocol on this UNIX domain socket: a target on this host connects to unix:PATH (same frames, less CPU than loopback TCP).',
+    },
     mgmt: { type: 'string', default: '127.0.0.1:9501', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
     'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
     'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
@@ -47,6 +52,8 @@ export interface PoolConfig {
   name: string;
   dataDir: string;
   listen: { host: string; port: number };
+  /** --listen-unix: an absolute path, or absent. */
+  listenUnix?: string;
   mgmt: { host: string; port: number };
   logLevel: string;
   logFormat: 'json' | 'text';
@@ -90,6 +97,7 @@ export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Poo
     name: opts.name,
     dataDir: path.resolve(opts['data-dir']),
     listen: listenAddr,
+    ...(opts['listen-unix'] !== undefined ? { listenUnix: path.resolve(opts['listen-unix']) } : {}),
     mgmt: mgmtAddr,
     logLevel,
     logFormat: opts['log-format'] as 'json' | 'text',
@@ -116,6 +124,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   try {
     const replicaAddr = await replicaServer.listen(config.listen.host, config.listen.port);
     announceListening(logger, 'replica', replicaAddr);
+    if (config.listenUnix !== undefined) {
+      logger.info('listening', { listener: 'replica-unix', address: await replicaServer.listenUnix(config.listenUnix) });
+    }
     const mgmtAddr = await listen(httpServer, config.mgmt.host, config.mgmt.port);
     announceListening(logger, 'mgmt', mgmtAddr);
     if (kube) {

@@ -27,7 +27,12 @@ const spec = {
     mgmt: { type: 'string', default: '127.0.0.1:9500', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
     'data-dir': { type: 'string', value: 'DIR', description: 'Where served volumes are remembered (volumes.json); none: a restart forgets them.' },
     'target-id': { type: 'string', value: 'ID', description: 'Names this target to the pools (default: hostname-pid).' },
-    'replica-timeout': { type: 'string', default: '30000', value: 'MS', description: 'Replica request deadline in ms; past it every request on that connection fails.' },
+    'replica-timeout': {
+      type: 'string',
+      default: '8000',
+      value: 'MS',
+      description: 'A replica is dead when a request has waited MS and it sent nothing (no reply, no keepalive) for MS; every request on that connection then fails.',
+    },
     'quiesce-timeout': { type: 'string', default: '2000', value: 'MS', description: 'Longest wait for in-flight writes to drain before a snapshot.' },
     kubeconfig: {
       type: 'string',

@@ -4,14 +4,19 @@
 // Garbage never crashes the daemon: a bad header closes the connection (after an error reply when
 // the frame's seq is known, e.g. an oversized length); a bad payload or an unknown opcode gets an
 // error reply and the connection carries on.
-import type net from 'node:net';
+// Data path: the socket reads into the decoder's own buffers (`onread`: small frames are views of a
+// slab, large payloads are read in place, see DirectFrameDecoder) and replies go out through a
+// FrameWriter (one write batch per event-loop turn). Nothing on the per-request path logs, and
+// metrics are plain counters (metrics.ts).
+import net from 'node:net';
 import { CstorError, isCstorError, toCstorError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { dns1123SubdomainProblems } from '../../lib/names.ts';
 import type { MessageBody } from '../../lib/replica-protocol/codec.ts';
+import { DirectFrameDecoder } from '../../lib/replica-protocol/direct-frame-decoder.ts';
 import { FrameDecoder } from '../../lib/replica-protocol/frame-decoder.ts';
-import { encodeFrame } from '../../lib/replica-protocol/frame.ts';
-import { isReply, type Frame } from '../../lib/replica-protocol/header.ts';
+import { FrameWriter } from '../../lib/replica-protocol/frame-writer.ts';
+import { frameFlags, isReply, type Frame, type FrameHeader } from '../../lib/replica-protocol/header.ts';
 import { opcodeName, type OpcodeName } from '../../lib/replica-protocol/opcodes.ts';
 import { encodeErrorReply } from '../../lib/replica-protocol/messages/error-reply.ts';
 import { decodeImportLayerBeginRequest, encodeImportLayerBeginReply } from '../../lib/replica-protocol/messages/import-layer-begin.ts';
@@ -36,7 +41,10 @@ import { decodeWriteRequest, encodeWriteReply } from '../../lib/replica-protocol
 import type { ReplicaStatus } from '../../lib/replica-protocol/types.ts';
 import type { Pool } from '../store/types.ts';
 import type { PoolMetrics } from './metrics.ts';
+import type { PayloadPool } from './payload-pool.ts';
 import type { VolumeHandle } from './volume-handle.ts';
+import { startKeepalive } from './keepalive.ts';
+import { encodeKeepalive, keepaliveOpcode } from '../../lib/replica-protocol/messages/keepalive.ts';
 
 /** A rebuild page carries at most this much data (keeps its reply under the frame limit). */
 export const maxPageBytes = 8 * 1024 * 1024;
@@ -53,36 +61,97 @@ export interface ConnectionContext {
   maxInFlightBytes: number;
   /** Reply bytes queued past which the connection stops reading until the socket drains. */
   maxQueuedReplyBytes: number;
+  /** Reuses large WRITE payload buffers (shared by the server's connections); absent: allocate each. */
+  payloads?: PayloadPool;
+  /** false: read with 'data' events and FrameDecoder (the fallback path; for tests). Default true. */
+  directReads?: boolean;
 }
+
+/** Payloads above this are read in place into their own Buffer (DirectFrameDecoder), pooled for WRITE. */
+const directThreshold = 64 * 1024;
 
 const readOps: ReadonlySet<OpcodeName> = new Set(['read', 'readLayer', 'readHeadSince']);
 const writeOps: ReadonlySet<OpcodeName> = new Set(['write', 'unmap', 'writeIfNewer', 'importLayerWrite']);
 
+type Kind = 'read' | 'write' | null;
+/** Per opcode byte: its name (undefined: unknown) and whether it counts as a read or a write. */
+const opByCode: readonly { name: OpcodeName | undefined; kind: Kind }[] = Array.from({ length: 256 }, (_, code) => {
+  const name = opcodeName(code);
+  return { name, kind: name && readOps.has(name) ? 'read' : name && writeOps.has(name) ? 'write' : null };
+});
+
+/**
+ * Makes an accepted socket read into buffers the caller provides (what `onread` does for
+ * net.connect, which net.Server does not offer): its handle moves to a new Socket built with
+ * `onread`, and the accepted one, which never read a byte (the server pauses on connect), is
+ * released. Returns null, leaving `socket` as it was, where the handle is not reachable.
+ */
+export function adoptWithReadBuffers(socket: net.Socket, onread: { buffer: () => Buffer; callback: (n: number) => boolean }): net.Socket | null {
+  const holder = socket as unknown as { _handle?: object | null };
+  const handle = holder._handle;
+  if (handle === null || typeof handle !== 'object' || socket.destroyed) return null;
+  holder._handle = null;
+  socket.destroy();
+  const adopted = new net.Socket({ handle, onread } as net.SocketConstructorOpts);
+  adopted.resume();
+  return adopted;
+}
+
 export class ReplicaConnection {
   readonly remote: string;
-  private readonly decoder = new FrameDecoder();
+  private readonly socket: net.Socket;
   private readonly openedAt = Date.now();
+  private readonly out: FrameWriter;
+  /** Frames decoded while reading was paused: dispatched, in order, before reading resumes. */
+  private readonly backlog: Frame[] = [];
+  /** Set when payloads come from ctx.payloads (the direct read path): WRITE gives them back. */
+  private readonly payloads: PayloadPool | null;
   private handle: VolumeHandle | null = null;
   private opening: Promise<void> | null = null;
   private inflight = 0;
   private inflightBytes = 0;
   inflightRead = 0;
   inflightWrite = 0;
-  private corked = false;
   private paused = false;
   private closing = false;
   private log: Logger;
 
+  /** `accepted` comes from a server created with pauseOnConnect (it has not read yet). */
   constructor(
-    private readonly socket: net.Socket,
+    accepted: net.Socket,
     private readonly ctx: ConnectionContext,
   ) {
-    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.remote = accepted.remoteAddress !== undefined ? `${accepted.remoteAddress}:${accepted.remotePort ?? '?'}` : 'unix';
     this.log = ctx.logger.child({ remote: this.remote });
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    const pool = ctx.payloads;
+    const decoder = new DirectFrameDecoder({ directThreshold, ...(pool ? { allocPayload: (h: FrameHeader) => pool.take(h.length) } : {}) });
+    const onread = {
+      buffer: () => decoder.nextBuffer(),
+      callback: (n: number) => {
+        this.onRead(decoder, n);
+        return true;
+      },
+    };
+    const adopted = ctx.directReads === false ? null : adoptWithReadBuffers(accepted, onread);
+    let socket: net.Socket;
+    if (adopted !== null) {
+      socket = adopted;
+      this.payloads = pool ?? null;
+    } else {
+      this.payloads = null;
+      // Fallback: chunks from 'data', framed by FrameDecoder.
+      socket = accepted;
+      const chunked = new FrameDecoder();
+      socket.on('data', (chunk: Buffer) => this.onChunk(chunked, chunk));
+      socket.resume();
+    }
+    this.socket = socket;
+    this.out = new FrameWriter(socket);
+    if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
     socket.on('drain', () => this.maybeResume());
     socket.on('error', (err) => this.log.debug('replica connection error', { error: err.message }));
+    // Liveness for the target's timeout rule (keepalive.ts): a frame a second while busy.
+    socket.on('close', startKeepalive({ busy: () => this.inflight > 0, send: () => this.reply(keepaliveOpcode, 0, encodeKeepalive(), 0) }));
   }
 
   /** The volume this connection serves, once OPEN succeeded. */
@@ -96,16 +165,41 @@ export class ReplicaConnection {
     this.socket.destroy();
   }
 
-  private onData(chunk: Buffer): void {
+  /** The socket closed (the adopted one, which is not the one the server accepted). */
+  onClose(listener: () => void): void {
+    this.socket.on('close', listener);
+  }
+
+  private onRead(decoder: DirectFrameDecoder, n: number): void {
     if (this.closing) return;
     let frames: Frame[];
     try {
-      frames = this.decoder.push(chunk);
+      frames = decoder.commit(n);
     } catch (err) {
       this.refuseStream(toCstorError(err, 'protocol'));
       return;
     }
-    for (const frame of frames) this.dispatch(frame);
+    this.accept(frames);
+  }
+
+  private onChunk(decoder: FrameDecoder, chunk: Buffer): void {
+    if (this.closing) return;
+    let frames: Frame[];
+    try {
+      frames = decoder.push(chunk);
+    } catch (err) {
+      this.refuseStream(toCstorError(err, 'protocol'));
+      return;
+    }
+    this.accept(frames);
+  }
+
+  /** Dispatches frames in order; once reading pauses, the rest wait in the backlog. */
+  private accept(frames: Frame[]): void {
+    for (let i = 0; i < frames.length; i++) {
+      if (this.paused) this.backlog.push(frames[i]!);
+      else this.dispatch(frames[i]!);
+    }
   }
 
   /** A broken stream: answer when the frame's seq is known (oversized length), then close. */
@@ -117,7 +211,8 @@ export class ReplicaConnection {
     const opcode = err.details.opcode;
     if (typeof seq === 'number' && typeof opcode === 'number') {
       const body = encodeErrorReply(err);
-      for (const p of encodeFrame({ opcode, seq, reply: true, status: body.status }, body)) this.socket.write(p);
+      this.out.send({ opcode, seq, flags: frameFlags.reply, status: body.status, ioSeq: 0, offset: 0, length: 0 }, body.payload);
+      this.out.flush();
       this.socket.end();
       setTimeout(() => this.socket.destroy(), 2000).unref();
     } else {
@@ -127,15 +222,16 @@ export class ReplicaConnection {
 
   private dispatch(frame: Frame): void {
     const h = frame.header;
-    const name = opcodeName(h.opcode);
+    const { name, kind } = opByCode[h.opcode]!;
     const bytes = frame.payload.length;
     this.inflight++;
     this.inflightBytes += bytes;
     if (this.inflight >= this.ctx.maxInFlight || this.inflightBytes >= this.ctx.maxInFlightBytes) this.pause();
-    const kind = name && readOps.has(name) ? 'read' : name && writeOps.has(name) ? 'write' : null;
     if (kind === 'read') this.inflightRead++;
     if (kind === 'write') this.inflightWrite++;
     const done = this.ctx.metrics.start(name ?? 'unknown');
+    // A WRITE's large payload goes back to the pool once the store's write has settled.
+    const reusable = this.payloads !== null && name === 'write' && bytes > directThreshold ? frame.payload : null;
     let result: Promise<MessageBody>;
     try {
       if (name === undefined) throw new CstorError('invalid', `unknown opcode ${h.opcode}`);
@@ -147,11 +243,13 @@ export class ReplicaConnection {
     result.then(
       (body) => {
         done(true);
+        if (reusable !== null) this.payloads!.give(reusable);
         this.finish(kind, bytes);
         this.reply(h.opcode, h.seq, body, 0);
       },
       (err: unknown) => {
         done(false);
+        if (reusable !== null) this.payloads!.give(reusable);
         this.finish(kind, bytes);
         const e = isCstorError(err) ? err : toCstorError(err, hasErrno(err) ? 'io' : 'internal', name ?? `opcode ${h.opcode}`);
         if (name === undefined || e.code === 'protocol') this.ctx.metrics.protocolError(name === undefined ? 'unknown_opcode' : 'bad_payload');
@@ -164,7 +262,7 @@ export class ReplicaConnection {
     );
   }
 
-  private finish(kind: 'read' | 'write' | null, bytes: number): void {
+  private finish(kind: Kind, bytes: number): void {
     this.inflight--;
     this.inflightBytes -= bytes;
     if (kind === 'read') this.inflightRead--;
@@ -273,8 +371,8 @@ export class ReplicaConnection {
         return Promise.resolve(encodeStatsReply(r.stats()));
       case 'snapshotCreate': {
         const req = decodeSnapshotCreateRequest(frame);
-        return o.run('barrier', 0, 0, async () => {
-          await r.snapshotCreate(checkedName(req.name, 'SNAPSHOT_CREATE'), req.ioSeq);
+        const name = checkedName(req.name, 'SNAPSHOT_CREATE');
+        return h.snapshotCreate(name, req.ioSeq).then(() => {
           this.log.info('snapshot created', { snapshot: req.name, ioSeq: req.ioSeq });
           return encodeSnapshotCreateReply();
         });
@@ -367,24 +465,15 @@ export class ReplicaConnection {
 
   private reply(opcode: number, seq: number, body: MessageBody, status: number): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    let parts: Buffer[];
+    const h = { opcode, seq, flags: frameFlags.reply, status, ioSeq: body.ioSeq ?? 0, offset: body.offset ?? 0, length: 0 };
     try {
-      parts = encodeFrame({ opcode, seq, reply: true, status }, body);
+      this.out.send(h, body.payload);
     } catch (err) {
       const e = toCstorError(err, 'internal', 'encoding a reply');
       this.log.error('cannot encode a reply', { error: e.message });
       const eb = encodeErrorReply(e);
-      parts = encodeFrame({ opcode, seq, reply: true, status: eb.status }, eb);
+      this.out.send({ ...h, status: eb.status }, eb.payload);
     }
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    for (const p of parts) this.socket.write(p);
     if (this.socket.writableLength > this.ctx.maxQueuedReplyBytes) this.pause();
   }
 
@@ -398,12 +487,15 @@ export class ReplicaConnection {
   private maybeResume(): void {
     if (
       this.paused &&
+      !this.closing &&
       this.inflight < this.ctx.maxInFlight &&
       this.inflightBytes < this.ctx.maxInFlightBytes &&
       this.socket.writableLength <= this.ctx.maxQueuedReplyBytes
     ) {
       this.paused = false;
-      this.socket.resume();
+      // Frames already decoded go first; reading resumes only once they are all dispatched.
+      while (!this.paused && this.backlog.length > 0) this.dispatch(this.backlog.shift()!);
+      if (!this.paused) this.socket.resume();
     }
   }
 }

@@ -46,6 +46,45 @@ describe('cstor-pool/server/io-ordering', () => {
     expect(log).to.deep.equal(['r-disjoint', 'w', 'r-overlap', 'snap', 'r-after-barrier']);
   });
 
+  it('a staged barrier waits for everything earlier, and holds later requests only until it releases them', async () => {
+    const o = new IoOrdering();
+    const log: string[] = [];
+    const w0 = deferred();
+    const cut = deferred();
+    const durable = deferred();
+    const early = o.run('write', 0, 512, async () => {
+      await w0.promise;
+      log.push('w-before');
+    });
+    const snap = o.runStaged(() => {
+      log.push('snap start');
+      return { released: cut.promise, result: durable.promise.then(() => void log.push('snap durable')) };
+    });
+    const later = o.run('write', 0, 512, async () => void log.push('w-after'));
+    const sync = o.run('flush', 0, 0, async () => void log.push('flush'));
+    await new Promise((r) => setImmediate(r));
+    expect(log).to.deep.equal([]);
+    w0.resolve();
+    await new Promise((r) => setImmediate(r));
+    expect(log).to.deep.equal(['w-before', 'snap start']);
+    cut.resolve();
+    await Promise.all([later, sync]);
+    expect(log, 'later requests ran before the snapshot was durable').to.deep.equal(['w-before', 'snap start', 'w-after', 'flush']);
+    durable.resolve();
+    await Promise.all([early, snap]);
+    expect(log.at(-1)).to.equal('snap durable');
+    // A staged barrier that fails before its cut releases the requests behind it too.
+    const failing = o.runStaged(() => ({ released: new Promise<void>(() => {}), result: Promise.reject(new Error('no')) }));
+    const behind = o.run('read', 0, 512, async () => 'ran');
+    await failing.then(
+      () => expect.fail('expected a rejection'),
+      (e: unknown) => expect((e as Error).message).to.equal('no'),
+    );
+    expect(await behind).to.equal('ran');
+    await new Promise((r) => setImmediate(r));
+    expect(o.size).to.equal(0);
+  });
+
   it('makes a write wait for an earlier overlapping read, never a read for a read', async () => {
     const o = new IoOrdering();
     const log: string[] = [];

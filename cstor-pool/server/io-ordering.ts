@@ -6,7 +6,8 @@
 //   (reads never wait for reads);
 // - a flush (sync) waits for every earlier write, and holds nothing back;
 // - a barrier (snapshot create/destroy, rebuild and import steps, mark healthy) waits for
-//   everything earlier and holds back everything later.
+//   everything earlier and holds back everything later; a staged barrier (snapshot create, whose
+//   cut comes before its durability) holds back everything later only until it says so.
 // Dependencies are taken at arrival, so the order is exactly the order requests were decoded in.
 
 export type IoKind = 'read' | 'write' | 'flush' | 'barrier';
@@ -49,6 +50,38 @@ export class IoOrdering {
     const entry: Entry = { kind, start, end, done: result.then(settle, settle) };
     this.inflight.add(entry);
     void entry.done.then(() => this.inflight.delete(entry));
+    return result;
+  }
+
+  /**
+   * A barrier in two steps: `fn` runs once everything earlier has finished, and everything later
+   * waits only until its `released` settles (or its `result` does, if that comes first); the
+   * returned promise is `result`.
+   */
+  runStaged<T>(fn: () => { released: Promise<unknown>; result: Promise<T> }): Promise<T> {
+    const deps: Promise<void>[] = [];
+    for (const e of this.inflight) deps.push(e.done);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const begin = (): Promise<T> => {
+      const staged = fn();
+      void Promise.race([staged.released, staged.result]).then(release, release);
+      return staged.result;
+    };
+    let result: Promise<T>;
+    if (deps.length > 0) {
+      result = Promise.all(deps).then(begin);
+    } else {
+      try {
+        result = begin();
+      } catch (err) {
+        result = Promise.reject(err as Error);
+      }
+    }
+    void result.then(release, release);
+    const entry: Entry = { kind: 'barrier', start: 0, end: 0, done: held };
+    this.inflight.add(entry);
+    void held.then(() => this.inflight.delete(entry));
     return result;
   }
 }

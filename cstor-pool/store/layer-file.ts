@@ -11,10 +11,22 @@
 //       24 checkpointedIoSeq u64 (meaningful for a head: highest io_seq made durable by sync)
 //       32 maxIoSeq     u64 (highest io_seq of any block in the persisted bitmap, >= checkpoint)
 //       40 crc32 of bytes [0, 40) u32
+//   [1024, 1024+R): the seal record, zero until this layer, a head, is sealed as a snapshot by the
+//     two-step snapshot (see SealRecord below); R <= 299, inside one 512-byte sector
 //   [4096, 4096+B): allocated bitset (bit b: block b holds data in this layer)
 //   [4096+B, 4096+2B): zero bitset (bit b: block b reads zeros here, hiding lower layers)
 //   B = ceil(blocks/32)*4 rounded up to 4096. A block never has both bits set.
-// New maps are ftruncated to full size, so empty bitsets are holes on disk.
+// New maps are ftruncated to full size, so empty bitsets are holes on disk. Files never change
+// size after creation, so fdatasync (no journal commit for a timestamp) is enough after a write.
+//
+// Seal record layout (little-endian), at offset 1024 of the map file:
+//   0  magic "CSTRSEAL" (8 bytes)
+//   8  successor layer id (8 bytes: the 16 hex digits of the id, as bytes)
+//   16 snapshot ioSeq u64
+//   24 snapshot createdAt u64 (ms since the epoch)
+//   32 checkpoint u64 (io_seq made durable by the seal: everything at or below it is in the chain)
+//   40 name length u16 (1..253), then the snapshot name (ASCII)
+//   42+n crc32 of bytes [0, 42+n) u32
 import { randomBytes } from 'node:crypto';
 import fs, { type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
@@ -29,6 +41,87 @@ export const mapPageBytes = 4096;
 /** Blocks covered by one 4 KiB page of a bitset. */
 export const blocksPerMapPage = mapPageBytes * 8;
 const bitsOffset = 4096;
+const sealMagic = Buffer.from('CSTRSEAL', 'latin1');
+const sealOffset = 1024;
+const sealMaxBytes = 512;
+
+/**
+ * Written into a head's map file when a snapshot seals it: "this layer is snapshot `name`, and the
+ * chain goes on with head `successor`". The commit point of a snapshot (one pwrite + fdatasync in a
+ * block allocated at creation, so no filesystem journal commit): the pool follows seal records from
+ * the head its chain file names, so the chain file itself is rewritten later, off the snapshot's
+ * critical path (docs/pool-storage.md, "Two-step snapshot").
+ */
+export interface SealRecord {
+  name: string;
+  ioSeq: number;
+  createdAt: number;
+  successor: string;
+  checkpoint: number;
+}
+
+export function encodeSeal(seal: SealRecord): Buffer {
+  const name = Buffer.from(seal.name, 'latin1');
+  if (name.length < 1 || name.length > 253 || !isLayerId(seal.successor)) throw new CstorError('internal', 'bad seal record');
+  const b = Buffer.alloc(42 + name.length + 4);
+  sealMagic.copy(b, 0);
+  Buffer.from(seal.successor, 'hex').copy(b, 8);
+  b.writeBigUInt64LE(BigInt(seal.ioSeq), 16);
+  b.writeBigUInt64LE(BigInt(seal.createdAt), 24);
+  b.writeBigUInt64LE(BigInt(seal.checkpoint), 32);
+  b.writeUInt16LE(name.length, 40);
+  name.copy(b, 42);
+  b.writeUInt32LE(crc32(b.subarray(0, 42 + name.length)), 42 + name.length);
+  return b;
+}
+
+/** The seal record in `b` (bytes from offset 1024 of a map file), or null when there is none or it is torn. */
+export function decodeSeal(b: Buffer): SealRecord | null {
+  if (b.length < 46 || !b.subarray(0, 8).equals(sealMagic)) return null;
+  const n = b.readUInt16LE(40);
+  if (n < 1 || n > 253 || b.length < 42 + n + 4) return null;
+  if (b.readUInt32LE(42 + n) !== crc32(b.subarray(0, 42 + n))) return null;
+  const nums = [16, 24, 32].map((o) => Number(b.readBigUInt64LE(o)));
+  if (!nums.every((x) => Number.isSafeInteger(x))) return null;
+  return {
+    successor: b.subarray(8, 16).toString('hex'),
+    ioSeq: nums[0]!,
+    createdAt: nums[1]!,
+    checkpoint: nums[2]!,
+    name: b.subarray(42, 42 + n).toString('latin1'),
+  };
+}
+
+/**
+ * Removes layer `id`'s seal record durably (zeros + fdatasync): after a seal whose fdatasync failed,
+ * so that the layer can go on as the head and a later open does not follow a stale seal.
+ */
+export async function clearSeal(dir: string, id: string): Promise<void> {
+  const fh = await fs.open(childPath(dir, `${id}.map`), 'r+');
+  try {
+    await fh.write(Buffer.alloc(sealMaxBytes), 0, sealMaxBytes, sealOffset);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads layer `id`'s seal record (null: none, or no such layer). */
+export async function readSeal(dir: string, id: string): Promise<SealRecord | null> {
+  let fh: FileHandle;
+  try {
+    fh = await fs.open(childPath(dir, `${id}.map`), 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const buf = Buffer.alloc(sealMaxBytes);
+    const { bytesRead } = await fh.read(buf, 0, sealMaxBytes, sealOffset);
+    return decodeSeal(buf.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}
 
 export interface LayerBits {
   alloc: Uint32Array;
@@ -93,6 +186,7 @@ export class LayerFile {
   private data: FileHandle | null = null;
   private opening: Promise<FileHandle> | null = null;
   private map: FileHandle | null = null;
+  private isClosed = false;
   private gen: number;
   readonly bitsetBytes: number;
 
@@ -175,6 +269,7 @@ export class LayerFile {
 
   private async dataHandle(): Promise<FileHandle> {
     if (this.data) return this.data;
+    if (this.isClosed) throw new CstorError('aborted', `layer ${this.id} is closed`);
     // One open at a time: concurrent reads of a layer must not each open (and leak) a handle.
     this.opening ??= fs.open(this.dataPath, 'r+').then(
       (fh) => {
@@ -219,7 +314,15 @@ export class LayerFile {
   }
 
   async syncData(): Promise<void> {
-    await (await this.dataHandle()).sync();
+    await (await this.dataHandle()).datasync();
+  }
+
+  /** Writes the seal record (see SealRecord) and fdatasyncs: the commit point of a snapshot. */
+  async writeSeal(seal: SealRecord): Promise<void> {
+    const map = this.mapHandle();
+    const b = encodeSeal(seal);
+    await map.write(b, 0, b.length, sealOffset);
+    await map.datasync();
   }
 
   async loadBits(): Promise<LayerBits> {
@@ -238,7 +341,7 @@ export class LayerFile {
       await map.write(p.alloc, 0, p.alloc.length, bitsOffset + page * mapPageBytes);
       await map.write(p.zero, 0, p.zero.length, bitsOffset + this.bitsetBytes + page * mapPageBytes);
     }
-    await map.sync();
+    await map.datasync();
   }
 
   /** Writes whole bitsets and fsyncs. */
@@ -246,7 +349,7 @@ export class LayerFile {
     const map = this.mapHandle();
     await map.write(Buffer.from(bits.alloc.buffer, 0, this.bitsetBytes), 0, this.bitsetBytes, bitsOffset);
     await map.write(Buffer.from(bits.zero.buffer, 0, this.bitsetBytes), 0, this.bitsetBytes, bitsOffset + this.bitsetBytes);
-    await map.sync();
+    await map.datasync();
   }
 
   /** Persists a new checkpoint (and max io_seq) in the next header slot and fsyncs. */
@@ -255,13 +358,14 @@ export class LayerFile {
     const map = this.mapHandle();
     const header: Header = { gen, blockSize: this.blockSize, blocks: this.blocks, checkpoint, maxSeq: Math.max(maxSeq, checkpoint) };
     await map.write(encodeHeader(header), 0, headerBytes, slotOffsets[gen % 2]);
-    await map.sync();
+    await map.datasync();
     this.gen = gen;
     this.checkpoint = checkpoint;
     this.maxSeq = header.maxSeq;
   }
 
   async close(): Promise<void> {
+    this.isClosed = true;
     if (this.opening) await this.opening.catch(() => undefined);
     const handles = [this.data, this.map];
     this.data = null;

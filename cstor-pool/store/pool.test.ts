@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { hasErrorCode, type ErrorCode } from '../../lib/errors.ts';
+import { LayerFile } from './layer-file.ts';
 import { openPool } from './pool.ts';
 import type { Pool } from './types.ts';
 
@@ -28,12 +29,13 @@ describe('pool store', () => {
   let pool: Pool;
 
   beforeEach(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pool-store-'));
+    // The pool one level down, so its parent (checked for escapes) is this test's alone.
+    dir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'pool-store-')), 'pool');
     pool = await openPool({ dir, name: 'pool-a' });
   });
   afterEach(async () => {
     await pool.close();
-    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rm(path.dirname(dir), { recursive: true, force: true });
   });
 
   it('reads zeros before any write, then what was written, across a reopen', async () => {
@@ -336,6 +338,97 @@ describe('pool store', () => {
       expect(l.every((b) => b === want), `live block ${k}`).to.equal(true);
       expect(sn.every((b) => b === want) || sn.every((b) => b === 0), `snapshot block ${k}`).to.equal(true);
     }
+  });
+
+  describe('two-step snapshot (cut, then durable while IO goes on)', () => {
+    it('lets writes go on after the cut: they land in the new head, not in the snapshot, and a sync waits for durability', async () => {
+      await pool.createReplica({ volume: 'v', size: 4 * MiB });
+      const r = await pool.openReplica('v');
+      await r.write(0, fill(1, 64 * KiB), 1);
+      await r.write(64 * KiB, fill(2, 64 * KiB), 2); // dirty: the persist step syncs it
+      const staged = r.snapshotCreateStaged!('s1', 3);
+      let durable = false;
+      void staged.durable.then(() => (durable = true));
+      await staged.cut;
+      // After the cut: writes and reads go on at once, before the snapshot is durable.
+      await r.write(0, fill(3, 4 * KiB), 3);
+      expect((await r.readAt(0, 4 * KiB)).every((b) => b === 3)).to.equal(true);
+      await r.sync(); // waits for the seal: the new head is durable only in the new chain
+      expect(durable, 'sync returned after the snapshot was durable').to.equal(true);
+      await staged.durable;
+      expect(r.snapshots().map((x) => x.name)).to.deep.equal(['s1']);
+      const snap = await r.readSnapshotAt('s1', 0, 128 * KiB);
+      expect(snap.subarray(0, 64 * KiB).every((b) => b === 1), 'snapshot has the pre-cut data').to.equal(true);
+      expect(snap.subarray(64 * KiB).every((b) => b === 2)).to.equal(true);
+      expect(r.checkpointedIoSeq).to.equal(3);
+      // Idempotent, staged or not.
+      await r.snapshotCreateStaged!('s1', 4).durable;
+      expect(r.snapshots()).to.have.length(1);
+    });
+
+    it('commits by a seal record: the chain file lags until close, and a copy of the directory taken while open opens with every snapshot', async () => {
+      await pool.createReplica({ volume: 'v', size: 1 * MiB });
+      const r = await pool.openReplica('v');
+      const chainFile = path.join(dir, 'replicas', 'v.json');
+      const before = await fs.readFile(chainFile, 'utf8');
+      for (let k = 0; k < 3; k++) {
+        await r.write(k * 4 * KiB, fill(10 + k, 4 * KiB), 2 * k + 1);
+        await r.snapshotCreate(`s${k}`, 2 * k + 2);
+      }
+      await r.write(12 * KiB, fill(20, 4 * KiB), 7);
+      await r.sync();
+      expect(await fs.readFile(chainFile, 'utf8'), 'the chain file is not rewritten by a snapshot').to.equal(before);
+      // What a crash now would leave: the files as they are (all of it durable).
+      const copy = path.join(path.dirname(dir), 'copy');
+      await fs.cp(dir, copy, { recursive: true });
+      const other = await openPool({ dir: copy, name: 'pool-a' });
+      try {
+        const info = (await other.getReplica('v'))!;
+        expect(info.snapshots.map((x) => x.name)).to.deep.equal(['s0', 's1', 's2']);
+        expect(info.checkpointedIoSeq).to.equal(7);
+        const c = await other.openReplica('v');
+        const live = await c.readAt(0, 16 * KiB);
+        for (let k = 0; k < 4; k++) expect(live[k * 4 * KiB], `block ${k}`).to.equal(k < 3 ? 10 + k : 20);
+        expect((await c.readSnapshotAt('s1', 0, 16 * KiB)).subarray(8 * KiB).every((b) => b === 0)).to.equal(true);
+        expect((await c.readSnapshotAt('s1', 0, 16 * KiB))[4 * KiB]).to.equal(11);
+        await c.close();
+      } finally {
+        await other.close();
+      }
+      // The other pool's close caught its chain file up; ours catches up on close too.
+      const caughtUp = JSON.parse(await fs.readFile(path.join(copy, 'replicas', 'v.json'), 'utf8')) as { layers: unknown[] };
+      expect(caughtUp.layers).to.have.length(3);
+      await r.close();
+      const ours = JSON.parse(await fs.readFile(chainFile, 'utf8')) as { layers: unknown[] };
+      expect(ours.layers).to.have.length(3);
+    });
+
+    it('a snapshot whose seal cannot be made durable fails the replica; reopened, it is the chain as durable, without the snapshot', async () => {
+      await pool.createReplica({ volume: 'v', size: 1 * MiB });
+      const r = await pool.openReplica('v');
+      await r.write(0, fill(5, 4 * KiB), 1);
+      await r.sync();
+      const orig = LayerFile.prototype.writeSeal;
+      LayerFile.prototype.writeSeal = () => Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
+      try {
+        const staged = r.snapshotCreateStaged!('bad', 2);
+        await staged.cut;
+        await expectCode(staged.durable, 'io');
+      } finally {
+        LayerFile.prototype.writeSeal = orig;
+      }
+      expect(r.isFailed).to.equal(true);
+      await expectCode(r.readAt(0, 4 * KiB), 'io');
+      await expectCode(r.write(0, fill(6, 4 * KiB), 3), 'io');
+      const again = await pool.openReplica('v');
+      expect(again).to.not.equal(r);
+      expect(again.snapshots()).to.deep.equal([]);
+      expect((await again.readAt(0, 4 * KiB)).every((b) => b === 5)).to.equal(true);
+      await again.snapshotCreate('good', 2);
+      await again.write(0, fill(7, 4 * KiB), 3);
+      expect((await again.readSnapshotAt('good', 0, 4 * KiB)).every((b) => b === 5)).to.equal(true);
+      await again.close();
+    });
   });
 
   it('deletes a big snapshot by merging its small child into it, and finishes a merge cut short by a crash on open', async () => {

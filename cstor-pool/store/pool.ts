@@ -8,12 +8,17 @@
 // name it. So every metadata rename is the one commit point of an operation, and on open any layer
 // file no chain names (a crash between creating a layer and committing the chain that uses it, or
 // between committing a chain without it and deleting it) is garbage-collected, as are tmp files.
+//
+// A snapshot commits by a seal record in the head's map file (layer-file.ts), not by rewriting the
+// chain file: on open the pool follows the seal records from the head a chain file names, and the
+// chain it works with (`metas`, the reference counts, the GC) is that effective one. The chain
+// file catches up at the next structural change, every `sealCatchUp` seals, and on close.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CstorError, describeError } from '../../lib/errors.ts';
 import { silentLogger, type Logger } from '../../lib/logger.ts';
-import { fsyncDir, isLayerId, LayerFile, countAllocated, removeLayerFiles } from './layer-file.ts';
+import { clearSeal, fsyncDir, isLayerId, LayerFile, countAllocated, readSeal, removeLayerFiles } from './layer-file.ts';
 import { Mutex } from './lock.ts';
 import { isListed, metaFileName, parseReplicaMeta, prepareJsonAtomic, writeJsonAtomic, type LayerRef, type ReplicaMeta } from './metadata.ts';
 import { checkPoolName, checkSnapshotName, checkVolumeName, childPath } from './names.ts';
@@ -57,6 +62,8 @@ class StorePool implements Pool, ReplicaHost {
   readonly logger: Logger;
   private readonly mutex = new Mutex();
   private readonly metas = new Map<string, ReplicaMeta>();
+  /** Per volume: seals committed since its chain file was last written (the file lags by these). */
+  private readonly seals = new Map<string, number>();
   private refs = new Map<string, number>();
   private readonly loaded = new Map<string, StoreReplica>();
   private readonly allocCache = new Map<string, number>();
@@ -91,7 +98,7 @@ class StorePool implements Pool, ReplicaHost {
         const meta = parseReplicaMeta(file, await fs.readFile(full, 'utf8'));
         if (metaFileName(meta.volume) !== file) throw new CstorError('io', `${file} names volume ${meta.volume}`);
         checkVolumeName(meta.volume);
-        this.metas.set(meta.volume, meta);
+        this.metas.set(meta.volume, await this.followSeals(meta));
       } catch (err) {
         this.gcUnsafe = true;
         this.logger.error('replica metadata unreadable; skipping it and layer garbage collection', { file, error: describeError(err) });
@@ -101,6 +108,35 @@ class StorePool implements Pool, ReplicaHost {
     await this.collectGarbage();
     await this.mutex.run(() => this.compactAll());
     this.logger.info('pool opened', { dir: this.dir, replicas: this.metas.size });
+  }
+
+  /** The chain a chain file names, extended by the seal records of its head, and of theirs. */
+  private async followSeals(meta: ReplicaMeta): Promise<ReplicaMeta> {
+    let m = meta;
+    let n = 0;
+    const seen = new Set([...meta.layers.map((l) => l.id), meta.head]);
+    for (let guard = 0; guard < 65536; guard++) {
+      const seal = await readSeal(this.layersDir, m.head);
+      if (!seal) break;
+      if (seen.has(seal.successor)) break;
+      try {
+        await (await LayerFile.open(this.layersDir, seal.successor)).close();
+      } catch (err) {
+        // Cannot happen unless the directory was tampered with: the successor is durable before its seal.
+        this.logger.error('seal record names a missing layer; the chain stops before it', { volume: meta.volume, layer: seal.successor, error: describeError(err) });
+        break;
+      }
+      seen.add(seal.successor);
+      m = {
+        ...m,
+        layers: [...m.layers, { id: m.head, snapshot: { name: seal.name, ioSeq: seal.ioSeq, createdAt: seal.createdAt } }],
+        head: seal.successor,
+        checkpointedIoSeq: Math.max(m.checkpointedIoSeq, seal.checkpoint),
+      };
+      n++;
+    }
+    if (n > 0) this.seals.set(meta.volume, n);
+    return m;
   }
 
   private async checkPoolFile(): Promise<void> {
@@ -149,7 +185,20 @@ class StorePool implements Pool, ReplicaHost {
   async saveMeta(meta: ReplicaMeta): Promise<void> {
     await writeJsonAtomic(this.replicasDir, metaFileName(meta.volume), meta);
     this.metas.set(meta.volume, meta);
+    this.seals.delete(meta.volume);
     this.recomputeRefs();
+  }
+
+  adoptSealed(meta: ReplicaMeta): number {
+    this.metas.set(meta.volume, meta);
+    this.recomputeRefs();
+    const n = (this.seals.get(meta.volume) ?? 0) + 1;
+    this.seals.set(meta.volume, n);
+    return n;
+  }
+
+  sealsPending(volume: string): number {
+    return this.seals.get(volume) ?? 0;
   }
 
   async prepareMeta(meta: ReplicaMeta): Promise<PreparedMeta> {
@@ -158,6 +207,7 @@ class StorePool implements Pool, ReplicaHost {
       commit: async () => {
         await w.commit();
         this.metas.set(meta.volume, meta);
+        this.seals.delete(meta.volume);
         this.recomputeRefs();
       },
       abort: () => w.abort(),
@@ -272,6 +322,19 @@ class StorePool implements Pool, ReplicaHost {
       this.checkOpen();
       const meta = this.metaOf(volume);
       let r = this.loaded.get(volume);
+      if (r?.isFailed) {
+        // Its memory went ahead of the disk (a snapshot that could not be made durable): reload
+        // it from the chain as durable, after making sure no half-written seal is followed later.
+        this.loaded.delete(volume);
+        await r.unload(false).catch(() => undefined);
+        r = undefined;
+        try {
+          await clearSeal(this.layersDir, meta.head);
+        } catch (err) {
+          throw new CstorError('io', `replica ${volume}: cannot reload it after a failed snapshot`, { cause: err });
+        }
+        this.logger.warn('failed replica reloaded from disk', { volume });
+      }
       if (!r) {
         r = await StoreReplica.load(this, meta);
         this.loaded.set(volume, r);
@@ -295,6 +358,7 @@ class StorePool implements Pool, ReplicaHost {
       await fs.rm(childPath(this.replicasDir, metaFileName(volume)), { force: true });
       await fsyncDir(this.replicasDir);
       this.metas.delete(volume);
+      this.seals.delete(volume);
       this.recomputeRefs();
       await this.releaseLayers([...meta.layers.map((l) => l.id), meta.head]);
       this.logger.info('replica deleted', { volume });

@@ -1,16 +1,16 @@
 // One replica: a chain of layers (oldest first) plus a writable head, with an in-memory index of
 // which layer holds each block. See docs/pool-storage.md for the on-disk format and invariants.
 import { checkRange } from '../../lib/block-device.ts';
-import { CstorError } from '../../lib/errors.ts';
+import { CstorError, describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { ReplicaMode, ReplicaStats, RunPage, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
 import { bitsetWords, clearBit, countBits, getBit, lowestBit, setBit } from './bitset.ts';
-import { blocksPerMapPage, fsyncDir, LayerFile, mapPageBytes, type LayerBits } from './layer-file.ts';
+import { blocksPerMapPage, fsyncDir, LayerFile, mapPageBytes, type LayerBits, type SealRecord } from './layer-file.ts';
 import { Mutex, RWLock } from './lock.ts';
 import { pageRuns, type Source } from './run-pages.ts';
 import { isListed, type LayerRef, type ReplicaMeta } from './metadata.ts';
 import { checkSnapshotName } from './names.ts';
-import type { Replica, ReplicaInfo } from './types.ts';
+import type { Replica, ReplicaInfo, StagedSnapshot } from './types.ts';
 
 /** What a replica needs from its pool. */
 export interface PreparedMeta {
@@ -25,6 +25,13 @@ export interface ReplicaHost {
   structural<T>(fn: () => Promise<T>): Promise<T>;
   /** Persists the replica's chain (atomically) and updates the pool's reference counts. */
   saveMeta(meta: ReplicaMeta): Promise<void>;
+  /**
+   * Takes a chain made durable by a seal record (the chain file not rewritten) as the replica's
+   * chain; returns the number of seals the chain file now lags by.
+   */
+  adoptSealed(meta: ReplicaMeta): number;
+  /** Seals the replica's chain file lags by (0: it is current). */
+  sealsPending(volume: string): number;
   /** saveMeta in two steps: the tmp file written and fsynced now, the rename by `commit`. */
   prepareMeta(meta: ReplicaMeta): Promise<PreparedMeta>;
   /** The chain as last saved. */
@@ -36,6 +43,22 @@ export interface ReplicaHost {
   info(replica: StoreReplica): Promise<ReplicaInfo>;
   release(replica: StoreReplica): Promise<void>;
 }
+
+/** A sealed snapshot waiting to be made durable (step 2 of the two-step snapshot). */
+interface SealJob {
+  layer: LayerFile;
+  pages: Map<number, { alloc: Buffer; zero: Buffer }>;
+  dataDirty: boolean;
+  seal: SealRecord;
+  meta: ReplicaMeta;
+  done: (() => void) | null;
+}
+
+/** Spare heads kept ready per open replica (see prepareSpareHead). */
+const spareHeadCount = 2;
+
+/** Seals after which the chain file is rewritten (it lags by them until then; see pool.ts). */
+const sealCatchUp = 128;
 
 /** Largest chain: the index stores layer ordinals in a Uint16Array (0 = reads zeros). */
 const maxLayers = 65534;
@@ -67,6 +90,9 @@ export class StoreReplica implements Replica {
   readonly blocks: number;
   openCount = 0;
   private closed = false;
+  private failed: CstorError | null = null;
+  /** Settles when the snapshot being made durable now (step 2 of the two-step snapshot) is. */
+  private persisting: Promise<void> | null = null;
 
   private meta: ReplicaMeta;
   private layers: LayerFile[] = [];
@@ -159,7 +185,13 @@ export class StoreReplica implements Replica {
   }
 
   private checkOpen(): void {
+    if (this.failed) throw this.failed;
     if (this.closed) throw new CstorError('aborted', `replica ${this.volume} is closed`);
+  }
+
+  /** Set when an IO error left memory ahead of the disk: every request errs until a reload. */
+  get isFailed(): boolean {
+    return this.failed !== null;
   }
 
   // ---- index ----
@@ -402,8 +434,8 @@ export class StoreReplica implements Replica {
    * Background writeback: once `writebackBytes` have been written to the head since the last one,
    * fsync the head's data file (data only: the bitmap pages and the checkpoint are written by
    * sync() alone, so this changes no on-disk state a reader can see, and no crash outcome). It
-   * bounds the dirty data, so that the sync a snapshot does while IO is held (and the target's
-   * pre-flush before it) costs little. One at a time; a write never waits for it.
+   * bounds the dirty data, so that a snapshot's durable step (and any sync) costs little. One at a
+   * time; neither a write nor a snapshot's cut waits for it.
    */
   private writebackDirty = 0;
   private writebackRunning = false;
@@ -414,11 +446,10 @@ export class StoreReplica implements Replica {
     if (this.writebackRunning || this.writebackDirty < writebackBytes) return;
     this.writebackRunning = true;
     this.writebackDirty = 0;
-    void this.lock
-      .shared(async () => {
-        if (this.closed || !this.dataDirty) return;
-        await this.head.syncData();
-      })
+    // No lock: a snapshot's cut (exclusive) must not wait for this fdatasync. The layer is
+    // captured; if it is sealed meanwhile, this still only flushes its data.
+    const layer = this.head;
+    void (this.closed ? Promise.resolve() : layer.syncData())
       .catch(() => undefined) // sync() reports the error, if it persists
       .finally(() => {
         this.writebackRunning = false;
@@ -427,7 +458,20 @@ export class StoreReplica implements Replica {
 
   async sync(): Promise<void> {
     this.checkOpen();
-    await this.lock.shared(() => this.syncMutex.run(() => this.syncInner()));
+    // The head is in the durable chain only once a snapshot persisting now is durable: wait for it
+    // (and check again under the lock: a next snapshot may have cut in between).
+    for (let guard = 0; guard < 1000; guard++) {
+      const p = this.persisting;
+      if (p) await p;
+      const done = await this.lock.shared(async () => {
+        this.checkOpen();
+        if (this.persisting) return false;
+        await this.syncMutex.run(() => this.syncInner());
+        return true;
+      });
+      if (done) return;
+    }
+    throw new CstorError('unavailable', `replica ${this.volume}: sync kept waiting for snapshots`);
   }
 
   /** fsync data, then the bitmap pages captured before it, then the checkpoint header. */
@@ -482,93 +526,182 @@ export class StoreReplica implements Replica {
     );
   }
 
-  async snapshotCreate(name: string, ioSeq: number): Promise<void> {
-    checkSnapshotName(name);
-    checkSeq(ioSeq);
-    await this.structural(async () => {
-      if (this.findListed(name) >= 0) return;
-      if (this.layers.length + 1 >= maxLayers) throw new CstorError('too_large', `replica ${this.volume}: too many layers`);
-      const newHead = await this.takeSpareHead();
-      // The head's sync and the new chain's tmp file (write + fsync) run at once; the rename, the
-      // commit point, waits for both. The checkpoint the chain records is the one this sync makes
-      // durable (stable: the exclusive lock means no write is in flight).
-      const ckpt = Math.max(this.ckpt, this.checkpointCandidate());
-      const [synced, prepared] = await Promise.allSettled([
-        this.syncInner(),
-        this.host.prepareMeta({
-          ...this.meta,
-          layers: [...this.meta.layers, { id: this.head.id, snapshot: { name, ioSeq, createdAt: Date.now() } }],
-          head: newHead.id,
-          checkpointedIoSeq: ckpt,
-        }),
-      ]);
-      try {
-        if (synced.status === 'rejected') throw synced.reason;
-        if (prepared.status === 'rejected') throw prepared.reason;
-        await prepared.value.commit();
-      } catch (err) {
-        if (prepared.status === 'fulfilled') await prepared.value.abort().catch(() => undefined);
-        await newHead.remove();
-        throw err;
-      }
-      this.meta = this.host.metaOf(this.volume);
-      // The sealed chain now reads what the old head held, where it held anything.
-      const old = this.headBits;
-      const wordsPerPage = mapPageBytes / 4;
-      for (const p of this.touchedPages) {
-        const end = Math.min(this.lowerHas.length, (p + 1) * wordsPerPage);
-        for (let w = p * wordsPerPage; w < end; w++) {
-          this.lowerHas[w] = (this.lowerHas[w]! & ~old.zero[w]!) | old.alloc[w]!;
-        }
-      }
-      this.touchedPages = new Set();
-      this.layers.push(this.head);
-      this.layerAlloc.push(this.headAlloc);
-      this.bitsCache.set(this.head.id, old);
-      this.head = newHead;
-      this.headBits = { alloc: new Uint32Array(newHead.words), zero: new Uint32Array(newHead.words) };
-      this.headAlloc = 0;
-      this.seqChunks = [];
-      this.headBaseSeq = 0;
-      this.dirtyPages.clear();
-      this.prepareSpareHead();
-      this.host.logger.info('snapshot created', { volume: this.volume, snapshot: name, ioSeq });
-    });
+  snapshotCreate(name: string, ioSeq: number): Promise<void> {
+    return this.snapshotCreateStaged(name, ioSeq).durable;
   }
 
   /**
-   * The next head, created (files, header, directory entry all durable) ahead of time so that a
-   * snapshot only costs the metadata rename. Until a chain names it, it is an orphan that the
-   * open-time garbage collection removes.
+   * The two-step snapshot (docs/pool-storage.md, "Two-step snapshot"). `cut` settles once the
+   * snapshot's point is fixed: under the exclusive lock, only long enough to switch the head in
+   * memory to the spare head made ahead of time; IO goes on from there, into the new head.
+   * `durable` settles once the snapshot is on disk: the old head's dirty data, then its bitmap
+   * pages, then its seal record (one fdatasync each, no journal commit for a clean head), while the
+   * pool's structural mutex stays held, so no other change of a chain runs in between. A sync
+   * waits for `durable` (the new head is not in the durable chain before it). A crash before the
+   * seal is durable leaves the old chain, with the old head as the head: it lacks only writes made
+   * after the cut, none of which a sync acknowledged. If making it durable fails, the replica is
+   * failed (every request errs) until the pool reloads it from disk.
    */
-  private spareHead: Promise<LayerFile> | null = null;
+  snapshotCreateStaged(name: string, ioSeq: number): StagedSnapshot {
+    let cutDone!: () => void;
+    let cutFailed!: (err: unknown) => void;
+    const cut = new Promise<void>((resolve, reject) => {
+      cutDone = resolve;
+      cutFailed = reject;
+    });
+    cut.catch(() => undefined);
+    const durable = (async () => {
+      checkSnapshotName(name);
+      checkSeq(ioSeq);
+      this.checkOpen();
+      await this.host.structural(async () => {
+        this.checkOpen();
+        if (this.findListed(name) >= 0) return cutDone();
+        if (this.layers.length + 1 >= maxLayers) throw new CstorError('too_large', `replica ${this.volume}: too many layers`);
+        // The spare is normally ready; making one (if not) happens before IO is held.
+        const newHead = await this.takeSpareHead();
+        let job: SealJob;
+        try {
+          job = await this.lock.exclusive(async () => {
+            this.checkOpen();
+            return this.cutLocked(name, ioSeq, newHead);
+          });
+        } catch (err) {
+          if (this.closed) await newHead.remove().catch(() => undefined);
+          else this.returnSpareHead(newHead);
+          throw err;
+        }
+        cutDone();
+        await this.persistSeal(job);
+      });
+    })();
+    durable.catch((err: unknown) => cutFailed(err));
+    return { cut, durable };
+  }
+
+  /** Step 1 (exclusive lock held): seals the head in memory and makes `newHead` the head. */
+  private cutLocked(name: string, ioSeq: number, newHead: LayerFile): SealJob {
+    const old = this.head;
+    const oldBits = this.headBits;
+    // No write is in flight (exclusive lock): every io_seq up to the candidate is in the old head.
+    const checkpoint = Math.max(this.ckpt, this.checkpointCandidate());
+    const pages = new Map<number, { alloc: Buffer; zero: Buffer }>();
+    for (const p of this.dirtyPages) {
+      const off = p * mapPageBytes;
+      // Views, not copies: a sealed layer's bits change only by a structural operation, and none
+      // runs before this seal is durable (the pool mutex is held until then).
+      pages.set(p, { alloc: Buffer.from(oldBits.alloc.buffer, off, mapPageBytes), zero: Buffer.from(oldBits.zero.buffer, off, mapPageBytes) });
+    }
+    const createdAt = Date.now();
+    const job: SealJob = {
+      layer: old,
+      pages,
+      dataDirty: this.dataDirty,
+      seal: { name, ioSeq, createdAt, successor: newHead.id, checkpoint },
+      meta: {
+        ...this.meta,
+        layers: [...this.meta.layers, { id: old.id, snapshot: { name, ioSeq, createdAt } }],
+        head: newHead.id,
+        checkpointedIoSeq: Math.max(this.meta.checkpointedIoSeq, checkpoint),
+      },
+      done: null,
+    };
+    // The sealed chain now reads what the old head held, where it held anything.
+    const wordsPerPage = mapPageBytes / 4;
+    for (const p of this.touchedPages) {
+      const end = Math.min(this.lowerHas.length, (p + 1) * wordsPerPage);
+      for (let w = p * wordsPerPage; w < end; w++) {
+        this.lowerHas[w] = (this.lowerHas[w]! & ~oldBits.zero[w]!) | oldBits.alloc[w]!;
+      }
+    }
+    // The index needs no change: the old head's ordinal (layers.length + 1) is the sealed layer's.
+    this.meta = job.meta;
+    this.touchedPages = new Set();
+    this.layers.push(old);
+    this.layerAlloc.push(this.headAlloc);
+    this.bitsCache.set(old.id, oldBits);
+    this.head = newHead;
+    this.headBits = { alloc: new Uint32Array(newHead.words), zero: new Uint32Array(newHead.words) };
+    this.headAlloc = 0;
+    this.seqChunks = [];
+    this.headBaseSeq = 0;
+    this.dirtyPages.clear();
+    this.dataDirty = false;
+    this.persisting = new Promise<void>((resolve) => (job.done = resolve));
+    return job;
+  }
+
+  /** Step 2 (pool mutex held, IO flowing): makes the seal durable; fails the replica if it cannot. */
+  private async persistSeal(job: SealJob): Promise<void> {
+    try {
+      if (job.dataDirty) await job.layer.syncData();
+      if (job.pages.size > 0) await job.layer.writePages(job.pages);
+      await job.layer.writeSeal(job.seal);
+    } catch (err) {
+      const e = new CstorError('io', `replica ${this.volume}: snapshot ${job.seal.name} could not be made durable; the replica is failed until it is reloaded`, { cause: err });
+      this.failed = e;
+      this.host.logger.error('snapshot persist failed: replica failed', { volume: this.volume, snapshot: job.seal.name, error: describeError(err) });
+      throw e;
+    } finally {
+      this.persisting = null;
+      job.done?.();
+    }
+    const pending = this.host.adoptSealed(job.meta);
+    if (job.seal.checkpoint > this.ckpt) this.ckpt = job.seal.checkpoint;
+    this.prepareSpareHead();
+    this.host.logger.info('snapshot created', { volume: this.volume, snapshot: job.seal.name, ioSeq: job.seal.ioSeq });
+    if (pending >= sealCatchUp) {
+      // The chain file lags by `pending` seals: rewrite it, queued behind this operation.
+      void this.host
+        .structural(async () => {
+          if (this.closed || this.failed || this.host.sealsPending(this.volume) === 0) return;
+          await this.host.saveMeta(this.meta);
+        })
+        .catch((err: unknown) => this.host.logger.warn('chain file catch-up failed; retried later', { volume: this.volume, error: describeError(err) }));
+    }
+  }
+
+  /**
+   * The next heads, created (files, header, directory entry all durable) ahead of time so that a
+   * snapshot costs no file creation (two journal commits) on its critical path. Two are kept, so
+   * that back-to-back snapshots find one ready while the next is made. Until a chain names one,
+   * it is an orphan that the open-time garbage collection removes (and close removes).
+   */
+  private spareHeads: Promise<LayerFile>[] = [];
 
   private prepareSpareHead(): void {
-    if (this.spareHead || this.closed) return;
-    const spare = (async () => {
-      const layer = await LayerFile.create({ dir: this.host.layersDir, blockSize: this.blockSize, blocks: this.blocks });
-      await fsyncDir(this.host.layersDir);
-      return layer;
-    })();
-    spare.catch(() => undefined);
-    this.spareHead = spare;
+    while (this.spareHeads.length < spareHeadCount && !this.closed) {
+      const spare = (async () => {
+        const layer = await LayerFile.create({ dir: this.host.layersDir, blockSize: this.blockSize, blocks: this.blocks });
+        await fsyncDir(this.host.layersDir);
+        return layer;
+      })();
+      spare.catch(() => undefined);
+      this.spareHeads.push(spare);
+    }
   }
 
   private async takeSpareHead(): Promise<LayerFile> {
     this.prepareSpareHead();
-    const spare = this.spareHead!;
-    this.spareHead = null;
+    const spare = this.spareHeads.shift()!;
     try {
       return await spare;
     } catch (err) {
       throw new CstorError('io', `replica ${this.volume}: cannot create a new head layer`, { cause: err });
+    } finally {
+      this.prepareSpareHead();
     }
   }
 
+  /** Gives back a spare taken for a snapshot that did not happen. */
+  private returnSpareHead(layer: LayerFile): void {
+    this.spareHeads.unshift(Promise.resolve(layer));
+  }
+
   private async dropSpareHead(): Promise<void> {
-    const spare = this.spareHead;
-    this.spareHead = null;
-    if (spare) await (await spare.catch(() => null))?.remove();
+    const spares = this.spareHeads;
+    this.spareHeads = [];
+    for (const spare of spares) await (await spare.catch(() => null))?.remove();
   }
 
   async snapshotDestroy(name: string): Promise<void> {
@@ -1042,7 +1175,11 @@ export class StoreReplica implements Replica {
     await this.lock.exclusive(async () => {
       if (this.closed) return;
       try {
-        if (sync) await this.syncInner();
+        if (sync && !this.failed) {
+          await this.syncInner();
+          // A clean close leaves a current chain file (seal records are then only history).
+          if (this.host.sealsPending(this.volume) > 0) await this.host.saveMeta(this.meta);
+        }
       } finally {
         this.closed = true;
         await this.dropSpareHead();

@@ -49,14 +49,29 @@ export interface Pool {
   close(): Promise<void>;
 }
 
+/** A snapshot create in its two steps (see StoreReplica.snapshotCreateStaged). */
+export interface StagedSnapshot {
+  /** Settles once the snapshot's point is fixed and IO may go on (writes after it are not in it). */
+  cut: Promise<void>;
+  /** Settles once the snapshot is durable (rejects if it failed; `cut` then rejects too if not settled). */
+  durable: Promise<void>;
+}
+
 export interface Replica extends BlockDevice {
   readonly volume: string;
   readonly mode: ReplicaMode;
   readonly checkpointedIoSeq: number;
-  /** Writes with the io_seq carried by the protocol (BlockDevice.writeAt uses the next local one). */
+  /**
+   * Writes with the io_seq carried by the protocol (BlockDevice.writeAt uses the next local one).
+   * The store must not keep `data` once the promise settles: the pool server reuses the buffer.
+   */
   write(offset: number, data: Buffer, ioSeq: number): Promise<void>;
   unmapSeq(offset: number, length: number, ioSeq: number): Promise<void>;
   snapshotCreate(name: string, ioSeq: number): Promise<void>;
+  /** snapshotCreate in two steps, so a caller can let IO go on after the cut. Added by the layer store. */
+  snapshotCreateStaged?(name: string, ioSeq: number): StagedSnapshot;
+  /** True when an IO error failed the replica: its pool reloads it from disk on the next open. */
+  readonly isFailed?: boolean;
   snapshotDestroy(name: string): Promise<void>;
   snapshots(): SnapshotInfo[];
   readLayer(name: string, cursor: number, maxBytes: number): Promise<RunPage>;

@@ -2,7 +2,7 @@
 // remembered in a state file (tmp-file + rename) so a restarted target serves them again.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseHostPort } from '../../lib/cli/args.ts';
+import { parseReplicaAddress } from '../../lib/replica-protocol/address.ts';
 import { CstorError, describeError } from '../../lib/errors.ts';
 import type { BlockDevice } from '../../lib/block-device.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -70,11 +70,11 @@ export function parseVolumeSpec(name: string, body: unknown): VolumeSpec {
   if (typeof rf !== 'number' || !Number.isInteger(rf) || rf < 1 || rf > 16) problems.push('replicationFactor must be an integer in 1..16');
   const replicas = b.replicas;
   if (!Array.isArray(replicas) || replicas.some((r) => typeof r !== 'string')) {
-    problems.push('replicas must be an array of "host:port" strings');
+    problems.push('replicas must be an array of "host:port" or "unix:/path" strings');
   } else {
     for (const r of replicas as string[]) {
       try {
-        parseHostPort(r, 'replica');
+        parseReplicaAddress(r);
       } catch (err) {
         problems.push((err as Error).message);
       }

@@ -82,7 +82,10 @@ export interface IoStats {
   lastQuiesceMs: number;
   maxQuiesceMs: number;
   maxDrainMs: number;
-  /** Snapshot create, summed per phase (ms): the name check (list), the pre-flush, the quiesced SNAP_CREATE. */
+  /**
+   * Snapshot create, summed per phase (ms): the name check (list), the quiesce (drain and send
+   * SNAP_CREATE: writes held), and the wait for the pools to make it durable (writes flowing).
+   */
   snapshotListMs: number;
   snapshotFlushMs: number;
   snapshotQuiescedMs: number;
@@ -330,19 +333,6 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     });
   }
 
-  /** Syncs every replica in the fan-out (not just a quorum); a replica that fails is evicted. */
-  private async flushAll(): Promise<void> {
-    await Promise.all(
-      this.fanout().map(async (m) => {
-        try {
-          m.checkpointedIoSeq = await m.client!.sync();
-        } catch (err) {
-          this.evict(m, err, 'sync failed');
-        }
-      }),
-    );
-  }
-
   private async replicatedWrite(
     kind: 'write' | 'unmap',
     offset: number,
@@ -459,35 +449,37 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       const existing = await this.findSnapshot(name);
       if (existing) return existing;
       const t1 = performance.now();
-      // Pre-flush without holding IO: the pools' SNAPSHOT_CREATE syncs the head, and with most
-      // dirty data already on disk that sync (during which writes wait) is short.
-      await this.flushAll();
-      const t2 = performance.now();
-      this.stats.snapshotListMs += t1 - t0;
-      this.stats.snapshotFlushMs += t2 - t1;
-      const ioSeq = await this.quiesced(`snapshot ${name}`, async () => {
-        checkQuorum(); // replicas may have left while the pre-flush or the drain ran
+      // Quiesce only to fix the snapshot's point: hold new writes, drain the ones in flight, send
+      // SNAP_CREATE to every replica, and let writes go again at once. Each pool orders the
+      // request after every write it got before it and before every later one (a staged barrier:
+      // later requests wait only for its cut, the in-memory head switch) and answers once the
+      // snapshot is durable, which the pools do while IO flows (docs/target.md, "Snapshots").
+      const sent = await this.quiesced(`snapshot ${name}`, () => {
+        checkQuorum(); // replicas may have left while the drain ran
         const seq = this.nextIoSeq;
         const targets = this.fanout();
         const wasHealthy = targets.map((m) => m.state === 'healthy');
-        const results = await Promise.allSettled(targets.map((m) => m.client!.snapshotCreate(name, seq)));
-        let healthyOk = 0;
-        const failed: string[] = [];
-        results.forEach((r, i) => {
-          const m = targets[i]!;
-          if (r.status === 'fulfilled') {
-            if (wasHealthy[i]) healthyOk++;
-          } else {
-            failed.push(`${m.address}: ${describeError(r.reason)}`);
-            this.evict(m, r.reason, `snapshot ${name} failed`);
-          }
-        });
-        if (healthyOk < this.consistencyFactor) {
-          return { ok: false as const, failed, healthyOk };
-        }
-        return { ok: true as const, seq };
+        const replies = targets.map((m) => m.client!.snapshotCreate(name, seq));
+        for (const r of replies) r.catch(() => undefined);
+        return Promise.resolve({ seq, targets, wasHealthy, replies });
       });
-      this.stats.snapshotQuiescedMs += performance.now() - t2;
+      const t2 = performance.now();
+      const results = await Promise.allSettled(sent.replies);
+      let healthyOk = 0;
+      const failed: string[] = [];
+      results.forEach((r, i) => {
+        const m = sent.targets[i]!;
+        if (r.status === 'fulfilled') {
+          if (sent.wasHealthy[i]) healthyOk++;
+        } else {
+          failed.push(`${m.address}: ${describeError(r.reason)}`);
+          this.evict(m, r.reason, `snapshot ${name} failed`);
+        }
+      });
+      const ioSeq = healthyOk < this.consistencyFactor ? { ok: false as const, failed, healthyOk } : { ok: true as const, seq: sent.seq };
+      this.stats.snapshotListMs += t1 - t0;
+      this.stats.snapshotFlushMs += performance.now() - t2;
+      this.stats.snapshotQuiescedMs += t2 - t1;
       if (!ioSeq.ok) {
         // Undo: the snapshot must not survive on the replicas where it was created.
         await Promise.allSettled(this.connected().map((m) => m.client!.snapshotDestroy(name)));

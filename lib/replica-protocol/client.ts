@@ -1,18 +1,24 @@
 // The ReplicaClient over TCP: one connection, pipelined (many requests in flight), replies matched
-// by sequence number. Longhorn's rule for timeouts: when the oldest request in flight has waited
-// longer than timeoutMs, EVERY request in flight fails and the connection closes (a replica that
-// stalls one request cannot be trusted with the others). Requests issued in one tick are written
-// in one corked batch (one writev); TCP_NODELAY is on.
+// by sequence number. Longhorn's rule for timeouts (liveness.ts): when the oldest request in flight
+// has waited timeoutMs and nothing at all came for timeoutMs (no reply, no pool keepalive), or it
+// has waited the hard limit, EVERY request in flight fails and the connection closes (a replica
+// that stalls one request cannot be trusted with the others). Requests issued in one turn of the event
+// loop go out in one write batch (FrameWriter: small frames packed into one buffer, large payloads
+// never copied); replies are read in place (DirectFrameDecoder); TCP_NODELAY is on.
+// Addresses: "host:port" (TCP, the wire contract) or "unix:/path/to.sock" (a UNIX domain socket,
+// for a pool on the same host: same frames, fewer kernel cycles; see docs/pool-daemon.md).
 import net from 'node:net';
-import { parseHostPort } from '../cli/args.ts';
 import { CstorError, isCstorError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { parseReplicaAddress } from './address.ts';
 import type { MessageBody } from './codec.ts';
-import { encodeFrame } from './frame.ts';
+import { FrameWriter } from './frame-writer.ts';
 import { DirectFrameDecoder } from './direct-frame-decoder.ts';
-import { isReply, type Frame } from './header.ts';
+import { isReply, type Frame, type FrameHeader } from './header.ts';
 import { opcodeName, opcodes, type OpcodeName } from './opcodes.ts';
 import { decodeErrorReply } from './messages/error-reply.ts';
+import { isKeepalive } from './messages/keepalive.ts';
+import { replicaTimeoutVerdict } from './liveness.ts';
 import { decodeImportLayerBeginReply, encodeImportLayerBeginRequest } from './messages/import-layer-begin.ts';
 import { decodeImportLayerEndReply, encodeImportLayerEndRequest } from './messages/import-layer-end.ts';
 import { decodeImportLayerWriteReply, encodeImportLayerWriteRequest } from './messages/import-layer-write.ts';
@@ -42,25 +48,33 @@ export interface ConnectReplicaOptions {
 
 interface Pending {
   opcode: number;
+  /** READ via readInto: the caller's Buffer, which the reply's payload is read into. */
+  into: Buffer | null;
   deadline: number;
-  resolve: (frame: Frame) => void;
-  reject: (err: CstorError) => void;
+  decode: (frame: Frame) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
 }
 
-/** Connects to a pool's replica port ("host:port"); resolves once the TCP connection is up. */
+/**
+ * Connects to a pool's replica port ("host:port", or "unix:PATH" for a pool's UNIX socket on this
+ * host); resolves once the connection is up.
+ */
 export async function connectReplica(address: string, options: ConnectReplicaOptions = {}): Promise<ReplicaClient> {
-  const { host, port } = parseHostPort(address, 'replica address');
+  const where = parseReplicaAddress(address);
   const timeoutMs = options.timeoutMs ?? 30_000;
   // Replies are read straight into their payload buffers (DirectFrameDecoder), so large reads
   // are not split into 64 KiB chunks and copied back together.
-  const decoder = new DirectFrameDecoder();
-  let deliver: (n: number) => void = () => {};
-  const socket = net.connect({
-    host,
-    port,
-    noDelay: true,
-    onread: { buffer: () => decoder.nextBuffer(), callback: (n: number) => (deliver(n), true) },
+  let intoFor: (h: FrameHeader) => Buffer | null = () => null;
+  const decoder = new DirectFrameDecoder({
+    allocPayload: (h) => {
+      const into = intoFor(h);
+      return into !== null && into.length === h.length ? into : Buffer.allocUnsafe(h.length);
+    },
   });
+  let deliver: (n: number) => void = () => {};
+  const onread = { buffer: () => decoder.nextBuffer(), callback: (n: number) => (deliver(n), true) };
+  const socket = 'path' in where ? net.connect({ path: where.path, onread }) : net.connect({ host: where.host, port: where.port, noDelay: true, onread });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
@@ -79,6 +93,7 @@ export async function connectReplica(address: string, options: ConnectReplicaOpt
   });
   const client = new TcpReplicaClient(address, socket, decoder, timeoutMs, options.logger);
   deliver = (n) => client.onBytes(n);
+  intoFor = (h) => client.replyBuffer(h);
   return client;
 }
 
@@ -89,8 +104,10 @@ export class TcpReplicaClient implements ReplicaClient {
   private closeFired = false;
   private readonly closeListeners: ((err?: Error) => void)[] = [];
   private closeError: Error | undefined;
-  private corked = false;
+  private readonly out: FrameWriter;
   private readonly sweeper: NodeJS.Timeout;
+  /** When the last frame of any kind (reply or keepalive) arrived. */
+  private lastHeard = Date.now();
   private readonly socketClosed: Promise<void>;
 
   constructor(
@@ -101,6 +118,7 @@ export class TcpReplicaClient implements ReplicaClient {
     private readonly logger?: Logger,
   ) {
     socket.setNoDelay(true);
+    this.out = new FrameWriter(socket);
     socket.on('error', (err) => {
       this.fail(new CstorError('unavailable', `replica ${address}: connection error: ${err.message}`, { cause: err }));
     });
@@ -146,6 +164,19 @@ export class TcpReplicaClient implements ReplicaClient {
   }
   read(offset: number, length: number): Promise<Buffer> {
     return this.call('read', () => encodeReadRequest({ offset, length }), (f) => decodeReadReply(f, length));
+  }
+  readInto(offset: number, into: Buffer): Promise<void> {
+    const length = into.length;
+    return this.call(
+      'read',
+      () => encodeReadRequest({ offset, length }),
+      (f) => {
+        const data = decodeReadReply(f, length);
+        // Small replies (and a payload that was not read in place) are copied.
+        if (data.buffer !== into.buffer || data.byteOffset !== into.byteOffset) data.copy(into);
+      },
+      into,
+    );
   }
   write(offset: number, data: Buffer, ioSeq: number): Promise<void> {
     return this.call('write', () => encodeWriteRequest({ offset, data, ioSeq }), decodeWriteReply);
@@ -199,31 +230,39 @@ export class TcpReplicaClient implements ReplicaClient {
     return this.call('markHealthy', encodeMarkHealthyRequest, decodeMarkHealthyReply);
   }
 
-  /** Encodes, sends and awaits one request; encoding errors reject without touching the connection. */
-  private async call<T>(name: OpcodeName, encode: () => MessageBody, decode: (frame: Frame) => T): Promise<T> {
-    const body = encode();
-    const frame = await this.send(opcodes[name], body);
-    return decode(frame);
-  }
-
-  private send(opcode: number, body: MessageBody): Promise<Frame> {
+  /**
+   * Encodes, sends and awaits one request; encoding errors reject without touching the
+   * connection. No async wrapper: the reply's decoder runs when the reply arrives and settles the
+   * one promise the caller holds.
+   */
+  private call<T>(name: OpcodeName, encode: () => MessageBody, decode: (frame: Frame) => T, into: Buffer | null = null): Promise<T> {
     if (this.closedWith !== null) {
       return Promise.reject(new CstorError('unavailable', `replica ${this.address}: connection is closed (${this.closedWith.message})`));
     }
-    const seq = this.nextSeq++;
-    const parts = encodeFrame({ opcode, seq, reply: false }, body);
-    return new Promise<Frame>((resolve, reject) => {
-      this.pending.set(seq, { opcode, deadline: Date.now() + this.timeoutMs, resolve, reject });
-      if (!this.corked) {
-        this.corked = true;
-        this.socket.cork();
-        setImmediate(() => {
-          this.corked = false;
-          this.socket.uncork();
-        });
-      }
-      for (const p of parts) this.socket.write(p);
+    let body: MessageBody;
+    try {
+      body = encode();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const opcode = opcodes[name];
+    const seq = this.nextSeq;
+    try {
+      this.out.send({ opcode, status: 0, flags: 0, seq, ioSeq: body.ioSeq ?? 0, offset: body.offset ?? 0, length: 0 }, body.payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.nextSeq++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(seq, { opcode, into, deadline: Date.now() + this.timeoutMs, decode, resolve: resolve as (v: unknown) => void, reject });
     });
+  }
+
+  /** The caller's Buffer for the payload of reply `h` (readInto), if it is one. */
+  replyBuffer(h: FrameHeader): Buffer | null {
+    if (h.status !== 0 || !isReply(h)) return null;
+    const p = this.pending.get(h.seq);
+    return p !== undefined && p.opcode === h.opcode ? p.into : null;
   }
 
   /** Called by the socket's onread callback with the bytes read into decoder.nextBuffer(). */
@@ -236,8 +275,10 @@ export class TcpReplicaClient implements ReplicaClient {
       this.fail(new CstorError('protocol', `replica ${this.address}: bad reply stream: ${(err as Error).message}`, { cause: err }));
       return;
     }
+    if (frames.length > 0) this.lastHeard = Date.now();
     for (const frame of frames) {
       const h = frame.header;
+      if (isKeepalive(h)) continue;
       const p = this.pending.get(h.seq);
       if (!isReply(h) || p === undefined || p.opcode !== h.opcode) {
         const why = !isReply(h) ? 'a request where a reply was due' : p === undefined ? `a reply to unknown seq ${h.seq}` : `opcode ${h.opcode} for a request of opcode ${p.opcode}`;
@@ -245,21 +286,37 @@ export class TcpReplicaClient implements ReplicaClient {
         return;
       }
       this.pending.delete(h.seq);
-      if (h.status !== 0) p.reject(decodeErrorReply(frame, `replica ${this.address} ${opcodeName(h.opcode) ?? h.opcode}`));
-      else p.resolve(frame);
+      if (h.status !== 0) {
+        p.reject(decodeErrorReply(frame, `replica ${this.address} ${opcodeName(h.opcode) ?? h.opcode}`));
+        continue;
+      }
+      let value: unknown;
+      try {
+        value = p.decode(frame);
+      } catch (err) {
+        p.reject(err);
+        continue;
+      }
+      p.resolve(value);
     }
   }
 
+  /**
+   * The timeout rule (liveness.ts): the replica is dead when its oldest request has waited
+   * timeoutMs and nothing at all (reply or keepalive) came for timeoutMs; or when that request has
+   * waited the hard limit, however alive the replica looks.
+   */
   private checkTimeouts(): void {
     const oldest = this.pending.entries().next();
     if (oldest.done) return;
     const [seq, p] = oldest.value;
-    if (Date.now() < p.deadline) return;
+    const verdict = replicaTimeoutVerdict({ now: Date.now(), sentAt: p.deadline - this.timeoutMs, lastHeard: this.lastHeard, timeoutMs: this.timeoutMs });
+    if (verdict === null) return;
     const n = this.pending.size;
     this.fail(
       new CstorError(
         'timeout',
-        `replica ${this.address}: ${opcodeName(p.opcode) ?? p.opcode} (seq ${seq}) got no reply within ${this.timeoutMs} ms; failing all ${n} requests in flight and closing the connection`,
+        `replica ${this.address}: ${opcodeName(p.opcode) ?? p.opcode} (seq ${seq}) got no reply within ${verdict.withinMs} ms; failing all ${n} requests in flight and closing the connection (${verdict.why})`,
       ),
     );
   }

@@ -57,6 +57,33 @@ describe('lib/replica-protocol/direct-frame-decoder', () => {
     expect(frame!.payload.equals(Buffer.alloc(1 << 20, 9))).to.equal(true);
   });
 
+  it('keeps every small payload it handed out intact while it reads on (views of a slab never reused)', () => {
+    const small = Array.from({ length: 3000 }, (_, i) => Buffer.alloc(1 + ((i * 37) % 5000), i % 251));
+    const s = Buffer.concat(small.map((p, i) => frameBytes(i + 1, p)));
+    const frames = feed(new DirectFrameDecoder({ slabSize: 160 * 1024 }), s, (i) => 1 + ((i * 7919) % 100_000));
+    expect(frames).to.have.length(small.length);
+    // Checked only now, after all of the stream went through the decoder's buffers.
+    frames.forEach((f, i) => expect(f.payload.equals(small[i]!), `frame ${i}`).to.equal(true));
+  });
+
+  it('reads a large payload into the Buffer allocPayload gives for its header, then offers the next header alone', () => {
+    const given: Buffer[] = [];
+    const d = new DirectFrameDecoder({
+      allocPayload: (h) => {
+        expect(h.seq).to.equal(5);
+        const b = Buffer.alloc(h.length);
+        given.push(b);
+        return b;
+      },
+    });
+    const f = frameBytes(5, Buffer.alloc(300_000, 3));
+    const frames = feed(d, f, () => 100_000);
+    expect(frames).to.have.length(1);
+    expect(frames[0]!.payload).to.equal(given[0]);
+    expect(frames[0]!.payload.equals(Buffer.alloc(300_000, 3))).to.equal(true);
+    expect(d.nextBuffer().length).to.equal(40);
+  });
+
   it('refuses an oversized length and garbage, and stays failed', () => {
     const big = frameBytes(1, Buffer.alloc(0));
     big.writeUInt32LE(maxPayload + 1, 12);

@@ -12,7 +12,6 @@
 //   16     8    seq      u64le request sequence number; a reply carries its request's
 //   24     8    io_seq   u64le write ordering number (write, unmap, snapshot create, ...), else 0
 //   32     8    offset   u64le byte offset for block operations, else 0
-import { Reader, Writer } from '../binary.ts';
 import { CstorError } from '../errors.ts';
 
 export const headerSize = 40;
@@ -42,39 +41,69 @@ export interface Frame {
 }
 
 export function encodeHeader(h: FrameHeader): Buffer {
-  return new Writer(headerSize)
-    .u32le(protocolMagic)
-    .u8(protocolVersion)
-    .u8(h.opcode)
-    .u16le(h.status)
-    .u16le(h.flags)
-    .u16le(0)
-    .u32le(h.length)
-    .u64le(h.seq)
-    .u64le(h.ioSeq)
-    .u64le(h.offset).buf;
+  const buf = Buffer.allocUnsafe(headerSize);
+  writeHeader(buf, 0, h);
+  return buf;
+}
+
+/**
+ * Writes a header into `buf` at `at` (the hot path: no cursor object, no BigInt). Field values
+ * are the caller's: opcode u8, status/flags u16, length u32, seq/io_seq/offset safe integers.
+ */
+export function writeHeader(buf: Buffer, at: number, h: FrameHeader): void {
+  buf.writeUInt32LE(protocolMagic, at);
+  buf[at + 4] = protocolVersion;
+  buf[at + 5] = h.opcode;
+  buf.writeUInt16LE(h.status, at + 6);
+  buf.writeUInt16LE(h.flags, at + 8);
+  buf.writeUInt16LE(0, at + 10);
+  buf.writeUInt32LE(h.length, at + 12);
+  writeU64(buf, at + 16, h.seq);
+  writeU64(buf, at + 24, h.ioSeq);
+  writeU64(buf, at + 32, h.offset);
+}
+
+const two32 = 2 ** 32;
+/** The high 32 bits of a safe integer are at most 2^21 - 1. */
+const maxSafeHigh = 0x1fffff;
+
+function writeU64(buf: Buffer, at: number, v: number): void {
+  const hi = Math.floor(v / two32);
+  buf.writeUInt32LE(v - hi * two32, at);
+  buf.writeUInt32LE(hi, at + 4);
+}
+
+function readU64(buf: Buffer, at: number, field: string): number {
+  const hi = buf.readUInt32LE(at + 4);
+  if (hi > maxSafeHigh) {
+    const v = buf.readBigUInt64LE(at);
+    throw new CstorError('protocol', `replica header: ${field}: 64-bit value ${v} is too large`);
+  }
+  return hi * two32 + buf.readUInt32LE(at);
 }
 
 /**
  * Decodes and checks a header: magic, version and the payload length limit. A too-long length is a
  * `too_large` error carrying the frame's seq in `details.seq`, so a server can answer it before closing.
+ * `at` is where the header starts in `buf` (the decoders pass their read buffer, not a copy).
  */
-export function decodeHeader(buf: Buffer): FrameHeader {
-  const r = new Reader(buf, 'replica header');
-  const magic = r.u32le();
+export function decodeHeader(buf: Buffer, at = 0): FrameHeader {
+  if (buf.length - at < headerSize) {
+    throw new CstorError('protocol', `replica header truncated: need ${headerSize} bytes at offset 0, have ${Math.max(0, buf.length - at)}`);
+  }
+  const magic = buf.readUInt32LE(at);
   if (magic !== protocolMagic) {
     throw new CstorError('protocol', `replica header: bad magic 0x${magic.toString(16).padStart(8, '0')} (want 0x${protocolMagic.toString(16)})`);
   }
-  const version = r.u8();
+  const version = buf[at + 4]!;
   if (version !== protocolVersion) throw new CstorError('protocol', `replica header: unsupported version ${version} (want ${protocolVersion})`);
-  const opcode = r.u8();
-  const status = r.u16le();
-  const flags = r.u16le();
-  r.skip(2);
-  const length = r.u32le();
-  const seq = r.u64le();
-  const ioSeq = r.u64le();
-  const offset = r.u64le();
+  const opcode = buf[at + 5]!;
+  const status = buf.readUInt16LE(at + 6);
+  const flags = buf.readUInt16LE(at + 8);
+  const length = buf.readUInt32LE(at + 12);
+  const seq = readU64(buf, at + 16, 'seq');
+  const ioSeq = readU64(buf, at + 24, 'io_seq');
+  const offset = readU64(buf, at + 32, 'offset');
   if (length > maxPayload) {
     throw new CstorError('too_large', `replica frame: payload length ${length} exceeds the limit of ${maxPayload} bytes`, {
       details: { seq, opcode },

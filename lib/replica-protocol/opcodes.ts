@@ -20,6 +20,7 @@ export const opcodes = {
   writeIfNewer: 17,
   rebuildDone: 18,
   markHealthy: 19,
+  // 20 is taken: KEEPALIVE, pool → target only, never a request (messages/keepalive.ts).
 } as const;
 
 export type OpcodeName = keyof typeof opcodes;

@@ -75,6 +75,13 @@ export interface ReplicaClient {
   readonly address: string;
   open(req: OpenRequest): Promise<ReplicaStatus>;
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Reads `into.length` bytes at `offset` into the caller's Buffer (the reply is read from the
+   * socket straight into it: no allocation per read, which matters for large reads). The caller
+   * must not touch `into` until the promise settles. Optional: clients that lack it are used
+   * through read().
+   */
+  readInto?(offset: number, into: Buffer): Promise<void>;
   write(offset: number, data: Buffer, ioSeq: number): Promise<void>;
   unmap(offset: number, length: number, ioSeq: number): Promise<void>;
   /** Makes every acknowledged write durable; resolves with the checkpointed io_seq. */

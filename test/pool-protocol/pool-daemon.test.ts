@@ -38,7 +38,10 @@ async function listTree(dir: string): Promise<string[]> {
 }
 
 function startPool(name: string, dir: string): Promise<Daemon> {
-  return startDaemon(['pool', '--name', name, '--data-dir', dir, '--listen', '127.0.0.1:0', '--mgmt', '127.0.0.1:0'], { listeners: ['replica', 'mgmt'] });
+  // Each pool also serves its UNIX socket (--listen-unix), next to its data directory.
+  return startDaemon(['pool', '--name', name, '--data-dir', dir, '--listen', '127.0.0.1:0', '--listen-unix', `${dir}.sock`, '--mgmt', '127.0.0.1:0'], {
+    listeners: ['replica', 'replica-unix', 'mgmt'],
+  });
 }
 
 describe('cstor pool daemon (real processes)', function () {
@@ -97,6 +100,16 @@ describe('cstor pool daemon (real processes)', function () {
     expect((await c2.status()).checkpointedIoSeq).to.equal(n + 1);
     expect((await c2.read(offsets[3]!, bs)).equals(data[3]!)).to.equal(true);
     expect((await c2.read(32 * MiB, 4 * MiB)).equals(big)).to.equal(true);
+    // The same replica through the pool's UNIX socket, which came back with the restart.
+    expect(p1.addresses['replica-unix']).to.equal(`unix:${path.join(tmp, 'p1')}.sock`);
+    const u = await connectReplica(p1.addresses['replica-unix']!, { timeoutMs: 20_000 });
+    clients.push(u);
+    await u.open({ volume: 'pipe', size: 64 * MiB, blockSize: bs, replicationFactor: 3, targetId: 'test-unix' });
+    const into = Buffer.alloc(4 * MiB);
+    await u.readInto!(32 * MiB, into);
+    expect(into.equals(big)).to.equal(true);
+    await u.write(offsets[5]!, data[4]!, n + 2);
+    expect((await c2.read(offsets[5]!, bs)).equals(data[4]!)).to.equal(true);
   });
 
   it('keeps thousands of pipelined random overlapping IOs in arrival order (model check)', async () => {

@@ -77,10 +77,33 @@ async function main(): Promise<void> {
     } else if (x < 0.8) {
       say({ t: 'sync', v });
       await r.sync();
-    } else if (x < 0.87) {
+    } else if (x < 0.835) {
       const name = `s-${int(0, 1e9)}`;
       say({ t: 'snap', v, name });
       await r.snapshotCreate(name, st.seq++);
+      st.snaps.push(name);
+    } else if (x < 0.87) {
+      // The two-step snapshot with writes between its cut and its durability (they go to the new
+      // head and are not in the snapshot; unsynced, they may be lost by a kill, nothing else).
+      const name = `s-${int(0, 1e9)}`;
+      const writes = Array.from({ length: int(1, 4) }, () => {
+        const b0 = int(0, crashVolumeBlocks - 1);
+        return { b0, stamps: Array.from({ length: int(1, Math.min(4, crashVolumeBlocks - b0)) }, () => ++stamp) };
+      });
+      say({ t: 'snapw', v, name, writes });
+      const staged = r.snapshotCreateStaged!(name, st.seq++);
+      await staged.cut;
+      // One after another (they may overlap), while the snapshot is made durable.
+      for (const w of writes) {
+        const data = Buffer.alloc(w.stamps.length * crashBlockSize);
+        w.stamps.forEach((s, k) => {
+          const pat = Buffer.alloc(4);
+          pat.writeUInt32LE(s);
+          data.fill(pat, k * crashBlockSize, (k + 1) * crashBlockSize);
+        });
+        await r.write(w.b0 * crashBlockSize, data, st.seq++);
+      }
+      await staged.durable;
       st.snaps.push(name);
     } else if (x < 0.92) {
       if (st.snaps.length === 0) continue;

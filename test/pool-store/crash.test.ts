@@ -28,6 +28,8 @@ interface Op {
   src?: string;
   snap?: string;
   message?: string;
+  /** snapw: writes made after the snapshot's cut, before it is durable. */
+  writes?: { b0: number; stamps: number[] }[];
 }
 
 interface VolModel {
@@ -105,6 +107,7 @@ function announce(model: Map<string, VolModel>, op: Op): void {
   const m = op.v ? model.get(op.v) : undefined;
   if (op.t === 'write') op.stamps!.forEach((s, k) => m!.pending[op.b0! + k]!.add(s));
   if (op.t === 'unmap') for (let b = op.b0!; b < op.b0! + op.n!; b++) m!.pending[b]!.add(0);
+  if (op.t === 'snapw') for (const w of op.writes!) w.stamps.forEach((s, k) => m!.pending[w.b0 + k]!.add(s));
 }
 
 function complete(model: Map<string, VolModel>, op: Op): void {
@@ -125,6 +128,19 @@ function complete(model: Map<string, VolModel>, op: Op): void {
       m!.durable = [...m!.latest];
       m!.pending = m!.latest.map(() => new Set<number>());
       break;
+    case 'snapw': {
+      // Snapshot and durable: what the volume held at the cut; then the writes, not yet synced.
+      m!.snaps.set(op.name!, [...m!.latest]);
+      m!.durable = [...m!.latest];
+      m!.pending = m!.latest.map(() => new Set<number>());
+      for (const w of op.writes!) {
+        w.stamps.forEach((s, k) => {
+          m!.latest[w.b0 + k] = s;
+          m!.pending[w.b0 + k]!.add(s);
+        });
+      }
+      break;
+    }
     case 'unsnap':
       m!.snaps.delete(op.name!);
       break;
@@ -185,7 +201,7 @@ async function verify(dir: string, model: Map<string, VolModel>, inflight: Op | 
       });
       // Snapshots: exactly the model's, give or take the one in flight; each exact.
       const listed = info.snapshots.map((s) => s.name);
-      if (inflight?.v === info.volume && inflight.t === 'snap' && listed.includes(inflight.name!)) {
+      if (inflight?.v === info.volume && (inflight.t === 'snap' || inflight.t === 'snapw') && listed.includes(inflight.name!)) {
         m.snaps.set(inflight.name!, [...m.latest]);
       }
       if (inflight?.v === info.volume && inflight.t === 'unsnap' && !listed.includes(inflight.name!)) {
@@ -246,7 +262,7 @@ describe('pool store crash safety (kill -9)', function () {
       }
       if (process.env.POOL_CRASH_VERBOSE) console.log({ totalOps, kinds });
       expect(totalOps).to.be.greaterThan(rounds * 5);
-      for (const k of ['write', 'sync', 'snap', 'clone', 'unsnap', 'delete', 'rebuild']) expect(kinds[k] ?? 0, k).to.be.greaterThan(0);
+      for (const k of ['write', 'sync', 'snap', 'snapw', 'clone', 'unsnap', 'delete', 'rebuild']) expect(kinds[k] ?? 0, k).to.be.greaterThan(0);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }

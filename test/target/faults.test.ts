@@ -163,4 +163,33 @@ describe('cstor target: RF=3 over three pool processes (kill -9 faults)', functi
     const listed = await http(mgmt(), 'GET', `/v1/volumes/${volume}/snapshots`);
     expect((listed.data.items as { name: string }[]).map((x) => x.name)).to.deep.equal(['s1', 's2']);
   });
+
+  it('a SIGSTOPped pool holds neither IO nor a snapshot much longer than the replica timeout; resumed, it is rebuilt', async () => {
+    const timeoutMs = 2000;
+    await target.kill();
+    target = await startTarget(targetDir, ['--replica-timeout', String(timeoutMs)]);
+    await until(allHealthy, 30_000, 'Healthy with the short replica timeout');
+    const stopped = pools[0]!;
+    process.kill(stopped.daemon.pid, 'SIGSTOP');
+    try {
+      const run = qemuIo(portal(), volume, writes(300, 120));
+      await run.waitLines(/^wrote /, 10, 60_000);
+      const t0 = Date.now();
+      const res = await http(mgmt(), 'POST', `/v1/volumes/${volume}/snapshots`, { name: 's4' });
+      const took = Date.now() - t0;
+      expect(res.status, JSON.stringify(res.data)).to.equal(201);
+      // The timeout (plus its sweep) bounds it, or the quiesce bound (2 s) when writes to the stopped pool were in flight.
+      expect(took, 'snapshot create with a stopped pool (ms)').to.be.lessThan(4 * timeoutMs);
+      const { code, lines } = await run.done;
+      expect(code, lines.slice(-10).join('\n')).to.equal(0);
+      const st = await status();
+      expect(st.replicaStatuses.find((r) => r.address === stopped.replicaAddress)!.mode).to.not.equal('Healthy');
+    } finally {
+      process.kill(stopped.daemon.pid, 'SIGCONT');
+    }
+    await until(allHealthy, 60_000, 'the resumed pool rebuilt and Healthy');
+    await verify(300, 120);
+    const listed = await http(mgmt(), 'GET', `/v1/volumes/${volume}/snapshots`);
+    expect((listed.data.items as { name: string }[]).map((x) => x.name)).to.deep.equal(['s1', 's2', 's4']);
+  });
 });

@@ -41,8 +41,8 @@ export async function startPool(name: string, dir: string, replicaAddress = '127
   return { name, dir, replicaAddress: daemon.addresses.replica!, daemon };
 }
 
-export async function startTarget(dataDir: string): Promise<Daemon> {
-  return startDaemon(['target', '--iscsi', '127.0.0.1:0', '--mgmt', '127.0.0.1:0', '--data-dir', dataDir], { listeners: ['iscsi', 'mgmt'] });
+export async function startTarget(dataDir: string, extraArgs: readonly string[] = []): Promise<Daemon> {
+  return startDaemon(['target', '--iscsi', '127.0.0.1:0', '--mgmt', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs], { listeners: ['iscsi', 'mgmt'] });
 }
 
 export interface QemuRun {
