@@ -62,6 +62,7 @@ describe('kube-lite store', () => {
     expect(s3.resourceVersion).to.equal(rv + 1);
     expect(s3.list('/configmaps')).to.have.length(20);
     await s3.close();
+    await s1.closeAbruptly(); // the "crashed" store's WAL handle, left open above
   });
 
   it('groups the fsyncs of concurrent writes and compacts into a snapshot', async () => {

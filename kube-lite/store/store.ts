@@ -199,6 +199,13 @@ export class Store {
     return this.snapshotting;
   }
 
+  /** Closes the files as a crash leaves them: no final snapshot (crash tests). */
+  async closeAbruptly(): Promise<void> {
+    if (this.snapshotting) await this.snapshotting.catch(() => {});
+    await this.wal?.close();
+    this.wal = null;
+  }
+
   async close(): Promise<void> {
     if (this.snapshotting) await this.snapshotting.catch(() => {});
     if (!this.wal) return;
