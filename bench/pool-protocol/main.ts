@@ -11,7 +11,8 @@
 // Before each timed run, sync(1) flushes what earlier runs left dirty. Figures are medians over
 // the rounds, ratios are medians of the per-round ratios; CPU is µs per IO, this process plus the
 // pool process (from /proc), so it shows the cost even when the machine is too busy for
-// throughput to mean much. Reads go into a Buffer each worker reuses (readInto for the protocol).
+// throughput to mean much. Reads go into a Buffer each worker reuses (readInto for the store and the
+// protocol, fh.read for the file).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -139,8 +140,7 @@ async function main(): Promise<void> {
     const local = await openPool({ dir: path.join(tmp, 'local'), name: 'local' });
     await local.createReplica({ volume: 'bench', size: volumeSize, blockSize: 4096 });
     const replica = await local.openReplica('bench');
-    // The store has no read-into-a-buffer call: readAt allocates its result.
-    const store: Target = { name: 'store', write: (o, d, s) => replica.write(o, d, s), read: (o, into) => replica.readAt(o, into.length), serverCpu: () => 0 };
+    const store: Target = { name: 'store', write: (o, d, s) => replica.write(o, d, s), read: (o, into) => replica.readInto(o, into), serverCpu: () => 0 };
 
     const socketPath = path.join(tmp, 'replica.sock');
     const pool = await startDaemon(

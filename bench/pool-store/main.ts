@@ -7,6 +7,7 @@
 // 2. read throughput with 200 snapshots in the chain vs none (same data, same layout);
 // 3. 4 KiB random and 1 MiB sequential write/read through the store vs straight to a file from
 //    this same process (the physical limit here).
+// --only snapshots|noisy|depth|io runs one part.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -21,6 +22,8 @@ const GiB = 1024 * MiB;
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const dirArg = args[args.indexOf('--dir') + 1];
+const onlyArg = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+const runs = (part: string): boolean => onlyArg === undefined || onlyArg === part;
 const baseDir = args.includes('--dir') && dirArg ? dirArg : await fs.mkdtemp(path.join(os.tmpdir(), 'bench-pool-store-'));
 
 function rng(seed: number): () => number {
@@ -247,19 +250,32 @@ async function benchIo(pool: Pool): Promise<void> {
   };
   const storeWrite = (off: number, buf: Buffer): Promise<void> => r.write(off, buf, seq++);
   const storeRead = async (off: number, len: number): Promise<void> => void (await r.readAt(off, len));
+  // The same reads into one reused Buffer per size (what the pool server does since readInto).
+  const reused = new Map<number, Buffer>([
+    [MiB, Buffer.alloc(MiB)],
+    [4 * KiB, Buffer.alloc(4 * KiB)],
+  ]);
+  const rawReadInto = async (off: number, len: number): Promise<void> => {
+    const b = reused.get(len)!;
+    await fh.read(b, 0, len, off);
+  };
+  const storeReadInto = (off: number, len: number): Promise<void> => r.readInto(off, reused.get(len)!);
   const seqBatch = (op: (off: number, buf: Buffer) => Promise<void>) => async (i: number) => {
     for (let off = i * chunk; off < (i + 1) * chunk; off += MiB) await op(off, big);
   };
   const seqReadBatch = (op: (off: number, len: number) => Promise<void>) => async (i: number) => {
     for (let off = (i % chunks) * chunk; off < ((i % chunks) + 1) * chunk; off += MiB) await op(off, MiB);
   };
-  const figures: [string, number, number, string, number][] = [];
+  const figures: [string, number, number, string, number, number, number][] = [];
+  const seqOps = size / MiB;
   let [a, b] = await interleaved(chunks, seqBatch(rawWrite), seqBatch(storeWrite));
-  figures.push(['1 MiB sequential write', mbps(size, b.wall), mbps(size, a.wall), 'MiB/s', a.cpu / b.cpu]);
+  figures.push(['1 MiB sequential write', mbps(size, b.wall), mbps(size, a.wall), 'MiB/s', a.cpu / b.cpu, (b.cpu * 1000) / seqOps, (a.cpu * 1000) / seqOps]);
   await fh.sync();
   await r.sync();
   [a, b] = await interleaved(2 * chunks, seqReadBatch(rawRead), seqReadBatch(storeRead));
-  figures.push(['1 MiB sequential read', mbps(2 * size, b.wall), mbps(2 * size, a.wall), 'MiB/s', a.cpu / b.cpu]);
+  figures.push(['1 MiB sequential read', mbps(2 * size, b.wall), mbps(2 * size, a.wall), 'MiB/s', a.cpu / b.cpu, (b.cpu * 1000) / (2 * seqOps), (a.cpu * 1000) / (2 * seqOps)]);
+  [a, b] = await interleaved(2 * chunks, seqReadBatch(rawReadInto), seqReadBatch(storeReadInto));
+  figures.push(['1 MiB sequential read into a reused Buffer (readInto)', mbps(2 * size, b.wall), mbps(2 * size, a.wall), 'MiB/s', a.cpu / b.cpu, (b.cpu * 1000) / (2 * seqOps), (a.cpu * 1000) / (2 * seqOps)]);
   const perBatch = 500;
   const batches = quick ? 10 : 40;
   const rand = rng(11);
@@ -273,11 +289,13 @@ async function benchIo(pool: Pool): Promise<void> {
   };
   const ops = batches * perBatch;
   [a, b] = await interleaved(batches, rndWrite(rawWrite), rndWrite(storeWrite));
-  figures.push(['4 KiB random write', ops / (b.wall / 1000), ops / (a.wall / 1000), 'IOPS', a.cpu / b.cpu]);
+  figures.push(['4 KiB random write', ops / (b.wall / 1000), ops / (a.wall / 1000), 'IOPS', a.cpu / b.cpu, (b.cpu * 1000) / ops, (a.cpu * 1000) / ops]);
   [a, b] = await interleaved(batches, rndRead(rawRead), rndRead(storeRead));
-  figures.push(['4 KiB random read', ops / (b.wall / 1000), ops / (a.wall / 1000), 'IOPS', a.cpu / b.cpu]);
-  for (const [label, st, raw, unit, cpu] of figures) {
-    report(`${label}: store / raw file`, `${fmt(st, 0)} / ${fmt(raw, 0)} ${unit} = ${fmt(st / raw)}x (by CPU time ${fmt(cpu)}x)`);
+  figures.push(['4 KiB random read', ops / (b.wall / 1000), ops / (a.wall / 1000), 'IOPS', a.cpu / b.cpu, (b.cpu * 1000) / ops, (a.cpu * 1000) / ops]);
+  [a, b] = await interleaved(batches, rndRead(rawReadInto), rndRead(storeReadInto));
+  figures.push(['4 KiB random read into a reused Buffer (readInto)', ops / (b.wall / 1000), ops / (a.wall / 1000), 'IOPS', a.cpu / b.cpu, (b.cpu * 1000) / ops, (a.cpu * 1000) / ops]);
+  for (const [label, st, raw, unit, cpu, stUs, rawUs] of figures) {
+    report(`${label}: store / raw file`, `${fmt(st, 0)} / ${fmt(raw, 0)} ${unit} = ${fmt(st / raw)}x (by CPU time ${fmt(cpu)}x; CPU ${fmt(stUs, 1)} / ${fmt(rawUs, 1)} µs per IO)`);
   }
   await fh.close();
   await fs.rm(rawPath);
@@ -288,10 +306,10 @@ async function benchIo(pool: Pool): Promise<void> {
 const pool = await openPool({ dir: path.join(baseDir, 'pool'), name: 'bench' });
 try {
   console.log(`layer store bench in ${baseDir}${quick ? ' (quick)' : ''}, node ${process.version}, ${os.cpus().length} CPUs`);
-  await benchSnapshots(pool);
-  await benchNoisyNeighbour(pool);
-  await benchDepth(pool);
-  await benchIo(pool);
+  if (runs('snapshots')) await benchSnapshots(pool);
+  if (runs('noisy')) await benchNoisyNeighbour(pool);
+  if (runs('depth')) await benchDepth(pool);
+  if (runs('io')) await benchIo(pool);
 } finally {
   await pool.close();
   if (!args.includes('--dir')) await fs.rm(baseDir, { recursive: true, force: true });

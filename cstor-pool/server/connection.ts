@@ -67,6 +67,14 @@ export interface ConnectionContext {
   directReads?: boolean;
 }
 
+/**
+ * A reply body whose payload is a pooled Buffer (a READ's data): given back to the pool once the
+ * FrameWriter says neither it nor the socket holds it (see `reply`).
+ */
+interface ServedBody extends MessageBody {
+  pooled?: Buffer;
+}
+
 /** Payloads above this are read in place into their own Buffer (DirectFrameDecoder), pooled for WRITE. */
 const directThreshold = 64 * 1024;
 
@@ -232,7 +240,7 @@ export class ReplicaConnection {
     const done = this.ctx.metrics.start(name ?? 'unknown');
     // A WRITE's large payload goes back to the pool once the store's write has settled.
     const reusable = this.payloads !== null && name === 'write' && bytes > directThreshold ? frame.payload : null;
-    let result: Promise<MessageBody>;
+    let result: Promise<ServedBody>;
     try {
       if (name === undefined) throw new CstorError('invalid', `unknown opcode ${h.opcode}`);
       if (isReply(h)) throw new CstorError('protocol', `${name}: got a reply frame where a request was due`);
@@ -245,7 +253,7 @@ export class ReplicaConnection {
         done(true);
         if (reusable !== null) this.payloads!.give(reusable);
         this.finish(kind, bytes);
-        this.reply(h.opcode, h.seq, body, 0);
+        this.reply(h.opcode, h.seq, body, 0, body.pooled);
       },
       (err: unknown) => {
         done(false);
@@ -271,7 +279,7 @@ export class ReplicaConnection {
   }
 
   /** Routes a request; requests pipelined behind OPEN wait for it, in arrival order. */
-  private route(name: OpcodeName, frame: Frame): Promise<MessageBody> {
+  private route(name: OpcodeName, frame: Frame): Promise<ServedBody> {
     if (name === 'open') return this.open(frame);
     if (this.handle === null) {
       if (this.opening === null) return Promise.reject(new CstorError('invalid', `${name}: send OPEN first; this connection serves no volume yet`));
@@ -325,7 +333,7 @@ export class ReplicaConnection {
     };
   }
 
-  private serve(name: OpcodeName, frame: Frame): Promise<MessageBody> {
+  private serve(name: OpcodeName, frame: Frame): Promise<ServedBody> {
     const h = this.handle;
     if (h === null) return Promise.reject(new CstorError('invalid', `${name}: send OPEN first; this connection serves no volume yet`));
     const r = h.replica;
@@ -336,11 +344,7 @@ export class ReplicaConnection {
         return this.open(frame);
       case 'read': {
         const req = decodeReadRequest(frame);
-        return o.run('read', req.offset, req.length, async () => {
-          const data = await r.readAt(req.offset, req.length);
-          m.readBytes(data.length);
-          return encodeReadReply(data);
-        });
+        return o.run('read', req.offset, req.length, () => this.read(r, req.offset, req.length));
       }
       case 'write': {
         const req = decodeWriteRequest(frame);
@@ -463,11 +467,46 @@ export class ReplicaConnection {
     }
   }
 
-  private reply(opcode: number, seq: number, body: MessageBody, status: number): void {
-    if (this.socket.destroyed || this.socket.writableEnded) return;
+  /**
+   * READ: the store reads straight into a Buffer from the pool (4 KiB and 1 MiB alike), which goes
+   * back to the pool once the reply no longer needs it (`reply`), or at once if the read fails (the
+   * store settles only when no pread is left writing into it).
+   */
+  private read(r: VolumeHandle['replica'], offset: number, length: number): Promise<ServedBody> {
+    const pool = this.ctx.payloads;
+    if (pool === undefined) {
+      const buf = Buffer.allocUnsafe(length);
+      return r.readInto(offset, buf).then(() => {
+        this.ctx.metrics.readBytes(length);
+        return encodeReadReply(buf);
+      });
+    }
+    // Pooled by size class (powers of two from 4 KiB), so reads of assorted lengths share a few
+    // lists instead of filling the pool with one-off sizes; the payload is a view of its length.
+    const whole = pool.take(readSizeClass(length));
+    const buf = length === whole.length ? whole : whole.subarray(0, length);
+    return r.readInto(offset, buf).then(
+      () => {
+        this.ctx.metrics.readBytes(length);
+        return { payload: [buf], pooled: whole };
+      },
+      (err: unknown) => {
+        pool.give(whole);
+        throw err;
+      },
+    );
+  }
+
+  /** Sends a reply; `pooled` (the payload's Buffer) goes back to the pool once it is sent or dropped. */
+  private reply(opcode: number, seq: number, body: MessageBody, status: number, pooled?: Buffer): void {
+    const pool = this.ctx.payloads;
+    if (this.socket.destroyed || this.socket.writableEnded) {
+      if (pooled !== undefined) pool?.give(pooled);
+      return;
+    }
     const h = { opcode, seq, flags: frameFlags.reply, status, ioSeq: body.ioSeq ?? 0, offset: body.offset ?? 0, length: 0 };
     try {
-      this.out.send(h, body.payload);
+      this.out.send(h, body.payload, pooled !== undefined && pool !== undefined ? () => pool.give(pooled) : undefined);
     } catch (err) {
       const e = toCstorError(err, 'internal', 'encoding a reply');
       this.log.error('cannot encode a reply', { error: e.message });
@@ -511,6 +550,11 @@ function checkedName(name: string, what: string): string {
     throw new CstorError('invalid', `${what}: snapshot name ${JSON.stringify(name)} is invalid: use 1-253 of [A-Za-z0-9._-], starting with a letter or digit`);
   }
   return name;
+}
+
+/** The pooled Buffer size for a READ of `length` bytes: the next power of two, at least 4 KiB. */
+export function readSizeClass(length: number): number {
+  return length <= 4096 ? 4096 : 2 ** Math.ceil(Math.log2(length));
 }
 
 function pageBytes(runs: readonly { data: Buffer }[]): number {

@@ -28,6 +28,7 @@
 //   40 name length u16 (1..253), then the snapshot name (ASCII)
 //   42+n crc32 of bytes [0, 42+n) u32
 import { randomBytes } from 'node:crypto';
+import fsCb from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { CstorError } from '../../lib/errors.ts';
@@ -184,6 +185,9 @@ function decodeHeader(b: Buffer): Header | null {
 
 export class LayerFile {
   private data: FileHandle | null = null;
+  /** Reads in flight on the data file's fd (close waits for them: they bypass FileHandle's refs). */
+  private readsInFlight = 0;
+  private readonly drainWaiters: (() => void)[] = [];
   private opening: Promise<FileHandle> | null = null;
   private map: FileHandle | null = null;
   private isClosed = false;
@@ -290,18 +294,39 @@ export class LayerFile {
     return this.map;
   }
 
-  /** Reads `length` bytes at `position` into `buf[offset..]`; past the end of file reads zeros. */
-  async read(buf: Buffer, offset: number, length: number, position: number): Promise<void> {
-    const fh = await this.dataHandle();
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await fh.read(buf, offset + done, length - done, position + done);
-      if (bytesRead === 0) {
-        buf.fill(0, offset + done, offset + length);
-        return;
-      }
-      done += bytesRead;
-    }
+  /**
+   * Reads `length` bytes at `position` into `buf[offset..]`; past the end of file reads zeros.
+   * Once the data file is open this is one callback `pread` and one promise per call (no async
+   * function, no FileHandle.read result object): it is on every read's path.
+   */
+  read(buf: Buffer, offset: number, length: number, position: number): Promise<void> {
+    const fh = this.data;
+    if (fh === null) return this.dataHandle().then(() => this.read(buf, offset, length, position));
+    if (length === 0) return Promise.resolve();
+    const fd = fh.fd;
+    this.readsInFlight++;
+    return new Promise<void>((resolve, reject) => {
+      let done = 0;
+      const finish = (err: NodeJS.ErrnoException | null): void => {
+        if (--this.readsInFlight === 0 && this.drainWaiters.length > 0) for (const w of this.drainWaiters.splice(0)) w();
+        if (err) reject(err);
+        else resolve();
+      };
+      const step = (): void => {
+        fsCb.read(fd, buf, offset + done, length - done, position + done, onRead);
+      };
+      const onRead = (err: NodeJS.ErrnoException | null, bytesRead: number): void => {
+        if (err) return finish(err);
+        if (bytesRead === 0) {
+          buf.fill(0, offset + done, offset + length);
+          return finish(null);
+        }
+        done += bytesRead;
+        if (done < length) step();
+        else finish(null);
+      };
+      step();
+    });
   }
 
   async write(buf: Buffer, offset: number, length: number, position: number): Promise<void> {
@@ -370,6 +395,7 @@ export class LayerFile {
     const handles = [this.data, this.map];
     this.data = null;
     this.map = null;
+    if (this.readsInFlight > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     for (const h of handles) await h?.close();
   }
 

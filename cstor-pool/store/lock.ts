@@ -39,6 +39,22 @@ export class RWLock {
     }
   }
 
+  /**
+   * Takes the lock shared now, without a promise, when no writer holds it or waits for it; the
+   * caller must then call releaseShared exactly once. false: not taken (use `shared`).
+   */
+  tryShared(): boolean {
+    if (this.writer || this.waiters.length > 0) return false;
+    this.readers++;
+    return true;
+  }
+
+  /** Releases a hold taken by tryShared. */
+  releaseShared(): void {
+    this.readers--;
+    this.wake();
+  }
+
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.writer || this.readers > 0 || this.waiters.length > 0) {
       await new Promise<void>((resolve) => this.waiters.push({ exclusive: true, resolve }));

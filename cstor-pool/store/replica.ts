@@ -79,6 +79,17 @@ interface PendingImport {
   ioSeq: number;
 }
 
+/**
+ * Promise.all that settles only once every promise has: a read into a caller's Buffer must not
+ * report failure while another of its preads may still write into that Buffer (the pool server
+ * reuses it as soon as the read settles).
+ */
+async function settleAll(ps: Promise<void>[]): Promise<void> {
+  if (ps.length === 1) return ps[0];
+  const results = await Promise.allSettled(ps);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
 function checkSeq(ioSeq: number): void {
   if (!Number.isSafeInteger(ioSeq) || ioSeq < 0) throw new CstorError('invalid', `io_seq ${ioSeq} is not a non-negative safe integer`);
 }
@@ -312,63 +323,153 @@ export class StoreReplica implements Replica {
   async readAt(offset: number, length: number): Promise<Buffer> {
     this.checkOpen();
     checkRange(this, offset, length);
-    return this.lock.shared(async () => {
-      this.checkOpen();
-      const out = Buffer.alloc(length);
-      await this.readIndexed(out, offset / this.blockSize, length / this.blockSize);
-      this.counters.reads++;
-      this.counters.readBytes += length;
-      return out;
-    });
+    const out = Buffer.allocUnsafe(length);
+    await this.readInto(offset, out);
+    return out;
   }
 
-  private async readIndexed(out: Buffer, b0: number, n: number): Promise<void> {
+  /**
+   * Reads `buf.length` bytes at `offset` into `buf`: each run of consecutive blocks held by one
+   * layer is read by one pread straight into its place in `buf`, and only blocks no layer holds
+   * are zero-filled; nothing is allocated per block or per run beyond the run list. `buf` must not
+   * be touched until the promise settles (on an error its contents are undefined). The promise
+   * settles only once no pread is left writing into `buf`, on success and failure alike.
+   */
+  readInto(offset: number, buf: Buffer): Promise<void> {
+    try {
+      this.checkOpen();
+      this.checkReadInto(offset, buf);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // Uncontended (no structural change holding or waiting for the lock): no lock promise at all.
+    if (!this.lock.tryShared()) return this.lock.shared(() => this.readLocked(offset, buf));
+    let p: Promise<void>;
+    try {
+      p = this.readLocked(offset, buf);
+    } catch (err) {
+      this.lock.releaseShared();
+      return Promise.reject(err);
+    }
+    return p.then(
+      () => this.lock.releaseShared(),
+      (err: unknown) => {
+        this.lock.releaseShared();
+        throw err;
+      },
+    );
+  }
+
+  private checkReadInto(offset: number, buf: Buffer): void {
+    if (!Buffer.isBuffer(buf)) throw new CstorError('invalid', `readInto: the destination must be a Buffer, got ${typeof buf}`);
+    const bs = this.blockSize;
+    const length = buf.length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % bs !== 0) {
+      throw new CstorError('invalid', `readInto: offset ${offset} is not a non-negative multiple of the block size ${bs} (replica ${this.volume})`);
+    }
+    if (length % bs !== 0) throw new CstorError('invalid', `readInto: buffer length ${length} is not a multiple of the block size ${bs} (replica ${this.volume})`);
+    if (offset + length > this.size) {
+      throw new CstorError('invalid', `readInto: ${length} bytes at offset ${offset} end at ${offset + length}, past the end of replica ${this.volume} (${this.size} bytes)`);
+    }
+  }
+
+  /** The read itself, holding the shared lock (synchronous up to the preads it issues). */
+  private readLocked(offset: number, buf: Buffer): Promise<void> {
+    this.checkOpen();
+    this.counters.reads++;
+    this.counters.readBytes += buf.length;
+    const bs = this.blockSize;
+    const b0 = offset / bs;
+    const n = buf.length / bs;
+    if (n === 0) return Promise.resolve();
+    // The common cases, one run (a 4 KiB read; a 1 MiB read of data written together): no run list.
+    const index = this.index;
+    const first = index[b0]!;
+    let i = 1;
+    while (i < n && index[b0 + i] === first) i++;
+    if (i === n) {
+      if (first === 0) {
+        buf.fill(0);
+        return Promise.resolve();
+      }
+      return this.layerOf(first).read(buf, 0, buf.length, offset);
+    }
+    return this.readRuns(buf, b0, n);
+  }
+
+  private layerOf(ord: number): LayerFile {
+    return ord <= this.layers.length ? this.layers[ord - 1]! : this.head;
+  }
+
+  /**
+   * A read over several runs. Zero runs are filled and every data run is read in place at once;
+   * when the read is fragmented (more than 4 runs) and one layer holds more than 2 of them, that
+   * layer is read as one span first (one pread instead of many) and the other runs inside the
+   * span are read over it, in place, once it has landed.
+   */
+  private async readRuns(out: Buffer, b0: number, n: number): Promise<void> {
     const bs = this.blockSize;
     const index = this.index;
-    const runs: { ord: number; i: number; j: number }[] = [];
+    // Runs as flat triples [ord, i, j) in block units relative to b0.
+    const runs: number[] = [];
     let i = 0;
     while (i < n) {
       const ord = index[b0 + i]!;
-      if (ord === 0) {
-        i++;
-        continue;
-      }
       let j = i + 1;
       while (j < n && index[b0 + j] === ord) j++;
-      runs.push({ ord, i, j });
+      runs.push(ord, i, j);
       i = j;
     }
-    const layerOf = (ord: number): LayerFile => (ord <= this.layers.length ? this.layers[ord - 1]! : this.head);
-    // A read fragmented over layers (old data with scattered newer blocks): read the span of the
-    // layer holding most runs in one pread, then patch the other runs over it.
-    let span: { ord: number; i: number; j: number } | null = null;
-    if (runs.length > 4) {
-      const perOrd = new Map<number, { runs: number; i: number; j: number }>();
-      for (const r of runs) {
-        const p = perOrd.get(r.ord);
-        if (p) {
-          p.runs++;
-          p.j = r.j;
-        } else perOrd.set(r.ord, { runs: 1, i: r.i, j: r.j });
+    const count = runs.length / 3;
+    let spanOrd = 0;
+    let si = 0;
+    let sj = 0;
+    if (count > 4) {
+      const perOrd = new Map<number, number>();
+      let best = 2;
+      for (let k = 0; k < runs.length; k += 3) {
+        const ord = runs[k]!;
+        if (ord === 0) continue;
+        const c = (perOrd.get(ord) ?? 0) + 1;
+        perOrd.set(ord, c);
+        if (c > best) {
+          best = c;
+          spanOrd = ord;
+        }
       }
-      for (const [ord, p] of perOrd) {
-        if (p.runs > 2 && (!span || p.runs > (perOrd.get(span.ord)?.runs ?? 0))) span = { ord, i: p.i, j: p.j };
+      if (spanOrd !== 0) {
+        for (let k = 0; k < runs.length; k += 3) {
+          if (runs[k] !== spanOrd) continue;
+          if (sj === 0) si = runs[k + 1]!;
+          sj = runs[k + 2]!;
+        }
       }
     }
-    if (!span) {
-      await Promise.all(runs.map((r) => layerOf(r.ord).read(out, r.i * bs, (r.j - r.i) * bs, (b0 + r.i) * bs)));
-      return;
+    const first: Promise<void>[] = [];
+    const inside: number[] = [];
+    if (spanOrd !== 0) first.push(this.layerOf(spanOrd).read(out, si * bs, (sj - si) * bs, (b0 + si) * bs));
+    for (let k = 0; k < runs.length; k += 3) {
+      const ord = runs[k]!;
+      const ri = runs[k + 1]!;
+      const rj = runs[k + 2]!;
+      if (spanOrd !== 0 && ri >= si && rj <= sj) {
+        if (ord !== spanOrd) inside.push(k);
+        continue;
+      }
+      if (ord === 0) out.fill(0, ri * bs, rj * bs);
+      else first.push(this.layerOf(ord).read(out, ri * bs, (rj - ri) * bs, (b0 + ri) * bs));
     }
-    // The span and the patches are read at once; patches go to their own buffers and are copied
-    // over the span when everything has arrived.
-    const { ord, i: si, j: sj } = span;
-    const patches = runs.filter((r) => r.ord !== ord).map((r) => ({ r, buf: Buffer.allocUnsafe((r.j - r.i) * bs) }));
-    await Promise.all([
-      layerOf(ord).read(out, si * bs, (sj - si) * bs, (b0 + si) * bs),
-      ...patches.map(({ r, buf }) => layerOf(r.ord).read(buf, 0, buf.length, (b0 + r.i) * bs)),
-    ]);
-    for (let k = si; k < sj; k++) if (index[b0 + k] === 0) out.fill(0, k * bs, (k + 1) * bs);
-    for (const { r, buf } of patches) buf.copy(out, r.i * bs);
+    await settleAll(first);
+    if (inside.length === 0) return;
+    const patches: Promise<void>[] = [];
+    for (const k of inside) {
+      const ord = runs[k]!;
+      const ri = runs[k + 1]!;
+      const rj = runs[k + 2]!;
+      if (ord === 0) out.fill(0, ri * bs, rj * bs);
+      else patches.push(this.layerOf(ord).read(out, ri * bs, (rj - ri) * bs, (b0 + ri) * bs));
+    }
+    await settleAll(patches);
   }
 
   async writeAt(offset: number, data: Buffer): Promise<void> {

@@ -67,6 +67,12 @@ export interface Replica extends BlockDevice {
    */
   write(offset: number, data: Buffer, ioSeq: number): Promise<void>;
   unmapSeq(offset: number, length: number, ioSeq: number): Promise<void>;
+  /**
+   * Reads `buf.length` bytes at `offset` straight into `buf` (readAt without allocating its
+   * result). Offset and length must be block-aligned and inside the replica. Added by the layer
+   * store; the pool server reads into pooled reply buffers with it.
+   */
+  readInto(offset: number, buf: Buffer): Promise<void>;
   snapshotCreate(name: string, ioSeq: number): Promise<void>;
   /** snapshotCreate in two steps, so a caller can let IO go on after the cut. Added by the layer store. */
   snapshotCreateStaged?(name: string, ioSeq: number): StagedSnapshot;

@@ -6,6 +6,9 @@
 // - a large payload is handed to the socket as it is (never copied).
 // A slab region handed to the socket is never written again (the writer only moves forward and
 // takes a fresh slab when one is full), so nothing is overwritten while the kernel still needs it.
+// `send`'s optional `released` callback tells the caller when the writer and the socket no longer
+// hold its payload (at once for a copied one, else once the socket's write has completed or been
+// dropped), so the caller may reuse the payload's Buffer from then on.
 import type { Socket } from 'node:net';
 import { CstorError } from '../errors.ts';
 import { headerSize, maxPayload, writeHeader, type FrameHeader } from './header.ts';
@@ -25,6 +28,8 @@ export class FrameWriter {
   /** Start of the slab bytes not yet queued for the socket. */
   private regionStart = 0;
   private readonly queue: Buffer[] = [];
+  /** Per queued buffer: called once the socket has written (or dropped) it. */
+  private readonly callbacks: ((() => void) | undefined)[] = [];
   private queuedBytes = 0;
   private scheduled = false;
   private readonly flushNow = (): void => this.flush();
@@ -44,10 +49,13 @@ export class FrameWriter {
   }
 
   /**
-   * Queues one frame: `h.length` is set from the payload. Throws `too_large` (nothing queued)
-   * when the payload exceeds the protocol's limit.
+   * Queues one frame: `h.length` is set from the payload. Throws `too_large` (nothing queued, and
+   * `released` not called) when the payload exceeds the protocol's limit. `released`, if given, is
+   * called exactly once when neither the writer nor the socket holds `payload` any more: before
+   * `send` returns when the payload was copied behind its header, else once the socket's write of
+   * it has completed, failed, or been dropped with a closed socket.
    */
-  send(h: FrameHeader, payload: readonly Buffer[]): void {
+  send(h: FrameHeader, payload: readonly Buffer[], released?: () => void): void {
     let length = 0;
     for (let i = 0; i < payload.length; i++) length += payload[i]!.length;
     if (length > maxPayload) throw new CstorError('too_large', `replica frame: payload of ${length} bytes exceeds the limit of ${maxPayload}`);
@@ -67,12 +75,15 @@ export class FrameWriter {
         p.copy(this.slab, this.pos);
         this.pos += p.length;
       }
+      if (released !== undefined) released();
     } else {
       this.closeRegion();
       for (let i = 0; i < payload.length; i++) {
         const p = payload[i]!;
         if (p.length > 0) this.push(p);
       }
+      // The payload is not empty here (it is above copyBelow): its last piece carries the callback.
+      if (released !== undefined) this.callbacks[this.callbacks.length - 1] = released;
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -86,20 +97,30 @@ export class FrameWriter {
     this.closeRegion();
     const q = this.queue;
     if (q.length === 0) return;
+    const cbs = this.callbacks;
     const s = this.socket;
     if (s.destroyed || s.writableEnded) {
       q.length = 0;
       this.queuedBytes = 0;
+      const dropped = cbs.splice(0);
+      for (let i = 0; i < dropped.length; i++) dropped[i]?.();
       return;
     }
     if (q.length === 1) {
-      s.write(q[0]!);
+      const cb = cbs[0];
+      if (cb === undefined) s.write(q[0]!);
+      else s.write(q[0]!, () => cb());
     } else {
       s.cork();
-      for (let i = 0; i < q.length; i++) s.write(q[i]!);
+      for (let i = 0; i < q.length; i++) {
+        const cb = cbs[i];
+        if (cb === undefined) s.write(q[i]!);
+        else s.write(q[i]!, () => cb());
+      }
       s.uncork();
     }
     q.length = 0;
+    cbs.length = 0;
     this.queuedBytes = 0;
   }
 
@@ -112,6 +133,7 @@ export class FrameWriter {
 
   private push(b: Buffer): void {
     this.queue.push(b);
+    this.callbacks.push(undefined);
     this.queuedBytes += b.length;
   }
 }

@@ -64,6 +64,10 @@ export class FakeReplica implements Replica {
     this.counters.readBytes += length;
     return out;
   }
+  async readInto(offset: number, buf: Buffer): Promise<void> {
+    const data = await this.readAt(offset, buf.length);
+    data.copy(buf);
+  }
   async readSnapshotAt(name: string, offset: number, length: number): Promise<Buffer> {
     checkRange(this, offset, length);
     const at = this.layers.findIndex((l) => l.name === name);
