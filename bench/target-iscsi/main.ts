@@ -1,5 +1,5 @@
 // qemu-img bench against the real daemons end to end (not part of the tests):
-//   node --import tsx bench/target-iscsi/main.ts [--rounds 3] [--ops4k 30000] [--ops1m 500]
+//   node --import tsx bench/target-iscsi/main.ts [--rounds 3] [--ops4k 30000] [--ops1m 500] [--unix]
 //
 // Three `cstor pool` processes and one `cstor target` (real processes on 127.0.0.1, ports 0) serve
 // vol-rf1 (RF=1, one replica) and vol-rf3 (RF=3, one replica per pool), block 4096, 1 GiB. tgtd and
@@ -9,6 +9,8 @@
 // depth 16. Rounds are interleaved across targets; the best round counts. Prints IOPS / MB/s,
 // the ratios RF=1/tgtd and RF=3/tgtd against the issue goals, and the CPU our target and pools
 // used in the best runs (/proc/<pid>/stat). Every process is stopped by PID, even on failure.
+// --unix: the target reaches the pools over their UNIX sockets (pool --listen-unix, replica
+// addresses unix:PATH) instead of loopback TCP, as for pools on the target's own host.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +32,7 @@ const BLOCK = 4096;
 const rounds = arg('rounds', 3);
 const ops4k = arg('ops4k', 30000);
 const ops1m = arg('ops1m', 500);
+const unix = process.argv.includes('--unix');
 
 const workloads = qemuWorkloads(ops4k, ops1m);
 
@@ -56,8 +59,9 @@ try {
   const env = {};
   const pools: Daemon[] = [];
   for (let i = 0; i < 3; i++) {
-    const d = await startDaemon(['pool', '--name', `pool${i}`, '--data-dir', path.join(root, `pool${i}`), '--listen', '127.0.0.1:0', '--mgmt', '127.0.0.1:0'], {
-      listeners: ['replica', 'mgmt'],
+    const sock = unix ? ['--listen-unix', path.join(root, `pool${i}.sock`)] : [];
+    const d = await startDaemon(['pool', '--name', `pool${i}`, '--data-dir', path.join(root, `pool${i}`), '--listen', '127.0.0.1:0', '--mgmt', '127.0.0.1:0', ...sock], {
+      listeners: unix ? ['replica', 'replica-unix', 'mgmt'] : ['replica', 'mgmt'],
       env,
     });
     daemons.push(d);
@@ -74,7 +78,7 @@ try {
     for (const p of pools.slice(0, rf)) {
       const r = await axios.post(`http://${p.addresses.mgmt!}/v1/replicas`, { volume: vol, size: LUN_BYTES, blockSize: BLOCK }, { validateStatus: () => true });
       if (r.status >= 300) throw new Error(`creating replica ${vol} on pool: ${r.status} ${JSON.stringify(r.data)}`);
-      replicas.push(p.addresses.replica!);
+      replicas.push(unix ? p.addresses['replica-unix']! : p.addresses.replica!);
     }
     const r = await axios.put(`${api}/v1/volumes/${vol}`, { capacity: LUN_BYTES, replicationFactor: rf, replicas, blockSize: BLOCK }, { validateStatus: () => true });
     if (r.status >= 300) throw new Error(`serving ${vol}: ${r.status} ${JSON.stringify(r.data)}`);
@@ -120,7 +124,7 @@ try {
   }
 
   console.log(
-    `qemu-img bench, best of ${rounds} rounds, ${ops4k} x 4 KiB / ${ops1m} x 1 MiB per run, QD 16, ${os.cpus().length} CPUs, LUNs of 1 GiB, our block ${BLOCK}:`,
+    `qemu-img bench, best of ${rounds} rounds, ${ops4k} x 4 KiB / ${ops1m} x 1 MiB per run, QD 16, ${os.cpus().length} CPUs, LUNs of 1 GiB, our block ${BLOCK}, replicas over ${unix ? 'UNIX sockets' : 'loopback TCP'}:`,
   );
   const header = ['workload', ...targets.map((t) => t.name), 'RF=1/tgtd', 'RF=3/tgtd'];
   console.log(header.map((h) => h.padEnd(15)).join(''));

@@ -1,5 +1,5 @@
 // Where the `cstor target` process spends its CPU under qemu-img bench (not part of the tests):
-//   node --import tsx bench/target-iscsi/profile.ts [--rf 1] [--workload 4k-write-qd16] [--ops4k 30000] [--ops1m 300] [--runs 2] [--top 40] [--strace] [--perf] [--no-cpu-prof]
+//   node --import tsx bench/target-iscsi/profile.ts [--rf 1] [--workload 4k-write-qd16] [--ops4k 30000] [--ops1m 300] [--runs 2] [--top 40] [--strace] [--perf] [--no-cpu-prof] [--unix]
 //
 // Starts RF pools and one target (real processes on 127.0.0.1, ports 0), the target under
 // `node --cpu-prof`, serves one volume, runs the workload `runs` times, stops the target (SIGTERM:
@@ -36,6 +36,8 @@ const runs = positive('runs', 2);
 const top = positive('top', 40);
 const withStrace = process.argv.includes('--strace');
 const withPerf = process.argv.includes('--perf');
+// --unix: replicas over the pools' UNIX sockets (pool --listen-unix) instead of loopback TCP.
+const unix = process.argv.includes('--unix');
 // --no-cpu-prof: no V8 profile (its sampling costs CPU too); the per-run CPU and syscall figures remain.
 const withCpuProf = !process.argv.includes('--no-cpu-prof');
 const workloadName = arg('workload', '4k-write-qd16');
@@ -90,7 +92,10 @@ let stopTarget = async (): Promise<void> => undefined;
 try {
   const pools: Daemon[] = [];
   for (let i = 0; i < rf; i++) {
-    const d = await startDaemon(['pool', '--name', `pool${i}`, '--data-dir', path.join(root, `pool${i}`), '--listen', '127.0.0.1:0', '--mgmt', '127.0.0.1:0'], { listeners: ['replica', 'mgmt'] });
+    const sock = unix ? ['--listen-unix', path.join(root, `pool${i}.sock`)] : [];
+    const d = await startDaemon(['pool', '--name', `pool${i}`, '--data-dir', path.join(root, `pool${i}`), '--listen', '127.0.0.1:0', '--mgmt', '127.0.0.1:0', ...sock], {
+      listeners: unix ? ['replica', 'replica-unix', 'mgmt'] : ['replica', 'mgmt'],
+    });
     daemons.push(d);
     pools.push(d);
   }
@@ -120,7 +125,7 @@ try {
   for (const p of pools) {
     const r = await axios.post(`http://${p.addresses.mgmt!}/v1/replicas`, { volume: vol, size: LUN_BYTES, blockSize: BLOCK }, { validateStatus: () => true });
     if (r.status >= 300) throw new Error(`creating replica: ${r.status} ${JSON.stringify(r.data)}`);
-    replicas.push(p.addresses.replica!);
+    replicas.push(unix ? p.addresses['replica-unix']! : p.addresses.replica!);
   }
   const r = await axios.put(`${api}/v1/volumes/${vol}`, { capacity: LUN_BYTES, replicationFactor: rf, replicas, blockSize: BLOCK }, { validateStatus: () => true });
   if (r.status >= 300) throw new Error(`serving: ${r.status} ${JSON.stringify(r.data)}`);

@@ -205,6 +205,41 @@ describe('ReplicatedVolume over fake replicas', () => {
       expect([...marks]).to.deep.equal([]);
     });
 
+    it('a write acknowledged while a suspect mark is being persisted waits for the mark', async () => {
+      let persist!: () => void;
+      const marks: string[] = [];
+      const suspects = {
+        load: () => new Set<string>(),
+        mark: (a: string) =>
+          new Promise<void>((resolve) => {
+            persist = () => {
+              marks.push(a);
+              resolve();
+            };
+          }),
+        clear: async () => undefined,
+      };
+      const { vol, cluster } = makeVolume(3, undefined, { suspects, reconnectMinMs: 5000 });
+      await vol.waitFor((v) => v.phase === 'Healthy', 5000);
+      await vol.writeAt(0, pattern(1)); // no mark pending: acknowledged at once
+      // pool1 fails a write: its suspect mark is asked for and not persisted yet.
+      cluster.client('pool1:3232').faults.push({ op: 'write', kind: 'error' });
+      const failedThere = vol.writeAt(4096, pattern(2));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(persist, 'mark asked for').to.be.a('function');
+      expect(vol.members[1]!.state).to.not.equal('healthy');
+      // A later write, acknowledged by pool0 and pool2, waits until the mark is persisted.
+      let acked = false;
+      const later = vol.writeAt(8192, pattern(3)).then(() => (acked = true));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(acked, 'acknowledged before the mark was persisted').to.equal(false);
+      persist();
+      await Promise.all([failedThere, later]);
+      expect(acked).to.equal(true);
+      expect(marks).to.deep.equal(['pool1:3232']);
+      expect(vol.stats.writes).to.equal(3);
+    });
+
     it('a write is refused when too few replicas answer, and never reported as done', async () => {
       const { vol, cluster } = makeVolume(3);
       await vol.waitFor((v) => v.phase === 'Healthy', 5000);

@@ -172,6 +172,8 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   private readonly suspectStore: SuspectStore | null;
   /** Settles once every suspect mark asked for so far is persisted. */
   private suspectsSaved: Promise<void> = Promise.resolve();
+  /** Suspect marks asked for and not yet persisted (writes wait for suspectsSaved only then). */
+  private suspectsUnsaved = 0;
 
   constructor(options: ReplicatedVolumeOptions) {
     super();
@@ -290,10 +292,38 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
 
   // ---- BlockDevice ---------------------------------------------------------------------------
 
-  async readAt(offset: number, length: number): Promise<Buffer> {
+  /**
+   * The hot path (no async wrapper): one replica read, its promise chained once. A failure falls
+   * back to readRetry, which evicts that replica and tries the next least busy healthy one.
+   */
+  readAt(offset: number, length: number): Promise<Buffer> {
     checkRange(this, offset, length);
     const started = performance.now();
-    for (let attempt = 0; attempt <= this.members.length; attempt++) {
+    const m = this.pickReader();
+    if (!m) return this.readRetry(offset, length, started);
+    m.inflightRead++;
+    return m.client!.read(offset, length).then(
+      (data) => {
+        m.inflightRead--;
+        if (data.length !== length) {
+          this.evict(m, new CstorError('protocol', `read of ${length} bytes returned ${data.length}`), 'read failed');
+          return this.readRetry(offset, length, started);
+        }
+        this.stats.reads++;
+        this.stats.readBytes += length;
+        this.stats.readLatencyMs += performance.now() - started;
+        return data;
+      },
+      (err: unknown) => {
+        m.inflightRead--;
+        this.evict(m, err, 'read failed');
+        return this.readRetry(offset, length, started);
+      },
+    );
+  }
+
+  private async readRetry(offset: number, length: number, started: number): Promise<Buffer> {
+    for (let attempt = 0; attempt < this.members.length; attempt++) {
       const m = this.pickReader();
       if (!m) break;
       m.inflightRead++;
@@ -316,12 +346,12 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
 
   writeAt(offset: number, data: Buffer): Promise<void> {
     checkRange(this, offset, data.length);
-    return this.replicatedWrite('write', offset, data.length, (c, seq) => c.write(offset, data, seq));
+    return this.replicatedWrite(false, offset, data.length, data);
   }
 
   unmap(offset: number, length: number): Promise<void> {
     checkRange(this, offset, length);
-    return this.replicatedWrite('unmap', offset, length, (c, seq) => c.unmap(offset, length, seq));
+    return this.replicatedWrite(true, offset, length, null);
   }
 
   /** Makes acknowledged writes durable on a quorum of replicas (SYNCHRONIZE CACHE / FUA). */
@@ -333,45 +363,97 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     });
   }
 
-  private async replicatedWrite(
-    kind: 'write' | 'unmap',
-    offset: number,
-    length: number,
-    send: (c: ReplicaClient, ioSeq: number) => Promise<void>,
-  ): Promise<void> {
+  /** Waits at the write gate (a quiesce) only when it is held; otherwise sends at once. */
+  private replicatedWrite(unmap: boolean, offset: number, length: number, data: Buffer | null): Promise<void> {
     const wait = this.gate.waitOpen();
-    if (wait) await wait;
+    if (wait) return wait.then(() => this.sendWrite(unmap, offset, length, data));
+    return this.sendWrite(unmap, offset, length, data);
+  }
+
+  /**
+   * One write (or unmap) to every replica in the fan-out with the next io_seq: the same Buffer
+   * goes to each replica's socket, one PendingWrite record counts the OKs (no Promise.all, no
+   * per-replica async frames), and the caller's promise settles as soon as the OKs make a quorum
+   * (isAcked) or a quorum can no longer be reached. Replicas still running after that go on in
+   * the background, tracked by the write gate.
+   */
+  private sendWrite(unmap: boolean, offset: number, length: number, data: Buffer | null): Promise<void> {
     const started = performance.now();
-    if (!this.isReady || this.stopped) {
+    let healthy = 0;
+    let rebuilding = 0;
+    for (const m of this.members) {
+      if (m.state === 'healthy') healthy++;
+      else if (m.state === 'rebuilding') rebuilding++;
+    }
+    if (this.stopped || !isReady(this.replicationFactor, healthy, rebuilding)) {
       this.stats.writeErrors++;
-      throw new CstorError('unavailable', `volume ${this.name} is ${this.phaseNow}: ${kind} refused`);
+      return Promise.reject(new CstorError('unavailable', `volume ${this.name} is ${this.phaseNow}: ${unmap ? 'unmap' : 'write'} refused`));
     }
     const ioSeq = this.nextIoSeq++;
-    try {
-      await this.quorumCall(kind, this.fanout(), async (m) => {
-        m.inflightWrite++;
-        this.gate.opStarted();
-        try {
-          await send(m.client!, ioSeq);
-        } finally {
-          m.inflightWrite--;
-          this.gate.opSettled();
-        }
-      });
-    } catch (err) {
-      this.stats.writeErrors++;
-      throw err;
+    const w = new PendingWrite(this, unmap, length, started);
+    const done = new Promise<void>((resolve, reject) => {
+      w.resolve = resolve;
+      w.reject = reject;
+    });
+    for (const m of this.members) {
+      if ((m.state !== 'healthy' && m.state !== 'rebuilding') || !m.client) continue;
+      w.targets++;
+      w.pending++;
+      const wasHealthy = m.state === 'healthy';
+      if (wasHealthy) w.healthyPending++;
+      m.inflightWrite++;
+      this.gate.opStarted();
+      const sent = unmap ? m.client.unmap(offset, length, ioSeq) : m.client.write(offset, data!, ioSeq);
+      sent.then(
+        () => w.ok(m, wasHealthy),
+        (err: unknown) => w.failed(m, wasHealthy, err),
+      );
     }
+    w.check();
+    return done;
+  }
+
+  /** @internal PendingWrite's hooks into the volume: a replica's write settled (ok or not). */
+  writeSettled(m: Member): void {
+    m.inflightWrite--;
+    this.gate.opSettled();
+  }
+
+  /** @internal A replica failed a write: suspect unless the connection was lost; evicted. */
+  writeFailed(m: Member, unmap: boolean, err: unknown): void {
+    if (!hasErrorCode(err, 'unavailable', 'timeout', 'aborted')) this.markSuspect(m.address);
+    this.evict(m, err, `${unmap ? 'unmap' : 'write'} failed`);
+  }
+
+  /** @internal The OKs make a quorum: the caller's promise resolves (after any suspect mark is persisted). */
+  writeAcked(w: PendingWrite): void {
     // A replica that failed an earlier write must be known as such (persisted) before this ack.
-    await this.suspectsSaved;
-    if (kind === 'write') {
-      this.stats.writes++;
-      this.stats.writeBytes += length;
-    } else {
-      this.stats.unmaps++;
+    if (this.suspectsUnsaved > 0) {
+      void this.suspectsSaved.then(() => this.finishWrite(w));
+      return;
     }
-    this.stats.writeLatencyMs += performance.now() - started;
-    void offset;
+    this.finishWrite(w);
+  }
+
+  private finishWrite(w: PendingWrite): void {
+    if (w.unmap) this.stats.unmaps++;
+    else {
+      this.stats.writes++;
+      this.stats.writeBytes += w.length;
+    }
+    this.stats.writeLatencyMs += performance.now() - w.started;
+    w.resolve();
+  }
+
+  /** @internal A quorum can no longer be reached. */
+  writeRejected(w: PendingWrite): void {
+    this.stats.writeErrors++;
+    w.reject(
+      new CstorError(
+        'unavailable',
+        `volume ${this.name}: ${w.unmap ? 'unmap' : 'write'} not acknowledged by a quorum (${w.totalOk} of ${w.targets} replicas ok, ${w.healthyOk} healthy; CF ${this.consistencyFactor})${w.failures ? `: ${w.failures.join('; ')}` : ''}`,
+      ),
+    );
   }
 
   /**
@@ -692,10 +774,16 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     this.log.warn('replica missed a write: it is rebuilt before it is trusted again', { replica: address });
     const store = this.suspectStore;
     if (!store) return;
+    this.suspectsUnsaved++;
     this.suspectsSaved = this.suspectsSaved.then(() =>
-      store.mark(address).catch((err: unknown) => {
-        this.log.error('cannot persist a suspect mark', { replica: address, error: describeError(err) });
-      }),
+      store
+        .mark(address)
+        .catch((err: unknown) => {
+          this.log.error('cannot persist a suspect mark', { replica: address, error: describeError(err) });
+        })
+        .finally(() => {
+          this.suspectsUnsaved--;
+        }),
     );
   }
 
@@ -865,5 +953,60 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
         this.setPhase();
         this.schedule();
       });
+  }
+}
+
+/**
+ * One replicated write in flight: the OK counts of DESIGN.md §6's write rule, and the caller's
+ * promise. One object per write (not per replica): the volume's callbacks update it in place.
+ */
+class PendingWrite {
+  targets = 0;
+  pending = 0;
+  healthyPending = 0;
+  totalOk = 0;
+  healthyOk = 0;
+  settled = false;
+  failures: string[] | null = null;
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+
+  constructor(
+    private readonly vol: ReplicatedVolume,
+    readonly unmap: boolean,
+    readonly length: number,
+    readonly started: number,
+  ) {}
+
+  ok(m: Member, wasHealthy: boolean): void {
+    this.vol.writeSettled(m);
+    this.pending--;
+    this.totalOk++;
+    if (wasHealthy) {
+      this.healthyPending--;
+      this.healthyOk++;
+    }
+    this.check();
+  }
+
+  failed(m: Member, wasHealthy: boolean, err: unknown): void {
+    this.vol.writeSettled(m);
+    this.pending--;
+    if (wasHealthy) this.healthyPending--;
+    (this.failures ??= []).push(`${m.address}: ${describeError(err)}`);
+    this.vol.writeFailed(m, this.unmap, err);
+    this.check();
+  }
+
+  check(): void {
+    if (this.settled) return;
+    const rf = this.vol.replicationFactor;
+    if (isAcked(rf, this.healthyOk, this.totalOk)) {
+      this.settled = true;
+      this.vol.writeAcked(this);
+    } else if (!isAcked(rf, this.healthyOk + this.healthyPending, this.totalOk + this.pending)) {
+      this.settled = true;
+      this.vol.writeRejected(this);
+    }
   }
 }

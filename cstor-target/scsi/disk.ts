@@ -177,45 +177,52 @@ export class ScsiDisk {
     }
   }
 
-  /** Runs one command. Never throws: errors become CHECK CONDITION. */
-  async execute(req: ScsiRequest): Promise<ScsiResult> {
+  /**
+   * Runs one command. Never throws: errors become CHECK CONDITION. No async wrapper: commands
+   * answered at once resolve at once, and a READ or WRITE is the device's promise chained once.
+   */
+  execute(req: ScsiRequest): Promise<ScsiResult> {
     const { cdb } = req;
-    if (cdb.length < 6) return check(new ScsiSenseError(SenseKey.illegalRequest, Asc.invalidOpcode, 'CDB too short'));
+    if (cdb.length < 6) return Promise.resolve(check(new ScsiSenseError(SenseKey.illegalRequest, Asc.invalidOpcode, 'CDB too short')));
     const op = cdb[0]!;
     if (req.lun !== 0) {
-      if (op === Op.inquiry) return this.inquiry(cdb, false);
-      if (op === Op.reportLuns) return this.reportLuns(cdb);
-      if (op === Op.requestSense) return this.requestSense(cdb, [SenseKey.illegalRequest, Asc.lunNotSupported]);
-      return check(new ScsiSenseError(SenseKey.illegalRequest, Asc.lunNotSupported, `LUN ${req.lun} does not exist`));
+      if (op === Op.inquiry) return Promise.resolve(this.inquiry(cdb, false));
+      if (op === Op.reportLuns) return Promise.resolve(this.reportLuns(cdb));
+      if (op === Op.requestSense) return Promise.resolve(this.requestSense(cdb, [SenseKey.illegalRequest, Asc.lunNotSupported]));
+      return Promise.resolve(check(new ScsiSenseError(SenseKey.illegalRequest, Asc.lunNotSupported, `LUN ${req.lun} does not exist`)));
     }
-    const ua = this.unitAttentions.get(req.nexus);
-    if (ua && op !== Op.inquiry && op !== Op.reportLuns) {
-      this.unitAttentions.delete(req.nexus);
-      if (op === Op.requestSense) return this.requestSense(req.cdb, [SenseKey.unitAttention, ua]);
-      return check(new ScsiSenseError(SenseKey.unitAttention, ua, 'unit attention'));
+    if (this.unitAttentions.size > 0) {
+      const ua = this.unitAttentions.get(req.nexus);
+      if (ua && op !== Op.inquiry && op !== Op.reportLuns) {
+        this.unitAttentions.delete(req.nexus);
+        if (op === Op.requestSense) return Promise.resolve(this.requestSense(req.cdb, [SenseKey.unitAttention, ua]));
+        return Promise.resolve(check(new ScsiSenseError(SenseKey.unitAttention, ua, 'unit attention')));
+      }
     }
     if (this.reservedBy !== undefined && this.reservedBy !== req.nexus && !allowedUnderReservation.has(op)) {
-      return { status: ScsiStatus.reservationConflict };
+      return Promise.resolve({ status: ScsiStatus.reservationConflict });
     }
     if (this.pr.hasReservation) {
-      if (!this.pr.allows(req.nexus, accessKind(op))) return { status: ScsiStatus.reservationConflict };
-      if ((op === Op.reserve6 || op === Op.release6) && !this.pr.allows(req.nexus, 'write')) return { status: ScsiStatus.reservationConflict };
+      if (!this.pr.allows(req.nexus, accessKind(op))) return Promise.resolve({ status: ScsiStatus.reservationConflict });
+      if ((op === Op.reserve6 || op === Op.release6) && !this.pr.allows(req.nexus, 'write')) return Promise.resolve({ status: ScsiStatus.reservationConflict });
     }
+    let result: ScsiResult | Promise<ScsiResult>;
     try {
-      return await this.dispatch(op, req);
+      // READ and WRITE (10/16): their promises answer errors themselves (never reject).
+      if (op === Op.write10) return this.write(req, op, cdb.readUInt32BE(2), cdb.readUInt16BE(7), true);
+      if (op === Op.read10) return this.read(cdb, op, cdb.readUInt32BE(2), cdb.readUInt16BE(7), true);
+      if (op === Op.write16) return this.write(req, op, lba64(cdb), cdb.readUInt32BE(10), true);
+      if (op === Op.read16) return this.read(cdb, op, lba64(cdb), cdb.readUInt32BE(10), true);
+      result = this.dispatch(op, req);
     } catch (err) {
-      if (err instanceof ReservationConflictError) return { status: ScsiStatus.reservationConflict };
-      if (err instanceof ScsiSenseError) return check(err);
-      if (err instanceof RangeError) return check(invalidFieldInCdb(0, `CDB too short for opcode 0x${op.toString(16)}`));
-      // The volume cannot serve IO right now (replicas down, quorum lost, quiesced too long):
-      // BUSY makes initiators (Linux, qemu) retry with backoff instead of failing the IO.
-      if (hasErrorCode(err, 'unavailable', 'not_ready', 'timeout')) return { status: ScsiStatus.busy };
-      const key = isRead(op) ? Asc.unrecoveredReadError : Asc.writeError;
-      return check(new ScsiSenseError(SenseKey.mediumError, key, describeError(err)));
+      return Promise.resolve(errorResult(op, err));
     }
+    if (!(result instanceof Promise)) return Promise.resolve(result);
+    return result.then(undefined, (err: unknown) => errorResult(op, err));
   }
 
-  private async dispatch(op: number, req: ScsiRequest): Promise<ScsiResult> {
+  /** Runs a command: a result now, or a promise of one (which may reject: execute maps the error). */
+  private dispatch(op: number, req: ScsiRequest): ScsiResult | Promise<ScsiResult> {
     const { cdb } = req;
     switch (op) {
       case Op.testUnitReady:
@@ -231,24 +238,24 @@ export class ScsiDisk {
       case Op.serviceActionIn16:
         return this.serviceActionIn(cdb);
       case Op.read6:
-        return this.read(cdb, ((cdb[1]! & 0x1f) << 16) | cdb.readUInt16BE(2), cdb[4] === 0 ? 256 : cdb[4]!, false);
+        return this.read(cdb, op, ((cdb[1]! & 0x1f) << 16) | cdb.readUInt16BE(2), cdb[4] === 0 ? 256 : cdb[4]!, false);
       case Op.read10:
-        return this.read(cdb, cdb.readUInt32BE(2), cdb.readUInt16BE(7), true);
+        return this.read(cdb, op, cdb.readUInt32BE(2), cdb.readUInt16BE(7), true);
       case Op.read12:
-        return this.read(cdb, cdb.readUInt32BE(2), cdb.readUInt32BE(6), true);
+        return this.read(cdb, op, cdb.readUInt32BE(2), cdb.readUInt32BE(6), true);
       case Op.read16:
-        return this.read(cdb, lba64(cdb), cdb.readUInt32BE(10), true);
+        return this.read(cdb, op, lba64(cdb), cdb.readUInt32BE(10), true);
       case Op.write6:
-        return this.write(req, ((cdb[1]! & 0x1f) << 16) | cdb.readUInt16BE(2), cdb[4] === 0 ? 256 : cdb[4]!, false);
+        return this.write(req, op, ((cdb[1]! & 0x1f) << 16) | cdb.readUInt16BE(2), cdb[4] === 0 ? 256 : cdb[4]!, false);
       case Op.write10:
       case Op.writeVerify10:
-        return this.write(req, cdb.readUInt32BE(2), cdb.readUInt16BE(7), true);
+        return this.write(req, op, cdb.readUInt32BE(2), cdb.readUInt16BE(7), true);
       case Op.write12:
       case Op.writeVerify12:
-        return this.write(req, cdb.readUInt32BE(2), cdb.readUInt32BE(6), true);
+        return this.write(req, op, cdb.readUInt32BE(2), cdb.readUInt32BE(6), true);
       case Op.write16:
       case Op.writeVerify16:
-        return this.write(req, lba64(cdb), cdb.readUInt32BE(10), true);
+        return this.write(req, op, lba64(cdb), cdb.readUInt32BE(10), true);
       case Op.verify10:
         return this.verify(req, cdb.readUInt32BE(2), cdb.readUInt16BE(7));
       case Op.verify12:
@@ -263,12 +270,10 @@ export class ScsiDisk {
         return GOOD;
       case Op.syncCache10:
         this.checkRange(cdb.readUInt32BE(2), cdb.readUInt16BE(7));
-        await this.device.sync();
-        return GOOD;
+        return this.device.sync().then(good);
       case Op.syncCache16:
         this.checkRange(lba64(cdb), cdb.readUInt32BE(10));
-        await this.device.sync();
-        return GOOD;
+        return this.device.sync().then(good);
       case Op.writeSame10:
         return this.writeSame(req, cdb.readUInt32BE(2), cdb.readUInt16BE(7), false);
       case Op.writeSame16:
@@ -335,29 +340,46 @@ export class ScsiDisk {
     if (blocks > this.limits.maxTransferBlocks) throw invalidFieldInCdb(lenByte, `transfer of ${blocks} blocks exceeds the maximum ${this.limits.maxTransferBlocks}`);
   }
 
-  private async read(cdb: Buffer, lba: number, blocks: number, hasFlags: boolean): Promise<ScsiResult> {
+  /**
+   * READ: checks the CDB (throws sense), then one device read chained once; the promise resolves
+   * with the data or with the error's status and sense (it never rejects).
+   */
+  private read(cdb: Buffer, op: number, lba: number, blocks: number, hasFlags: boolean): Promise<ScsiResult> {
     if (hasFlags && cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'RDPROTECT: no protection information', 7);
     this.checkTransfer(lba, blocks, cdb.length >= 16 ? 10 : cdb.length >= 12 ? 6 : cdb.length >= 10 ? 7 : 4);
-    if (blocks === 0) return GOOD;
+    if (blocks === 0) return Promise.resolve(GOOD);
     const t0 = performance.now();
-    const data = await this.device.readAt(lba * this.blockSize, blocks * this.blockSize);
-    this.stats.record('read', data.length, t0);
-    return { status: ScsiStatus.good, data };
+    return this.device.readAt(lba * this.blockSize, blocks * this.blockSize).then(
+      (data): ScsiResult => {
+        this.stats.record('read', data.length, t0);
+        return { status: ScsiStatus.good, data };
+      },
+      (err: unknown) => errorResult(op, err),
+    );
   }
 
-  private async write(req: ScsiRequest, lba: number, blocks: number, hasFlags: boolean): Promise<ScsiResult> {
+  /** WRITE: as read; only whole blocks of the data-out are written; FUA syncs after. */
+  private write(req: ScsiRequest, op: number, lba: number, blocks: number, hasFlags: boolean): Promise<ScsiResult> {
     const { cdb } = req;
     if (hasFlags && cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'WRPROTECT: no protection information', 7);
     this.checkTransfer(lba, blocks, cdb.length >= 16 ? 10 : cdb.length >= 12 ? 6 : cdb.length >= 10 ? 7 : 4);
-    const have = Math.floor((req.dataOut?.length ?? 0) / this.blockSize);
+    const bs = this.blockSize;
+    const dataOut = req.dataOut;
+    const have = dataOut === undefined ? 0 : Math.floor(dataOut.length / bs);
     const n = Math.min(blocks, have);
-    if (n === 0) return GOOD;
-    const data = req.dataOut!.subarray(0, n * this.blockSize);
+    if (n === 0) return Promise.resolve(GOOD);
+    const bytes = n * bs;
+    const data = dataOut!.length === bytes ? dataOut! : dataOut!.subarray(0, bytes);
     const t0 = performance.now();
-    await this.device.writeAt(lba * this.blockSize, data);
-    if (hasFlags && cdb[1]! & 0x08) await this.device.sync(); // FUA
-    this.stats.record('write', data.length, t0);
-    return GOOD;
+    const written = this.device.writeAt(lba * bs, data);
+    const fua = hasFlags && (cdb[1]! & 0x08) !== 0;
+    return (fua ? written.then(() => this.device.sync()) : written).then(
+      (): ScsiResult => {
+        this.stats.record('write', bytes, t0);
+        return GOOD;
+      },
+      (err: unknown) => errorResult(op, err),
+    );
   }
 
   private async verify(req: ScsiRequest, lba: number, blocks: number): Promise<ScsiResult> {
@@ -567,6 +589,22 @@ export class ScsiDisk {
     b[1] = format & 0x07;
     return { status: ScsiStatus.good, data: cut(b, alloc) };
   }
+}
+
+function good(): ScsiResult {
+  return GOOD;
+}
+
+/** What a command that failed answers: the error as status and sense data. */
+function errorResult(op: number, err: unknown): ScsiResult {
+  if (err instanceof ReservationConflictError) return { status: ScsiStatus.reservationConflict };
+  if (err instanceof ScsiSenseError) return check(err);
+  if (err instanceof RangeError) return check(invalidFieldInCdb(0, `CDB too short for opcode 0x${op.toString(16)}`));
+  // The volume cannot serve IO right now (replicas down, quorum lost, quiesced too long):
+  // BUSY makes initiators (Linux, qemu) retry with backoff instead of failing the IO.
+  if (hasErrorCode(err, 'unavailable', 'not_ready', 'timeout')) return { status: ScsiStatus.busy };
+  const key = isRead(op) ? Asc.unrecoveredReadError : Asc.writeError;
+  return check(new ScsiSenseError(SenseKey.mediumError, key, describeError(err)));
 }
 
 function lba64(cdb: Buffer): number {
