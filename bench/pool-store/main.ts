@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openPool } from '../../cstor-pool/store/pool.ts';
 import type { Pool, Replica } from '../../cstor-pool/store/types.ts';
+import { seededRandom as rng } from '../../lib/seeded-random.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -25,17 +26,6 @@ const dirArg = args[args.indexOf('--dir') + 1];
 const onlyArg = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 const runs = (part: string): boolean => onlyArg === undefined || onlyArg === part;
 const baseDir = args.includes('--dir') && dirArg ? dirArg : await fs.mkdtemp(path.join(os.tmpdir(), 'bench-pool-store-'));
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

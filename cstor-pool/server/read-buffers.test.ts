@@ -18,20 +18,10 @@ import { openPool } from '../store/pool.ts';
 import type { Pool } from '../store/types.ts';
 import { readSizeClass } from './connection.ts';
 import { ReplicaServer } from './replica-server.ts';
+import { seededRandom as rng } from '../../lib/seeded-random.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `len` bytes unique to (version, offset) at every 4 KiB. */
 function dataOf(version: number, offset: number, len: number): Buffer {

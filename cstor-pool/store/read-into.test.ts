@@ -9,21 +9,11 @@ import { hasErrorCode, type CstorError } from '../../lib/errors.ts';
 import { LayerFile } from './layer-file.ts';
 import { openPool } from './pool.ts';
 import type { Pool, Replica } from './types.ts';
+import { seededRandom as rng } from '../../lib/seeded-random.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const bs = 4 * KiB;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `n` blocks of data unique to (version, block): never all zeros. */
 function blocksOf(version: number, firstBlock: number, n: number): Buffer {

@@ -217,14 +217,3 @@ export function currentCondition(s: VolumeSnapshot | undefined): { type: string;
   return s?.status?.conditions?.find((c) => c.status === 'True');
 }
 
-/** A seeded PRNG (mulberry32): the storm's instants and choices are replayed from the seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

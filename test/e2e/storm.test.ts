@@ -16,12 +16,12 @@
 import { expect } from 'chai';
 import type { PersistentVolume, PersistentVolumeClaim } from '../../lib/kube/types/core.ts';
 import type { VolumeSnapshot } from '../../lib/kube/types/volume-snapshot.ts';
+import { seededRandom } from '../../lib/seeded-random.ts';
 import {
   claimObject,
   cstorClass,
   currentCondition,
   promoterClass,
-  seededRandom,
   sleep,
   snapshotIdAnnotation,
   snapshotObject,

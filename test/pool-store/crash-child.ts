@@ -6,23 +6,13 @@
 import fs from 'node:fs';
 import { openPool } from '../../cstor-pool/store/pool.ts';
 import type { Replica } from '../../cstor-pool/store/types.ts';
+import { seededRandom as mulberry32 } from '../../lib/seeded-random.ts';
 
 const crashBlockSize = 4096;
 const crashVolumeBlocks = 64;
 
 function say(obj: unknown): void {
   fs.writeSync(1, `${JSON.stringify(obj)}\n`);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function main(): Promise<void> {

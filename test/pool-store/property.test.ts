@@ -9,19 +9,9 @@ import { Writable } from 'node:stream';
 import { openPool } from '../../cstor-pool/store/pool.ts';
 import { createLogger } from '../../lib/logger.ts';
 import type { Pool, Replica } from '../../cstor-pool/store/types.ts';
+import { seededRandom as mulberry32 } from '../../lib/seeded-random.ts';
 
 const bs = 512;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SnapModel {
   name: string;

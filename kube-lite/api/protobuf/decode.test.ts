@@ -3,6 +3,7 @@ import { CstorError } from '../../../lib/errors.ts';
 import { statusFromError } from '../status.ts';
 import { decodeKubeProtobuf } from './decode.ts';
 import { ProtoReader } from './wire.ts';
+import { seededRandom as prng } from '../../../lib/seeded-random.ts';
 
 // Bodies kubectl v1.32.4 sent to kube-lite (captured with a recording proxy), byte for byte.
 const golden: { what: string; hex: string; json: Record<string, unknown> }[] = [
@@ -90,18 +91,6 @@ function statusOf(fn: () => unknown): { code: number; reason: string; message: s
     return { code: st.code, reason: st.reason ?? '', message: st.message ?? '' };
   }
   throw new Error('expected the decode to fail');
-}
-
-/** Deterministic PRNG (mulberry32) so the fuzz cases are the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('kube-lite protobuf decoder', () => {
