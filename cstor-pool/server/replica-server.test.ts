@@ -15,19 +15,10 @@ import { FakePool, type FakeReplica } from '../../test/pool-protocol/fake-pool.t
 import { randomPipelinedOps } from '../../test/pool-protocol/random-ops.ts';
 import { copyReplica } from '../../test/pool-protocol/rebuild-copy.ts';
 import { ReplicaServer } from './replica-server.ts';
+import { rejection } from '../../test/support/rejection.ts';
 
 const MiB = 1 << 20;
 const openReq = (volume: string, size = 16 * MiB) => ({ volume, size, blockSize: 4096, replicationFactor: 3, targetId: 'test-target' });
-
-async function rejection(p: Promise<unknown>): Promise<CstorError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(CstorError);
-    return err as CstorError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A raw socket speaking frames: for garbage and edge cases the client never sends. */
 async function rawConnect(address: string): Promise<{ socket: net.Socket; frames: Frame[]; closed: Promise<void> }> {

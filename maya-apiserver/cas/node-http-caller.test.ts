@@ -3,8 +3,8 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { expect } from 'chai';
-import { CstorError } from '../../lib/errors.ts';
 import { NodeHttpCaller } from './node-http-caller.ts';
+import { rejection } from '../../test/support/rejection.ts';
 
 type Handler = (req: http.IncomingMessage, body: string, res: http.ServerResponse, nthOnSocket: number) => void;
 
@@ -29,16 +29,6 @@ async function serve(handler: Handler): Promise<{ url: string; connections: () =
         server.close(() => resolve());
       }),
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<CstorError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(CstorError);
-    return err as CstorError;
-  }
-  expect.fail('expected a rejection');
 }
 
 describe('NodeHttpCaller', () => {

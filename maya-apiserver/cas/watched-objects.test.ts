@@ -9,6 +9,7 @@ import type { KubeObject as LibKubeObject } from '../../lib/kube/types/meta.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import type { KubeObject, ObjectRef } from './ports.ts';
 import { WatchedObjects } from './watched-objects.ts';
+import { rejection } from '../../test/support/rejection.ts';
 
 const cas = 'openebs.io/v1alpha1';
 
@@ -40,16 +41,6 @@ async function eventually(check: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
   expect.fail(`timed out waiting for: ${what}`);
-}
-
-async function rejection(p: Promise<unknown>): Promise<CstorError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(CstorError);
-    return err as CstorError;
-  }
-  expect.fail('expected a rejection');
 }
 
 function setup(): { api: ApiServer; tasks: FakeListWatch<LibKubeObject>; pvs: FakeListWatch<LibKubeObject>; watched: WatchedObjects; registry: Registry } {

@@ -9,6 +9,7 @@ import { CasEngine } from '../../maya-apiserver/cas/engine.ts';
 import { FakeClock, FakeKubeObjects, FakeTargetMgmt } from '../../maya-apiserver/cas/fakes.ts';
 import type { Json, JsonObject, KubeObject } from '../../maya-apiserver/cas/ports.ts';
 import { parseRunTask } from '../../maya-apiserver/cas/run-task.ts';
+import { rejection } from '../support/rejection.ts';
 
 const ns = 'openebs';
 
@@ -30,16 +31,6 @@ function setup(): { kube: FakeKubeObjects; http: FakeTargetMgmt; clock: FakeCloc
   const http = new FakeTargetMgmt();
   const engine = new CasEngine({ kube, http, clock, logger: silentLogger(), namespace: ns, env: { target: '127.0.0.1:9500' } });
   return { kube, http, clock, engine };
-}
-
-async function rejection(p: Promise<unknown>): Promise<CstorError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(CstorError);
-    return err as CstorError;
-  }
-  return expect.fail('expected a rejection');
 }
 
 describe('CAS engine', () => {

@@ -1,17 +1,8 @@
 // Snapshot flows end to end over the fakes: create (idempotent, Healthy only), read, list, delete.
 import { expect } from 'chai';
-import { CstorError, httpStatusFor } from '../../lib/errors.ts';
+import { httpStatusFor } from '../../lib/errors.ts';
 import { cstorVolume, harness, snapshotRequest, storageClass, targetMgmt } from './harness.ts';
-
-async function rejection(p: Promise<unknown>): Promise<CstorError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(CstorError);
-    return err as CstorError;
-  }
-  expect.fail('expected a rejection');
-}
+import { rejection } from '../support/rejection.ts';
 
 describe('CAS snapshot flows', () => {
   it('create: Healthy volume -> target snapshot -> CASSnapshot', async () => {

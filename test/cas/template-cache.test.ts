@@ -24,6 +24,7 @@ import { templateCacheKinds, WatchedObjects } from '../../maya-apiserver/cas/wat
 import { CasFlows } from '../../maya-apiserver/flows/cas-flows.ts';
 import { eventually, startKubeLiteProc } from '../kube-lite/support.ts';
 import { repoRoot, stopAll } from '../support/daemon.ts';
+import { rejection as failure } from '../support/rejection.ts';
 
 const ns = 'openebs';
 const cas = 'openebs.io/v1alpha1';
@@ -59,16 +60,6 @@ class SwitchableSource implements ListWatchSource<LibKubeObject> {
 /** Waits until the cache holds this version of the object (its watch event has arrived). */
 async function cached(watched: WatchedObjects, ref: ObjectRef, resourceVersion: unknown): Promise<void> {
   await eventually(async () => (await watched.get(ref)).metadata.resourceVersion === resourceVersion, `${ref.kind} ${ref.name} at resourceVersion ${String(resourceVersion)} in the cache`);
-}
-
-async function failure(p: Promise<unknown>): Promise<CstorError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(CstorError);
-    return err as CstorError;
-  }
-  expect.fail('expected a rejection');
 }
 
 describe('template cache on kube-lite', function () {

@@ -6,16 +6,7 @@ import type { FakeKubeObjects } from '../../maya-apiserver/cas/fakes.ts';
 import type { Json, JsonObject, KubeObject } from '../../maya-apiserver/cas/ports.ts';
 import { cstorPool, cstorVolume, cvr, harness, ns, storageClass, targetMgmt, type Harness } from './harness.ts';
 import { crdSchema, valueProblems } from './schema.ts';
-
-async function rejection(p: Promise<unknown>): Promise<CstorError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(CstorError);
-    return err as CstorError;
-  }
-  return expect.fail('expected a rejection');
-}
+import { rejection } from '../support/rejection.ts';
 
 /** Plays the target: a CStorVolume turns Healthy as soon as it is created. */
 function healthyOnCreate(kube: FakeKubeObjects, phase = 'Healthy'): void {

@@ -5,7 +5,6 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CstorError } from '../../lib/errors.ts';
 import { connectReplica } from '../../lib/replica-protocol/client.ts';
 import { encodeFrame } from '../../lib/replica-protocol/frame.ts';
 import { FrameDecoder } from '../../lib/replica-protocol/frame-decoder.ts';
@@ -17,19 +16,10 @@ import { cstorBin, startDaemon, stopAll, type Daemon } from '../support/daemon.t
 import { mgmt } from './mgmt-client.ts';
 import { randomPipelinedOps } from './random-ops.ts';
 import { copyReplica } from './rebuild-copy.ts';
+import { rejection } from '../support/rejection.ts';
 
 const MiB = 1 << 20;
 const bs = 4096;
-
-async function rejection(p: Promise<unknown>): Promise<CstorError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(CstorError);
-    return err as CstorError;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];
