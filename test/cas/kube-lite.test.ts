@@ -1,6 +1,6 @@
 // The CAS engine against a real kube-lite process: the CRDs of deploy/crds are accepted and keep
 // every field the templates write, the templates install, volume create and snapshot create run
-// over lib/kube (TransportKubeObjects) and axios (AxiosHttpCaller) to an HTTP target mgmt stand-in,
+// over lib/kube (TransportKubeObjects) and NodeHttpCaller to an HTTP target mgmt stand-in,
 // an edit of a RunTask through the API changes the next run, and kubectl prints our columns.
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { CstorError, hasErrorCode } from '../../lib/errors.ts';
 import { loadKubeConfig } from '../../lib/kube/kubeconfig.ts';
 import { HttpKubeTransport } from '../../lib/kube/transport.ts';
 import { silentLogger } from '../../lib/logger.ts';
-import { AxiosHttpCaller } from '../../maya-apiserver/cas/axios-http-caller.ts';
+import { NodeHttpCaller } from '../../maya-apiserver/cas/node-http-caller.ts';
 import { CasEngine } from '../../maya-apiserver/cas/engine.ts';
 import { FakeTargetMgmt } from '../../maya-apiserver/cas/fakes.ts';
 import { installTemplates } from '../../maya-apiserver/cas/install.ts';
@@ -84,7 +84,7 @@ describe('CAS engine on kube-lite', function () {
     }
     const engine = new CasEngine({
       kube,
-      http: new AxiosHttpCaller(5000),
+      http: new NodeHttpCaller({ timeoutMs: 5000 }),
       logger: silentLogger(),
       namespace: ns,
       env: { targetIP: '127.0.0.1', targetPortal: '127.0.0.1:3260', targetMgmtAddress: targetAddress },

@@ -1,5 +1,5 @@
 // The snapshot templates against the real target mgmt API (cstor-target/mgmt/app.ts over fake
-// replicas), through AxiosHttpCaller: the wire contract both sides assume.
+// replicas), through NodeHttpCaller (m-apiserver's client): the wire contract both sides assume.
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,7 +14,7 @@ import { silentLogger } from '../../lib/logger.ts';
 import { FakeCluster } from '../../cstor-target/replication/fake-replica.ts';
 import { createMgmtApp } from '../../cstor-target/mgmt/app.ts';
 import { VolumeManager, type TargetPortal } from '../../cstor-target/mgmt/volume-manager.ts';
-import { AxiosHttpCaller } from '../../maya-apiserver/cas/axios-http-caller.ts';
+import { NodeHttpCaller } from '../../maya-apiserver/cas/node-http-caller.ts';
 import { CasEngine } from '../../maya-apiserver/cas/engine.ts';
 import { FakeKubeObjects } from '../../maya-apiserver/cas/fakes.ts';
 import { installTemplates } from '../../maya-apiserver/cas/install.ts';
@@ -52,7 +52,7 @@ describe('CAS snapshot templates against the real target mgmt API', () => {
     server = http.createServer(createMgmtApp({ manager, logger: silentLogger(), registry: new Registry(), iscsiStats: (v) => ({ volume: v }) }));
     const addr: AddressInfo = await listen(server, '127.0.0.1', 0);
     const mgmt = `127.0.0.1:${addr.port}`;
-    const caller = new AxiosHttpCaller(5000);
+    const caller = new NodeHttpCaller({ timeoutMs: 5000 });
     const put = await caller.request('PUT', `http://${mgmt}/v1/volumes/vol1`, { capacity: 8 * MiB, replicationFactor: 3, replicas });
     expect(put.status, JSON.stringify(put.body)).to.equal(201);
     await manager.get('vol1').waitFor((v) => v.phase === 'Healthy', 5000);

@@ -18,6 +18,7 @@ import { hasPattern, iscsiUrl, readRecord, writePattern, writeRecord } from '../
 import type { EmbeddedState } from '../../lib/embedded/state.ts';
 import type { IscsiVolumeSource } from '../../lib/kube/types/core.ts';
 import { cstorBin, repoRoot } from '../support/daemon.ts';
+import { until } from './stack.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -29,21 +30,6 @@ function isAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false | null>, timeoutMs: number, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
