@@ -246,6 +246,7 @@ describe('pool store crash safety (kill -9)', function () {
     const model = new Map<string, VolModel>();
     let totalOps = 0;
     const kinds: Record<string, number> = {};
+    let keep = false;
     try {
       for (let round = 0; round < rounds; round++) {
         const res = await runChild(dir, 1000 + round, (round + 1) * 1_000_000, model);
@@ -256,7 +257,9 @@ describe('pool store crash safety (kill -9)', function () {
         try {
           await verify(dir, model, res.inflight);
         } catch (err) {
-          (err as Error).message = `round ${round}, in flight ${JSON.stringify(res.inflight)}: ${(err as Error).message}`;
+          // The pool directory is kept for a post-mortem (the seeds replay the ops, not the kill instants).
+          keep = true;
+          (err as Error).message = `round ${round}, in flight ${JSON.stringify(res.inflight)}: ${(err as Error).message} (pool kept in ${dir})`;
           throw err;
         }
       }
@@ -264,7 +267,7 @@ describe('pool store crash safety (kill -9)', function () {
       expect(totalOps).to.be.greaterThan(rounds * 5);
       for (const k of ['write', 'sync', 'snap', 'snapw', 'clone', 'unsnap', 'delete', 'rebuild']) expect(kinds[k] ?? 0, k).to.be.greaterThan(0);
     } finally {
-      await fs.rm(dir, { recursive: true, force: true });
+      if (!keep) await fs.rm(dir, { recursive: true, force: true });
     }
   });
 });
