@@ -359,12 +359,44 @@ export class LayerFile {
     return { alloc, zero };
   }
 
-  /** Writes the given 4 KiB pages of both bitsets (copies taken by the caller) and fsyncs. */
+  /**
+   * Writes the given 4 KiB pages of both bitsets (copies taken by the caller) and fsyncs.
+   *
+   * A crash may stop between any two page writes, and a block's state spans two pages (alloc
+   * wins over zero: data D = 1/x, zero marker Z = 0/1, nothing N = 0/0, which reads the layers
+   * below). Every state seen in between must be the block's old or new one: Z→D must set alloc
+   * before it clears zero, and D→Z must set zero before it clears alloc. So bits are only ever
+   * set before any is cleared: alloc as (on disk | new), then zero, then (if some alloc bit
+   * goes) alloc as it is to be; an fdatasync orders a clearing write after the writes before it,
+   * for power loss (the common case, blocks only gaining data, needs just the final one). Each
+   * page write is one page-aligned pwrite, which a kill -9 does not tear.
+   */
   async writePages(pages: ReadonlyMap<number, { alloc: Buffer; zero: Buffer }>): Promise<void> {
     const map = this.mapHandle();
+    const alloc = Buffer.alloc(mapPageBytes);
+    const zero = Buffer.alloc(mapPageBytes);
     for (const [page, p] of pages) {
-      await map.write(p.alloc, 0, p.alloc.length, bitsOffset + page * mapPageBytes);
-      await map.write(p.zero, 0, p.zero.length, bitsOffset + this.bitsetBytes + page * mapPageBytes);
+      const allocAt = bitsOffset + page * mapPageBytes;
+      const zeroAt = bitsOffset + this.bitsetBytes + page * mapPageBytes;
+      const a = alloc.subarray(0, p.alloc.length);
+      const z = zero.subarray(0, p.zero.length);
+      await readFully(map, a, allocAt);
+      await readFully(map, z, zeroAt);
+      let allocClears = false;
+      let zeroClears = false;
+      for (let i = 0; i < a.length; i++) {
+        if ((a[i]! & ~p.alloc[i]!) !== 0) allocClears = true;
+        a[i] = a[i]! | p.alloc[i]!;
+      }
+      for (let i = 0; i < z.length; i++) if ((z[i]! & ~p.zero[i]!) !== 0) zeroClears = true;
+      // (Without alloc clears, `a` now equals the new alloc page: one write of it suffices.)
+      await map.write(a, 0, a.length, allocAt);
+      if (zeroClears) await map.datasync();
+      await map.write(p.zero, 0, p.zero.length, zeroAt);
+      if (allocClears) {
+        await map.datasync();
+        await map.write(p.alloc, 0, p.alloc.length, allocAt);
+      }
     }
     await map.datasync();
   }
