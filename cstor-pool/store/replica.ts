@@ -680,6 +680,17 @@ export class StoreReplica implements Replica {
     return { cut, durable };
   }
 
+  /** Makes the empty layer `newHead` the head: no blocks, no recorded io_seqs, nothing dirty. */
+  private startHead(newHead: LayerFile): void {
+    this.head = newHead;
+    this.headBits = { alloc: new Uint32Array(newHead.words), zero: new Uint32Array(newHead.words) };
+    this.headAlloc = 0;
+    this.seqChunks = [];
+    this.headBaseSeq = 0;
+    this.dirtyPages.clear();
+    this.dataDirty = false;
+  }
+
   /** Step 1 (exclusive lock held): seals the head in memory and makes `newHead` the head. */
   private cutLocked(name: string, ioSeq: number, newHead: LayerFile): SealJob {
     const old = this.head;
@@ -721,13 +732,7 @@ export class StoreReplica implements Replica {
     this.layers.push(old);
     this.layerAlloc.push(this.headAlloc);
     this.bitsCache.set(old.id, oldBits);
-    this.head = newHead;
-    this.headBits = { alloc: new Uint32Array(newHead.words), zero: new Uint32Array(newHead.words) };
-    this.headAlloc = 0;
-    this.seqChunks = [];
-    this.headBaseSeq = 0;
-    this.dirtyPages.clear();
-    this.dataDirty = false;
+    this.startHead(newHead);
     this.persisting = new Promise<void>((resolve) => (job.done = resolve));
     return job;
   }
@@ -1097,14 +1102,8 @@ export class StoreReplica implements Replica {
       const dropped = [...this.layers.slice(keep), this.head];
       this.layers = this.layers.slice(0, keep);
       this.layerAlloc = this.layerAlloc.slice(0, keep);
-      this.head = newHead;
-      this.headBits = { alloc: new Uint32Array(newHead.words), zero: new Uint32Array(newHead.words) };
-      this.headAlloc = 0;
-      this.seqChunks = [];
-      this.headBaseSeq = 0;
-      this.dirtyPages.clear();
+      this.startHead(newHead);
       this.touchedPages = new Set();
-      this.dataDirty = false;
       this.ckpt = ckpt;
       this.maxSeq = ckpt;
       this.inflight.clear();

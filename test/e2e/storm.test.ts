@@ -204,16 +204,7 @@ describe('kill -9 storm: 50 snapshot and clone operations while the controller, 
     await until(
       'an empty backend',
       async () => {
-        const [vs, vsd, pvs, pvcs, vols, cvs, cvrs, pools] = await Promise.all([
-          st.snapshots.list({ namespace: ns }),
-          st.datas.list(),
-          st.pvs.list(),
-          st.claims.list({ namespace: ns }),
-          st.maya.listVolumes(),
-          st.cstorVolumes.list({ namespace: 'openebs' }),
-          st.replicas.list({ namespace: 'openebs' }),
-          st.poolReplicas(),
-        ]);
+        const [{ vs, vsd, pvs, pvcs, vols, cvs, cvrs }, pools] = await Promise.all([listAll(st), st.poolReplicas()]);
         const names = (l: { metadata?: { name?: string } }[]): string[] => l.map((o) => o.metadata?.name ?? '?');
         const poolReplicas = [...pools.values()].flat();
         left = JSON.stringify({ vs: names(vs.items), vsd: names(vsd.items), pvs: names(pvs.items), pvcs: names(pvcs.items), volumes: vols.map((v) => v.metadata.name), cvs: names(cvs.items), cvrs: names(cvrs.items), poolReplicas: poolReplicas.map((r) => r.volume) });
@@ -226,10 +217,9 @@ describe('kill -9 storm: 50 snapshot and clone operations while the controller, 
   });
 });
 
-/** Every broken invariant, described; [] when the state is right. */
-async function invariants(st: E2eStack, snapshots: readonly string[], clones: readonly string[]): Promise<string[]> {
-  const problems: string[] = [];
-  const [snapList, dataList, pvList, claimList, volumes, cvList, cvrList] = await Promise.all([
+/** The objects the storm checks, from the API server and m-apiserver, read at once. */
+async function listAll(st: E2eStack) {
+  const [vs, vsd, pvs, pvcs, vols, cvs, cvrs] = await Promise.all([
     st.snapshots.list({ namespace: ns }),
     st.datas.list(),
     st.pvs.list(),
@@ -238,6 +228,13 @@ async function invariants(st: E2eStack, snapshots: readonly string[], clones: re
     st.cstorVolumes.list({ namespace: 'openebs' }),
     st.replicas.list({ namespace: 'openebs' }),
   ]);
+  return { vs, vsd, pvs, pvcs, vols, cvs, cvrs };
+}
+
+/** Every broken invariant, described; [] when the state is right. */
+async function invariants(st: E2eStack, snapshots: readonly string[], clones: readonly string[]): Promise<string[]> {
+  const problems: string[] = [];
+  const { vs: snapList, vsd: dataList, pvs: pvList, pvcs: claimList, vols: volumes, cvs: cvList, cvrs: cvrList } = await listAll(st);
   const snaps = new Map(snapList.items.map((x) => [x.metadata.name ?? '', x] as const));
   const claims = new Map(claimList.items.map((c) => [c.metadata.name ?? '', c] as const));
   const pvs = new Map(pvList.items.map((p) => [p.metadata.name ?? '', p] as const));
