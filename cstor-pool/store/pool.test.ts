@@ -431,6 +431,75 @@ describe('pool store', () => {
     });
   });
 
+  it('streams head blocks of a sync cut short between its bitmap pages and its header (readHeadSince after a crash)', async () => {
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    const r = await pool.openReplica('v');
+    await r.write(0, fill(3, 4 * KiB), 4);
+    await r.write(8 * KiB, fill(4, 4 * KiB), 9);
+    // The crash point: the bitmap pages are written, the header (checkpoint, max io_seq) is not.
+    const orig = LayerFile.prototype.writeCheckpoint;
+    LayerFile.prototype.writeCheckpoint = function (this: LayerFile, checkpoint: number, maxSeq: number) {
+      if (checkpoint > this.checkpoint) return Promise.reject(Object.assign(new Error('killed'), { code: 'EIO' }));
+      return orig.call(this, checkpoint, maxSeq);
+    };
+    try {
+      await expectCode(r.sync(), 'io');
+    } finally {
+      LayerFile.prototype.writeCheckpoint = orig;
+    }
+    const copy = path.join(path.dirname(dir), 'copy');
+    await fs.cp(dir, copy, { recursive: true });
+    const other = await openPool({ dir: copy, name: 'pool-a' });
+    try {
+      const c = await other.openReplica('v');
+      expect((await c.readAt(0, 4 * KiB)).every((b) => b === 3), 'block 0 is visible').to.equal(true);
+      // Whatever it reads must stream: a rebuild copying it from io_seq 0 (or from any io_seq below
+      // the writes') gets both blocks.
+      const page = await c.readHeadSince!(3, 0, 1 * MiB);
+      const got = page.runs.flatMap((run) => Array.from({ length: run.data.length / (4 * KiB) }, (_x, k) => [run.offset / (4 * KiB) + k, run.data[k * 4 * KiB], run.ioSeq]));
+      expect(got.map((g) => g.slice(0, 2))).to.deep.equal([
+        [0, 3],
+        [2, 4],
+      ]);
+      for (const g of got) expect(g[2], 'a run io_seq at least the writes\'').to.be.at.least(9);
+      await c.close();
+    } finally {
+      await other.close();
+    }
+    await r.close();
+  });
+
+  it('streams head blocks of a snapshot cut short before its seal (the old head stays the head after a crash)', async () => {
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    const r = await pool.openReplica('v');
+    await r.write(0, fill(3, 4 * KiB), 4);
+    await r.write(8 * KiB, fill(4, 4 * KiB), 9);
+    const orig = LayerFile.prototype.writeSeal;
+    LayerFile.prototype.writeSeal = () => Promise.reject(Object.assign(new Error('killed'), { code: 'EIO' }));
+    try {
+      await expectCode(r.snapshotCreate('s', 10), 'io');
+    } finally {
+      LayerFile.prototype.writeSeal = orig;
+    }
+    const copy = path.join(path.dirname(dir), 'copy');
+    await fs.cp(dir, copy, { recursive: true });
+    const other = await openPool({ dir: copy, name: 'pool-a' });
+    try {
+      const c = await other.openReplica('v');
+      expect(c.snapshots()).to.deep.equal([]);
+      const page = await c.readHeadSince!(3, 0, 1 * MiB);
+      expect(page.runs.map((run) => [run.offset / (4 * KiB), run.data[0], run.data.length / (4 * KiB)])).to.deep.equal([
+        [0, 3, 1],
+        [2, 4, 1],
+      ]);
+      for (const run of page.runs) expect(run.ioSeq).to.be.at.least(9);
+      await c.close();
+    } finally {
+      await other.close();
+    }
+    await r.close();
+  });
+
   it('deletes a big snapshot by merging its small child into it, and finishes a merge cut short by a crash on open', async () => {
     // expected views: block 0 child data, block 2 a zero marker in the child, 1 MiB of parent data
     const expectSnap = (): Buffer => {

@@ -49,6 +49,8 @@ interface SealJob {
   layer: LayerFile;
   pages: Map<number, { alloc: Buffer; zero: Buffer }>;
   dataDirty: boolean;
+  /** The old head's highest io_seq (its header is raised to it before its pages are written). */
+  maxSeq: number;
   seal: SealRecord;
   meta: ReplicaMeta;
   done: (() => void) | null;
@@ -591,7 +593,11 @@ export class StoreReplica implements Replica {
     const dataDirty = this.dataDirty;
     this.dataDirty = false;
     try {
-      if (dataDirty) await this.head.syncData();
+      // The header's max io_seq bounds every block the persisted bitmap names (a reload gives
+      // those blocks that io_seq: readHeadSince must not skip them), so it is raised before the
+      // pages, alongside the data's fdatasync; the checkpoint itself moves only after them.
+      const raise = pages.size > 0 && maxSeq > this.head.maxSeq;
+      await Promise.all([dataDirty ? this.head.syncData() : null, raise ? this.head.writeCheckpoint(this.head.checkpoint, maxSeq) : null]);
       if (pages.size > 0) await this.head.writePages(pages);
       if (target > this.head.checkpoint || maxSeq > this.head.maxSeq) await this.head.writeCheckpoint(target, maxSeq);
     } catch (err) {
@@ -709,6 +715,7 @@ export class StoreReplica implements Replica {
       layer: old,
       pages,
       dataDirty: this.dataDirty,
+      maxSeq: this.maxSeq,
       seal: { name, ioSeq, createdAt, successor: newHead.id, checkpoint },
       meta: {
         ...this.meta,
@@ -740,7 +747,10 @@ export class StoreReplica implements Replica {
   /** Step 2 (pool mutex held, IO flowing): makes the seal durable; fails the replica if it cannot. */
   private async persistSeal(job: SealJob): Promise<void> {
     try {
-      if (job.dataDirty) await job.layer.syncData();
+      // (Until the seal is durable the old head is the durable chain's head: as in syncInner, its
+      // header's max io_seq must cover the pages before they are written.)
+      const raise = job.pages.size > 0 && job.maxSeq > job.layer.maxSeq;
+      await Promise.all([job.dataDirty ? job.layer.syncData() : null, raise ? job.layer.writeCheckpoint(job.layer.checkpoint, job.maxSeq) : null]);
       if (job.pages.size > 0) await job.layer.writePages(job.pages);
       await job.layer.writeSeal(job.seal);
     } catch (err) {
@@ -914,6 +924,8 @@ export class StoreReplica implements Replica {
     if (childIsHead) {
       this.headAlloc += added;
       this.dataDirty = true;
+      // (Nothing is in flight: every write below the snapshot's io_seq is in it, durably.)
+      if (headSeq > this.maxSeq) this.maxSeq = headSeq;
       await this.syncInner();
     } else {
       await child.syncData();

@@ -238,8 +238,10 @@ async function checkFiles(dir: string): Promise<void> {
 }
 
 describe('pool store crash safety (kill -9)', function () {
-  this.timeout(240_000);
   const rounds = Number(process.env.POOL_CRASH_ROUNDS ?? 30);
+  // (Stress runs: POOL_CRASH_ROUNDS=150 POOL_CRASH_SEED=N, several at once with different seeds.)
+  const seedBase = Number(process.env.POOL_CRASH_SEED ?? 1000);
+  this.timeout(Math.max(240_000, rounds * 10_000));
 
   it(`survives ${rounds} kills at random instants with every synced write, snapshot and clone intact`, async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pool-crash-'));
@@ -249,7 +251,14 @@ describe('pool store crash safety (kill -9)', function () {
     let keep = false;
     try {
       for (let round = 0; round < rounds; round++) {
-        const res = await runChild(dir, 1000 + round, (round + 1) * 1_000_000, model);
+        let res: RunResult;
+        try {
+          res = await runChild(dir, seedBase + round, (round + 1) * 1_000_000, model);
+        } catch (err) {
+          keep = true;
+          (err as Error).message = `round ${round}: ${(err as Error).message} (pool kept in ${dir}, trace in trace.log)`;
+          throw err;
+        }
         totalOps += res.ops.length;
         for (const op of res.ops) kinds[op.t] = (kinds[op.t] ?? 0) + 1;
         const cut = `killed during ${res.inflight?.t ?? 'nothing'}`;
