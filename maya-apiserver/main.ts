@@ -2,6 +2,7 @@
 // REST contract of DESIGN.md §4 over the CAS engine. The only place that reads argv and env.
 import http from 'node:http';
 import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { daemonOptions, logConfigFrom } from '../lib/cli/daemon-options.ts';
 import { CstorError, describeError } from '../lib/errors.ts';
 import { createKubeClients } from '../lib/kube/kube-clients.ts';
 import { loadKubeConfig } from '../lib/kube/kubeconfig.ts';
@@ -22,25 +23,25 @@ import { bootstrap } from './server/bootstrap.ts';
 const spec = {
   name: 'mapi',
   summary: 'm-apiserver: the /latest/volumes and /latest/snapshots REST API over the CAS engine (runtasks); installs its CRDs and CAS templates at start.',
-  options: {
-    listen: { type: 'string', default: '0.0.0.0:5656', value: 'HOST:PORT', description: 'REST listener (port 0: any free port); announced as listener "api".' },
-    kubeconfig: { type: 'string', value: 'FILE', description: 'kubeconfig file (default: KUBECONFIG, in-cluster, ~/.kube/config).' },
-    namespace: { type: 'string', value: 'NS', description: 'OpenEBS namespace: RunTasks and cStor volumes live here (env OPENEBS_NAMESPACE; default openebs).' },
-    'target-portal': { type: 'string', value: 'HOST:PORT', description: "The cstor target's iSCSI portal written into new volumes (env TARGET_PORTAL)." },
-    'target-mgmt': { type: 'string', value: 'HOST:PORT', description: "The cstor target's mgmt API, called for snapshots (env TARGET_MGMT_ADDR)." },
-    'target-ip': { type: 'string', value: 'IP', description: 'The target IP written into new volumes (env TARGET_IP; default: the host of --target-portal).' },
-    'skip-install': { type: 'boolean', description: 'Do not install CRDs and CAS templates at start (they must exist).' },
-    'http-timeout': { type: 'string', default: '30000', value: 'MS', description: 'Deadline of each call to a target mgmt API.' },
-    'template-cache': {
-      type: 'string',
-      default: 'off',
-      value: 'MODE',
-      description:
-        'off: read CASTemplates, RunTasks, PVs and StorageClasses from the API server on every run (an edit changes the very next run); watch: from a watch-fed cache while its watch is live (half the CPU; an edit changes the runs that start once its watch event has arrived).',
+  options: daemonOptions(
+    {
+      listen: { type: 'string', default: '0.0.0.0:5656', value: 'HOST:PORT', description: 'REST listener (port 0: any free port); announced as listener "api".' },
+      namespace: { type: 'string', value: 'NS', description: 'OpenEBS namespace: RunTasks and cStor volumes live here (env OPENEBS_NAMESPACE; default openebs).' },
+      'target-portal': { type: 'string', value: 'HOST:PORT', description: "The cstor target's iSCSI portal written into new volumes (env TARGET_PORTAL)." },
+      'target-mgmt': { type: 'string', value: 'HOST:PORT', description: "The cstor target's mgmt API, called for snapshots (env TARGET_MGMT_ADDR)." },
+      'target-ip': { type: 'string', value: 'IP', description: 'The target IP written into new volumes (env TARGET_IP; default: the host of --target-portal).' },
+      'skip-install': { type: 'boolean', description: 'Do not install CRDs and CAS templates at start (they must exist).' },
+      'http-timeout': { type: 'string', default: '30000', value: 'MS', description: 'Deadline of each call to a target mgmt API.' },
+      'template-cache': {
+        type: 'string',
+        default: 'off',
+        value: 'MODE',
+        description:
+          'off: read CASTemplates, RunTasks, PVs and StorageClasses from the API server on every run (an edit changes the very next run); watch: from a watch-fed cache while its watch is live (half the CPU; an edit changes the runs that start once its watch event has arrived).',
+      },
     },
-    'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
-    'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
-  },
+    'kubeconfig file (default: KUBECONFIG, in-cluster, ~/.kube/config).',
+  ),
   notes: [
     'REST: POST/GET /latest/volumes/, GET/DELETE /latest/volumes/NAME (headers namespace, storageclass);',
     'POST /latest/snapshots/ (any path under it), GET /latest/snapshots/[NAME]?volume=&namespace=&casType=,',
@@ -86,9 +87,7 @@ export function mapiConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rea
   if (!Number.isInteger(httpTimeoutMs) || httpTimeoutMs < 100 || httpTimeoutMs > 600_000) problems.push(`--http-timeout "${opts['http-timeout']}" must be an integer number of ms in 100..600000`);
   const namespace = opts.namespace ?? env.OPENEBS_NAMESPACE ?? 'openebs';
   if (!namespace) problems.push('--namespace is empty');
-  const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
-  if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
-  if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push('--log-format must be json or text');
+  const { logLevel, logFormat } = logConfigFrom(opts, env, problems);
   const templateCache = opts['template-cache'];
   if (templateCache !== 'watch' && templateCache !== 'off') problems.push(`--template-cache "${templateCache}" must be watch or off`);
   if (problems.length > 0) throw new CstorError('invalid', `cstor mapi: ${problems.join('; ')}`);
@@ -104,7 +103,7 @@ export function mapiConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rea
     httpTimeoutMs,
     templateCache: templateCache as 'watch' | 'off',
     logLevel,
-    logFormat: opts['log-format'] as 'json' | 'text',
+    logFormat,
   });
 }
 

@@ -15,7 +15,7 @@ import { realClock, sleep } from '../lib/kube/clock.ts';
 import { EventRecorder } from '../lib/kube/event-recorder.ts';
 import { createKubeClients, type KubeClients } from '../lib/kube/kube-clients.ts';
 import { loadKubeConfig } from '../lib/kube/kubeconfig.ts';
-import { LeaderElector } from '../lib/kube/leader-election.ts';
+import { runWhenLeading } from '../lib/kube/leader-election.ts';
 import { resources } from '../lib/kube/resources.ts';
 import type { CoreEvent } from '../lib/kube/types/core.ts';
 import type { CustomResourceDefinition } from '../lib/kube/types/crd.ts';
@@ -160,25 +160,14 @@ export async function run(config: Readonly<SnapshotControllerConfig>, clients: K
     logger.info('stopped reconciling', { identity: config.identity });
   };
 
-  let elector: LeaderElector | undefined;
-  if (config.leaderElect) {
-    const leaseDurationMs = config.leaseDurationMs;
-    elector = new LeaderElector({
-      lease: { name: config.leaseName, namespace: config.namespace },
-      identity: config.identity,
-      client: clients.for<Lease>(resources.leases),
-      logger,
-      leaseDurationMs,
-      renewDeadlineMs: Math.round((leaseDurationMs * 2) / 3),
-      retryPeriodMs: Math.round(leaseDurationMs / 5),
-      onStartedLeading: startReconciling,
-      onStoppedLeading: () => void stopReconciling(),
-      onNewLeader: (leader) => logger.info('leader observed', { leader }),
-    });
-    elector.start();
-  } else {
-    startReconciling();
-  }
+  const elector = runWhenLeading({
+    election: config.leaderElect
+      ? { lease: { name: config.leaseName, namespace: config.namespace }, identity: config.identity, client: clients.for<Lease>(resources.leases), leaseDurationMs: config.leaseDurationMs }
+      : undefined,
+    logger,
+    start: startReconciling,
+    stop: stopReconciling,
+  });
 
   await stopped;
   healthy = false;

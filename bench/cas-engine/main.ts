@@ -5,8 +5,6 @@
 // -> Healthy over the fakes (engine cost alone). p50/p99 over N runs.
 // Goal context (issue 5): snapshot create round trip p50 < 30 ms through m-apiserver.
 // Run: node --import tsx bench/cas-engine/main.ts [--runs N]
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,11 +17,12 @@ import { templateCacheKinds, WatchedObjects } from '../../maya-apiserver/cas/wat
 import { CasEngine } from '../../maya-apiserver/cas/engine.ts';
 import { FakeKubeObjects, FakeTargetMgmt } from '../../maya-apiserver/cas/fakes.ts';
 import { installTemplates } from '../../maya-apiserver/cas/install.ts';
-import type { HttpCaller, Json, KubeObject, KubeObjects } from '../../maya-apiserver/cas/ports.ts';
+import type { HttpCaller, KubeObject, KubeObjects } from '../../maya-apiserver/cas/ports.ts';
 import { TransportKubeObjects } from '../../maya-apiserver/cas/transport-kube-objects.ts';
 import { CasFlows } from '../../maya-apiserver/flows/cas-flows.ts';
 import { repoRoot, stopAll } from '../../test/support/daemon.ts';
 import { startKubeLiteProc } from '../../test/kube-lite/support.ts';
+import { startFakeTarget } from '../../test/mapi/support.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '200' } } });
 const runs = Number(values.runs);
@@ -102,20 +101,8 @@ async function main(): Promise<void> {
     const { kubeConfig } = loadKubeConfig({ kubeconfigPath: kl.kubeconfig, env: {} });
     const clients = createKubeClients(kubeConfig);
     const kube = new TransportKubeObjects(clients.transport);
-    const target = new FakeTargetMgmt();
-    const server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        void target.request(req.method as 'GET', `http://x${req.url ?? '/'}`, text ? (JSON.parse(text) as Json) : undefined).then((r) => {
-          res.writeHead(r.status, { 'Content-Type': 'application/json' });
-          res.end(r.body === null ? '' : JSON.stringify(r.body));
-        });
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const mgmt = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const server = await startFakeTarget();
+    const { target, address: mgmt } = server;
     await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     const crdDir = path.join(repoRoot, 'deploy', 'crds');
     for (const file of readdirSync(crdDir).filter((f) => f.endsWith('.yaml'))) {
@@ -140,7 +127,7 @@ async function main(): Promise<void> {
     await watched.stop();
     caller.close();
     console.log(`kube-lite: snapshot create p50 ${p50.toFixed(2)} ms, with the template cache ${cachedP50.toFixed(2)} ms (goal for the whole REST round trip: < 30 ms)`);
-    server.close();
+    await server.close();
   } finally {
     await stopAll();
   }

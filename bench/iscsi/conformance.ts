@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { IscsiPortal } from '../../cstor-target/iscsi/portal.ts';
 import { FileBlockDevice } from '../../test/iscsi/file-block-device.ts';
 import { runTool } from '../../test/iscsi/run-tool.ts';
-import { startTgtd } from '../../test/iscsi/tgtd.ts';
+import { startTgtd } from '../../test/iscsi/baseline-targets.ts';
 
 export interface SuiteResult {
   readonly suite: string;

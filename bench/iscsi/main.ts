@@ -9,19 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { positiveArg } from '../args.ts';
 import { qemuBench, qemuWorkloads } from './qemu-bench.ts';
-import { startTgtd } from '../../test/iscsi/tgtd.ts';
-import { startIstgt } from '../../test/iscsi/istgt.ts';
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-}
+import { startIstgt, startTgtd } from '../../test/iscsi/baseline-targets.ts';
 
 const LUN_BYTES = 1 << 30;
-const rounds = arg('rounds', 3);
-const ops4k = arg('ops4k', 50000);
-const ops1m = arg('ops1m', 1000);
+const rounds = positiveArg('rounds', 3);
+const ops4k = positiveArg('ops4k', 50000);
+const ops1m = positiveArg('ops1m', 1000);
 
 const workloads = qemuWorkloads(ops4k, ops1m);
 

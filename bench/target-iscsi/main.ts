@@ -15,24 +15,17 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
+import { hasFlag, positiveArg } from '../args.ts';
 import { qemuBench, qemuWorkloads, type Workload } from '../iscsi/qemu-bench.ts';
-import { startTgtd } from '../../test/iscsi/tgtd.ts';
-import { startIstgt } from '../../test/iscsi/istgt.ts';
+import { startIstgt, startTgtd } from '../../test/iscsi/baseline-targets.ts';
 import { startDaemon, type Daemon } from '../../test/support/daemon.ts';
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer, not ${process.argv[i + 1]}`);
-  return v;
-}
 
 const LUN_BYTES = 1 << 30;
 const BLOCK = 4096;
-const rounds = arg('rounds', 3);
-const ops4k = arg('ops4k', 30000);
-const ops1m = arg('ops1m', 500);
-const unix = process.argv.includes('--unix');
+const rounds = positiveArg('rounds', 3);
+const ops4k = positiveArg('ops4k', 30000);
+const ops1m = positiveArg('ops1m', 500);
+const unix = hasFlag('unix');
 
 const workloads = qemuWorkloads(ops4k, ops1m);
 

@@ -12,36 +12,26 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
+import { argString, hasFlag, positiveArg } from '../args.ts';
 import { qemuBench, qemuWorkloads } from '../iscsi/qemu-bench.ts';
 import { runTool } from '../../test/iscsi/run-tool.ts';
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { cstorBin, repoRoot, startDaemon, type Daemon } from '../../test/support/daemon.ts';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
-}
-
-function positive(name: string, dflt: number): number {
-  const v = Number(arg(name, String(dflt)));
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
-
 const LUN_BYTES = 1 << 30;
 const BLOCK = 4096;
-const rf = positive('rf', 1);
-const runs = positive('runs', 2);
-const top = positive('top', 40);
-const withStrace = process.argv.includes('--strace');
-const withPerf = process.argv.includes('--perf');
+const rf = positiveArg('rf', 1);
+const runs = positiveArg('runs', 2);
+const top = positiveArg('top', 40);
+const withStrace = hasFlag('strace');
+const withPerf = hasFlag('perf');
 // --unix: replicas over the pools' UNIX sockets (pool --listen-unix) instead of loopback TCP.
-const unix = process.argv.includes('--unix');
+const unix = hasFlag('unix');
 // --no-cpu-prof: no V8 profile (its sampling costs CPU too); the per-run CPU and syscall figures remain.
-const withCpuProf = !process.argv.includes('--no-cpu-prof');
-const workloadName = arg('workload', '4k-write-qd16');
-const workload = qemuWorkloads(positive('ops4k', 30000), positive('ops1m', 300)).find((w) => w.name === workloadName);
+const withCpuProf = !hasFlag('no-cpu-prof');
+const workloadName = argString('workload', '4k-write-qd16');
+const workload = qemuWorkloads(positiveArg('ops4k', 30000), positiveArg('ops1m', 300)).find((w) => w.name === workloadName);
 if (!workload) throw new Error(`--workload must be one of ${qemuWorkloads(1, 1).map((w) => w.name).join(', ')}`);
 
 interface ProfileNode {

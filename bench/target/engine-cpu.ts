@@ -7,21 +7,15 @@
 // the garbage it leaves. 4 KiB WRITE(16)/READ(16) and 1 MiB WRITE(16)/READ(16), RF 1 and 3, QD
 // commands in flight; best of `rounds` (CPU µs per IO from process.cpuUsage, GC included).
 // The end-to-end figures (sockets, pools, the iSCSI layer) are bench/target-iscsi.
+import { positiveArg } from '../args.ts';
 import { ReplicatedVolume } from '../../cstor-target/replication/replicated-volume.ts';
 import { ScsiDisk, type ScsiRequest } from '../../cstor-target/scsi/disk.ts';
 import { CstorError } from '../../lib/errors.ts';
 import type { OpenRequest, ReplicaClient, ReplicaMode, ReplicaStatus } from '../../lib/replica-protocol/types.ts';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer, not ${process.argv[i + 1]}`);
-  return v;
-}
-
-const ops4k = arg('ops', 200_000);
-const qd = arg('qd', 16);
-const rounds = arg('rounds', 5);
+const ops4k = positiveArg('ops', 200_000);
+const qd = positiveArg('qd', 16);
+const rounds = positiveArg('rounds', 5);
 const SIZE = 1 << 30;
 const BLOCK = 4096;
 

@@ -22,15 +22,14 @@ import { createMgmtApp } from '../../cstor-target/mgmt/app.ts';
 import { VolumeManager } from '../../cstor-target/mgmt/volume-manager.ts';
 import type { ReplicatedVolume } from '../../cstor-target/replication/replicated-volume.ts';
 import { startDaemon, stopAll } from '../../test/support/daemon.ts';
+import { argString, argValue, hasFlag } from '../args.ts';
 
 const size = 256 << 20;
 // `--block N`: the volume block size (default 4096, what the Kubernetes path uses); `--snap-only`
 // skips the throughput runs.
-const argv = process.argv.slice(2);
-const blockArg = argv.indexOf('--block');
-const blockSize = blockArg >= 0 ? Number(argv[blockArg + 1]) : 4096;
-const snapOnly = argv.includes('--snap-only');
-if (![512, 1024, 2048, 4096].includes(blockSize)) throw new Error(`--block must be 512, 1024, 2048 or 4096, not ${argv[blockArg + 1]}`);
+const blockSize = Number(argString('block', '4096'));
+const snapOnly = hasFlag('snap-only');
+if (![512, 1024, 2048, 4096].includes(blockSize)) throw new Error(`--block must be 512, 1024, 2048 or 4096, not ${argValue('block')}`);
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;

@@ -7,7 +7,7 @@ import type { Operations } from '../api/operations.ts';
 import { nowTimestamp } from '../api/operations.ts';
 import type { PrinterColumn, ResourceInfo } from '../resources/registry.ts';
 import { isJsonObject, type JsonObject, type KubeObject } from '../store/types.ts';
-import { PassRunner } from './pass-runner.ts';
+import { PassController } from './pass-runner.ts';
 
 export const crdResKey = 'apiextensions.k8s.io/customresourcedefinitions';
 const cleanupFinalizer = 'customresourcecleanup.apiextensions.k8s.io';
@@ -71,16 +71,15 @@ function setCondition(list: JsonObject[], type: string, status: string, reason: 
   return cur ? list.map((c) => (c === cur ? next : c)) : [...list, next];
 }
 
-export class CrdController {
-  private readonly runner: PassRunner;
+export class CrdController extends PassController {
 
   constructor(
     private readonly ops: Operations,
     logger: Logger,
   ) {
-    this.runner = new PassRunner('crd', () => this.pass(), logger);
+    super('crd', logger);
     ops.store.hub.listen((ev) => {
-      if (ev.resKey === crdResKey) this.runner.trigger();
+      if (ev.resKey === crdResKey) this.trigger();
     });
   }
 
@@ -99,16 +98,7 @@ export class CrdController {
     this.ops.registry.setCustom(infos);
   }
 
-  start(): void {
-    this.runner.trigger();
-  }
-
-  stop(): Promise<void> {
-    this.runner.stop();
-    return this.runner.idle();
-  }
-
-  private async pass(): Promise<number | void> {
+  protected async pass(): Promise<number | void> {
     const crdInfo = this.ops.registry.byResKey(crdResKey)!;
     let again: number | undefined;
     this.syncRegistry(true);

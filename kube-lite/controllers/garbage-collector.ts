@@ -7,35 +7,25 @@ import type { Logger } from '../../lib/logger.ts';
 import { hasErrorCode } from '../../lib/errors.ts';
 import { foregroundFinalizer, type Operations } from '../api/operations.ts';
 import type { KubeObject } from '../store/types.ts';
-import { PassRunner } from './pass-runner.ts';
+import { PassController } from './pass-runner.ts';
 
-export class GarbageCollector {
-  private readonly runner: PassRunner;
+export class GarbageCollector extends PassController {
 
   constructor(
     private readonly ops: Operations,
     private readonly logger: Logger,
   ) {
-    this.runner = new PassRunner('garbage-collector', () => this.pass(), logger);
+    super('garbage-collector', logger);
     ops.store.hub.listen((ev) => {
-      if (ev.type === 'DELETED' || (ev.obj.metadata.ownerReferences?.length ?? 0) > 0 || ev.obj.metadata.finalizers?.includes(foregroundFinalizer)) this.runner.trigger();
+      if (ev.type === 'DELETED' || (ev.obj.metadata.ownerReferences?.length ?? 0) > 0 || ev.obj.metadata.finalizers?.includes(foregroundFinalizer)) this.trigger();
     });
-  }
-
-  start(): void {
-    this.runner.trigger();
-  }
-
-  stop(): Promise<void> {
-    this.runner.stop();
-    return this.runner.idle();
   }
 
   private ownerExists(uid: string): boolean {
     return this.ops.store.byUidLookup(uid) !== undefined;
   }
 
-  private async pass(): Promise<number | void> {
+  protected async pass(): Promise<number | void> {
     const waiting = await this.foreground();
     for (const resKey of this.ops.store.resourceKeys()) {
       const info = this.ops.registry.byResKey(resKey);

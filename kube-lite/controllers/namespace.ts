@@ -7,18 +7,17 @@ import { hasErrorCode } from '../../lib/errors.ts';
 import type { Operations } from '../api/operations.ts';
 import { protectedNamespaces } from '../api/operations.ts';
 import { isJsonObject } from '../store/types.ts';
-import { PassRunner } from './pass-runner.ts';
+import { PassController } from './pass-runner.ts';
 
-export class NamespaceController {
-  private readonly runner: PassRunner;
+export class NamespaceController extends PassController {
 
   constructor(
     private readonly ops: Operations,
     private readonly logger: Logger,
   ) {
-    this.runner = new PassRunner('namespace', () => this.pass(), logger);
+    super('namespace', logger);
     ops.store.hub.listen((ev) => {
-      if (ev.resKey === '/namespaces' && ev.obj.metadata.deletionTimestamp) this.runner.trigger();
+      if (ev.resKey === '/namespaces' && ev.obj.metadata.deletionTimestamp) this.trigger();
     });
   }
 
@@ -29,16 +28,7 @@ export class NamespaceController {
     }
   }
 
-  start(): void {
-    this.runner.trigger();
-  }
-
-  stop(): Promise<void> {
-    this.runner.stop();
-    return this.runner.idle();
-  }
-
-  private async pass(): Promise<number | void> {
+  protected async pass(): Promise<number | void> {
     const nsInfo = this.ops.registry.byResKey('/namespaces')!;
     let again: number | undefined;
     for (const ns of this.ops.store.list('/namespaces')) {

@@ -63,3 +63,31 @@ export class PassRunner {
     else if (typeof delay === 'number') this.timer = setTimeout(() => this.trigger(), delay).unref();
   }
 }
+
+/**
+ * A controller whose work is one pass over the store, run by a PassRunner: start() runs a first
+ * pass, trigger() (from the subclass's store-event listener) another, stop() ends it once the
+ * running pass is over.
+ */
+export abstract class PassController {
+  private readonly runner: PassRunner;
+
+  constructor(name: string, logger: Logger) {
+    this.runner = new PassRunner(name, () => this.pass(), logger);
+  }
+
+  protected abstract pass(): Promise<number | void>;
+
+  protected trigger(): void {
+    this.runner.trigger();
+  }
+
+  start(): void {
+    this.runner.trigger();
+  }
+
+  stop(): Promise<void> {
+    this.runner.stop();
+    return this.runner.idle();
+  }
+}

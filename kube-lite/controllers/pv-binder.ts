@@ -19,7 +19,7 @@ import { betaClassAnnotation } from '../resources/defaults.ts';
 import type { ResourceInfo } from '../resources/registry.ts';
 import { isJsonObject, type JsonObject, type KubeObject } from '../store/types.ts';
 import { tryQuantityBytes } from '../../lib/quantity.ts';
-import { PassRunner } from './pass-runner.ts';
+import { PassController } from './pass-runner.ts';
 
 export const annBindCompleted = 'pv.kubernetes.io/bind-completed';
 export const annBoundByController = 'pv.kubernetes.io/bound-by-controller';
@@ -94,8 +94,7 @@ function refersTo(pv: KubeObject, claim: KubeObject): boolean {
   return ref.namespace === claim.metadata.namespace && ref.name === claim.metadata.name && (!ref.uid || ref.uid === claim.metadata.uid);
 }
 
-export class PvBinder {
-  private readonly runner: PassRunner;
+export class PvBinder extends PassController {
   private readonly pvInfo: ResourceInfo;
   private readonly pvcInfo: ResourceInfo;
 
@@ -103,24 +102,15 @@ export class PvBinder {
     private readonly ops: Operations,
     private readonly logger: Logger,
   ) {
+    super('pv-binder', logger);
     this.pvInfo = ops.registry.byResKey('/persistentvolumes')!;
     this.pvcInfo = ops.registry.byResKey('/persistentvolumeclaims')!;
-    this.runner = new PassRunner('pv-binder', () => this.pass(), logger);
     ops.store.hub.listen((ev) => {
-      if (ev.resKey === '/persistentvolumes' || ev.resKey === '/persistentvolumeclaims' || ev.resKey === 'storage.k8s.io/storageclasses') this.runner.trigger();
+      if (ev.resKey === '/persistentvolumes' || ev.resKey === '/persistentvolumeclaims' || ev.resKey === 'storage.k8s.io/storageclasses') this.trigger();
     });
   }
 
-  start(): void {
-    this.runner.trigger();
-  }
-
-  stop(): Promise<void> {
-    this.runner.stop();
-    return this.runner.idle();
-  }
-
-  private async pass(): Promise<number | void> {
+  protected async pass(): Promise<number | void> {
     for (const claim of this.ops.store.list('/persistentvolumeclaims')) {
       try {
         await this.syncClaim(claim);

@@ -14,6 +14,10 @@ describe('embedded/probe', () => {
     expect([...(kl.flags ?? [])]).to.include.members(['--listen', '--data-dir', '--history-size']);
     const pool = probeSubcommand(realBin, 'pool');
     expect([...(pool.flags ?? [])]).to.include.members(['--name', '--data-dir', '--listen', '--mgmt']);
+    // …and those a main takes from the shared daemonOptions (lib/cli/daemon-options.ts).
+    for (const sub of ['pool', 'target', 'mapi']) {
+      expect([...(probeSubcommand(realBin, sub).flags ?? [])], sub).to.include.members(['--kubeconfig', '--log-level', '--log-format', '--namespace']);
+    }
     expect(probeSubcommand(realBin, 'up').flags?.has('--data-dir')).to.equal(true);
   });
 

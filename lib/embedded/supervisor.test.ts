@@ -6,6 +6,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { createLogger, type Logger } from '../logger.ts';
 import { decideRestart, type RestartPolicy } from './restart-policy.ts';
+import { isProcessAlive } from './state.ts';
 import { Supervisor, type ChildSpec } from './supervisor.ts';
 
 const fakeChild = fileURLToPath(new URL('../../test/embedded/fixtures/fake-child.mjs', import.meta.url));
@@ -27,15 +28,6 @@ function captureLogger(): { logger: Logger; entries: Record<string, unknown>[] }
 
 function fake(name: string, args: string[], env: Record<string, string> = {}): ChildSpec {
   return { name, command: () => ({ file: process.execPath, args: [fakeChild, ...args], env: { ...process.env, ...env } }) };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
@@ -124,7 +116,7 @@ describe('embedded/supervisor', function () {
       const s = sup!.statusOf('victim')!;
       return s.state === 'running' && s.pid !== null && s.pid !== pid && s;
     });
-    expect(isAlive(status.pid!)).to.equal(true);
+    expect(isProcessAlive(status.pid!)).to.equal(true);
     expect(status.addresses.mgmt).to.match(/^127\.0\.0\.1:\d+$/);
   });
 
@@ -149,9 +141,9 @@ describe('embedded/supervisor', function () {
     sup.start({ ...fake('stubborn', ['--listen', 'api', '--ignore-sigterm']), stage: 2 });
     for (const n of ['base', 'mid', 'stubborn']) await sup.waitForListeners(n, ['api'], 10_000);
     const pids = sup.status().map((s) => s.pid!);
-    expect(pids.every(isAlive)).to.equal(true);
+    expect(pids.every(isProcessAlive)).to.equal(true);
     await sup.stop();
-    expect(pids.filter(isAlive)).to.deep.equal([]);
+    expect(pids.filter(isProcessAlive)).to.deep.equal([]);
     expect(sup.status().map((s) => s.state)).to.deep.equal(['stopped', 'stopped', 'stopped']);
     expect(entries.some((e) => e.message === 'child did not stop in time: SIGKILL' && e.child === 'stubborn')).to.equal(true);
     const order = entries.filter((e) => e.message === 'child stopped').map((e) => e.child);
@@ -178,7 +170,7 @@ describe('embedded/supervisor', function () {
     await sup.waitForListeners('held', ['api'], 10_000);
     const pid = sup.statusOf('held')!.pid!;
     await sup.pause('held');
-    expect(isAlive(pid)).to.equal(false);
+    expect(isProcessAlive(pid)).to.equal(false);
     await new Promise((r) => setTimeout(r, 300));
     expect(sup.statusOf('held')).to.include({ state: 'stopped', pid: null });
     expect(sup.statusOf('other')?.state).to.equal('running');
@@ -189,7 +181,7 @@ describe('embedded/supervisor', function () {
       return st.state === 'running' && st.pid !== null && st;
     });
     expect(again.pid).to.not.equal(pid);
-    expect(isAlive(again.pid!)).to.equal(true);
+    expect(isProcessAlive(again.pid!)).to.equal(true);
     await sup.pause('nosuch').then(
       () => expect.fail('should reject'),
       (err: Error) => expect(err.message).to.equal('no child named nosuch'),

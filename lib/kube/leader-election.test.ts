@@ -37,29 +37,33 @@ class FakeLeases implements LeaseClient {
   }
 }
 
-function candidate(id: string, leases: LeaseClient, clock: FakeClock, log: string[]) {
-  return new LeaderElector({
-    lease: { name: 'ctrl', namespace: 'openebs' },
-    identity: id,
-    client: leases,
-    logger: silentLogger(),
-    clock,
-    random: () => 0,
-    leaseDurationMs: 15_000,
-    renewDeadlineMs: 10_000,
-    retryPeriodMs: 2_000,
-    onStartedLeading: () => log.push(`${id} started`),
-    onStoppedLeading: () => log.push(`${id} stopped`),
-  });
+/** A fake clock, one fake Lease and a log of leadership changes, and candidates over them. */
+function election() {
+  const clock = new FakeClock();
+  const leases = new FakeLeases();
+  const log: string[] = [];
+  const candidate = (id: string): LeaderElector =>
+    new LeaderElector({
+      lease: { name: 'ctrl', namespace: 'openebs' },
+      identity: id,
+      client: leases,
+      logger: silentLogger(),
+      clock,
+      random: () => 0,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      onStartedLeading: () => log.push(`${id} started`),
+      onStoppedLeading: () => log.push(`${id} stopped`),
+    });
+  return { clock, leases, log, candidate };
 }
 
 describe('LeaderElector', () => {
   it('elects exactly one of two candidates, which keeps renewing', async () => {
-    const clock = new FakeClock();
-    const leases = new FakeLeases();
-    const log: string[] = [];
-    const a = candidate('a', leases, clock, log);
-    const b = candidate('b', leases, clock, log);
+    const { clock, leases, log, candidate } = election();
+    const a = candidate('a');
+    const b = candidate('b');
     a.start();
     b.start();
     await clock.advance(60_000);
@@ -75,11 +79,9 @@ describe('LeaderElector', () => {
   });
 
   it('hands over at once when the leader stops (it releases the lease)', async () => {
-    const clock = new FakeClock();
-    const leases = new FakeLeases();
-    const log: string[] = [];
-    const a = candidate('a', leases, clock, log);
-    const b = candidate('b', leases, clock, log);
+    const { clock, leases, log, candidate } = election();
+    const a = candidate('a');
+    const b = candidate('b');
     a.start();
     await flush();
     b.start();
@@ -94,12 +96,10 @@ describe('LeaderElector', () => {
   });
 
   it('takes over from a dead leader only after the lease duration has passed unrenewed', async () => {
-    const clock = new FakeClock();
-    const leases = new FakeLeases();
-    const log: string[] = [];
+    const { clock, leases, log, candidate } = election();
     // the dead leader's lease, as it left it
     await leases.create({ metadata: { name: 'ctrl', namespace: 'openebs' }, spec: { holderIdentity: 'dead', leaseDurationSeconds: 15, leaseTransitions: 3 } });
-    const b = candidate('b', leases, clock, log);
+    const b = candidate('b');
     b.start();
     await clock.advance(14_000);
     expect(log).to.deep.equal([]);
@@ -110,10 +110,8 @@ describe('LeaderElector', () => {
   });
 
   it('stops leading when it cannot renew within the renew deadline, and campaigns again', async () => {
-    const clock = new FakeClock();
-    const leases = new FakeLeases();
-    const log: string[] = [];
-    const a = candidate('a', leases, clock, log);
+    const { clock, leases, log, candidate } = election();
+    const a = candidate('a');
     a.start();
     await clock.advance(1);
     expect(a.isLeader).to.equal(true);

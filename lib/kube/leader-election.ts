@@ -245,3 +245,36 @@ function parseTime(s: string | null | undefined): number | undefined {
   const ms = Date.parse(s);
   return Number.isNaN(ms) ? undefined : ms;
 }
+
+export interface RunWhenLeadingOptions {
+  /** The Lease to campaign for; undefined: no election, `start` runs at once. */
+  election: Pick<LeaderElectionOptions, 'lease' | 'identity' | 'client' | 'leaseDurationMs'> | undefined;
+  logger: Logger;
+  start: () => void;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Runs `start` while this process leads (renew deadline 2/3 and retry period 1/5 of the lease
+ * duration, 15 s by default) and `stop` when it stops leading; without an election, `start` at
+ * once. Returns the elector, to stop (releasing the lease) at shutdown.
+ */
+export function runWhenLeading(o: RunWhenLeadingOptions): LeaderElector | undefined {
+  if (!o.election) {
+    o.start();
+    return undefined;
+  }
+  const leaseDurationMs = o.election.leaseDurationMs ?? 15_000;
+  const elector = new LeaderElector({
+    ...o.election,
+    logger: o.logger,
+    leaseDurationMs,
+    renewDeadlineMs: Math.round((leaseDurationMs * 2) / 3),
+    retryPeriodMs: Math.round(leaseDurationMs / 5),
+    onStartedLeading: o.start,
+    onStoppedLeading: () => void o.stop(),
+    onNewLeader: (leader) => o.logger.info('leader observed', { leader }),
+  });
+  elector.start();
+  return elector;
+}

@@ -4,6 +4,7 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseCommand, parseHostPort, type CommandSpec, type OptionSpec } from '../cli/args.ts';
+import { logLevelFrom } from '../cli/daemon-options.ts';
 import { CstorError } from '../errors.ts';
 
 export function provisionerOptions(identityDescription: string) {
@@ -57,8 +58,7 @@ export function parseProvisionerConfig(
   const namespace = opts.namespace ?? env.OPENEBS_NAMESPACE ?? 'openebs';
   if (!namespace) problems.push('--namespace is empty');
   if (opts.identity !== undefined && !opts.identity.trim()) problems.push('--identity is empty');
-  const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
-  if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
+  const logLevel = logLevelFrom(opts['log-level'], env, problems);
   const mapiAddr = opts['mapi-addr'] ?? env.MAPI_ADDR;
   if (mapiAddr !== undefined && !mapiAddr.trim()) problems.push('the m-apiserver address (--mapi-addr / MAPI_ADDR) is empty');
   if (problems.length > 0) throw new CstorError('invalid', `cstor ${spec.name}: ${problems.join('; ')}`);

@@ -2,7 +2,7 @@
 // provisioner name (`/` → `-`, as the external-storage library names it), so only one replica
 // provisions at a time. Losing the lease stops the controller; it starts again when re-elected.
 import { describeError } from '../errors.ts';
-import { LeaderElector, type LeaseClient } from '../kube/leader-election.ts';
+import { runWhenLeading, type LeaseClient } from '../kube/leader-election.ts';
 import type { Logger } from '../logger.ts';
 import type { ProvisionController } from './controller.ts';
 
@@ -47,26 +47,13 @@ export async function runProvisioner(options: RunProvisionerOptions): Promise<vo
     await c.controller.stop();
     await c.done;
   };
-  let elector: LeaderElector | undefined;
-  if (options.leaderElection) {
-    const le = options.leaderElection;
-    const leaseDurationMs = le.leaseDurationMs ?? 15_000;
-    elector = new LeaderElector({
-      lease: { name: leaseNameFor(options.provisionerName), namespace: le.namespace },
-      identity: le.identity,
-      client: le.client,
-      logger,
-      leaseDurationMs,
-      renewDeadlineMs: Math.round((leaseDurationMs * 2) / 3),
-      retryPeriodMs: Math.round(leaseDurationMs / 5),
-      onStartedLeading: start,
-      onStoppedLeading: () => void stop(),
-      onNewLeader: (leader) => logger.info('leader observed', { leader }),
-    });
-    elector.start();
-  } else {
-    start();
-  }
+  const le = options.leaderElection;
+  const elector = runWhenLeading({
+    election: le && { lease: { name: leaseNameFor(options.provisionerName), namespace: le.namespace }, identity: le.identity, client: le.client, leaseDurationMs: le.leaseDurationMs },
+    logger,
+    start,
+    stop,
+  });
   await options.stopped;
   await stop();
   await elector?.stop();

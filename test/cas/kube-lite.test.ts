@@ -2,12 +2,8 @@
 // every field the templates write, the templates install, volume create and snapshot create run
 // over lib/kube (TransportKubeObjects) and NodeHttpCaller to an HTTP target mgmt stand-in,
 // an edit of a RunTask through the API changes the next run, and kubectl prints our columns.
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { loadAll } from 'js-yaml';
 import { CstorError, hasErrorCode } from '../../lib/errors.ts';
@@ -16,15 +12,16 @@ import { HttpKubeTransport } from '../../lib/kube/transport.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { NodeHttpCaller } from '../../maya-apiserver/cas/node-http-caller.ts';
 import { CasEngine } from '../../maya-apiserver/cas/engine.ts';
-import { FakeTargetMgmt } from '../../maya-apiserver/cas/fakes.ts';
+import type { FakeTargetMgmt } from '../../maya-apiserver/cas/fakes.ts';
 import { installTemplates } from '../../maya-apiserver/cas/install.ts';
-import type { Json, KubeObject } from '../../maya-apiserver/cas/ports.ts';
+import type { KubeObject } from '../../maya-apiserver/cas/ports.ts';
 import { TransportKubeObjects } from '../../maya-apiserver/cas/transport-kube-objects.ts';
 import { CasFlows } from '../../maya-apiserver/flows/cas-flows.ts';
 import { repoRoot, stopAll } from '../support/daemon.ts';
 import { startKubeLiteProc, type KubeLiteProc } from '../kube-lite/support.ts';
+import { startFakeTarget, type FakeTargetServer } from '../mapi/support.ts';
+import { kubectl } from '../support/kubectl.ts';
 
-const exec = promisify(execFile);
 const ns = 'openebs';
 
 async function eventually<T>(fn: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
@@ -46,7 +43,7 @@ describe('CAS engine on kube-lite', function () {
   let kl: KubeLiteProc;
   let kube: TransportKubeObjects;
   let target: FakeTargetMgmt;
-  let server: http.Server;
+  let fakeTarget: FakeTargetServer | undefined;
   let targetAddress: string;
   let flows: CasFlows;
   let controller: NodeJS.Timeout | undefined;
@@ -55,20 +52,8 @@ describe('CAS engine on kube-lite', function () {
     kl = await startKubeLiteProc();
     const { kubeConfig } = loadKubeConfig({ kubeconfigPath: kl.kubeconfig, env: {} });
     kube = new TransportKubeObjects(new HttpKubeTransport(kubeConfig));
-    target = new FakeTargetMgmt();
-    server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        void target.request(req.method as 'GET', `http://${req.headers.host ?? 'x'}${req.url ?? '/'}`, text ? (JSON.parse(text) as Json) : undefined).then((r) => {
-          res.writeHead(r.status, { 'Content-Type': 'application/json' });
-          res.end(r.body === null ? '' : JSON.stringify(r.body));
-        });
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    targetAddress = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    fakeTarget = await startFakeTarget();
+    ({ target, address: targetAddress } = fakeTarget);
     await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     const crdDir = path.join(repoRoot, 'deploy', 'crds');
     for (const file of readdirSync(crdDir).filter((f) => f.endsWith('.yaml'))) {
@@ -112,7 +97,7 @@ describe('CAS engine on kube-lite', function () {
 
   after(async () => {
     if (controller) clearInterval(controller);
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await fakeTarget?.close();
     await stopAll();
   });
 
@@ -138,15 +123,15 @@ describe('CAS engine on kube-lite', function () {
     const snap = await flows.createSnapshot({ metadata: { name: 'pvc-kl_s1_1', namespace: 'default' }, spec: { casType: 'cstor', volumeName: 'pvc-kl' } });
     expect(snap).to.nested.include({ kind: 'CASSnapshot', 'metadata.name': 'pvc-kl_s1_1' });
     expect(target.snapshotsOf('pvc-kl')).to.deep.equal(['pvc-kl_s1_1']);
-    const { stdout } = await exec('kubectl', ['--kubeconfig', kl.kubeconfig, 'get', 'cstorvolumes', '-n', ns]);
+    const stdout = await kubectl(kl.kubeconfig, 'get', 'cstorvolumes', '-n', ns);
     expect(stdout.split('\n')[0]).to.match(/^NAME\s+PHASE\s+CAPACITY\s+REPLICAS\s+PORTAL\s+AGE/);
     expect(stdout).to.match(/pvc-kl\s+Healthy\s+2G\s+3\s+127\.0\.0\.1:3260/);
-    const cvrOut = (await exec('kubectl', ['--kubeconfig', kl.kubeconfig, 'get', 'cvr', '-n', ns])).stdout;
+    const cvrOut = await kubectl(kl.kubeconfig, 'get', 'cvr', '-n', ns);
     expect(cvrOut.split('\n')[0]).to.match(/^NAME\s+PHASE\s+CAPACITY\s+POOL\s+VOLUME\s+AGE/);
     // (The Pool and Volume cells read labels through `\.`-escaped jsonPaths, which kube-lite's
     // printer does not evaluate yet; a real API server does.)
     expect(cvrOut).to.match(/pvc-kl-pool-a\s+2G\s/);
-    const poolOut = (await exec('kubectl', ['--kubeconfig', kl.kubeconfig, 'get', 'csp'])).stdout;
+    const poolOut = await kubectl(kl.kubeconfig, 'get', 'csp');
     expect(poolOut).to.match(/pool-a\s+Online\s+127\.0\.0\.1:3232\s+10G\s+10G/);
   });
 

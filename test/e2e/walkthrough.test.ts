@@ -15,23 +15,15 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { hasPattern, iscsiUrl, readRecord, writePattern, writeRecord } from '../../lib/demo/iscsi-io.ts';
-import type { EmbeddedState } from '../../lib/embedded/state.ts';
+import { isProcessAlive, type EmbeddedState } from '../../lib/embedded/state.ts';
 import type { IscsiVolumeSource } from '../../lib/kube/types/core.ts';
 import { cstorBin, repoRoot } from '../support/daemon.ts';
+import { kubectl as kubectlIn } from '../support/kubectl.ts';
 import { until } from './stack.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const volumeBytes = 64 * MiB;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface KubeEvent {
   type?: string;
@@ -54,16 +46,7 @@ describe('seed walkthrough through kubectl on `cstor up` (real processes)', func
   let sourcePv = '';
   let snapshotDataName = '';
 
-  const kubectl = async (...args: string[]): Promise<string> => {
-    try {
-      const { stdout } = await run('kubectl', ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 });
-      return stdout;
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === 'ENOENT') throw new Error('kubectl is not installed (this test needs it)');
-      throw new Error(`kubectl ${args.join(' ')}: ${e.stderr?.trim() ?? e.message}`);
-    }
-  };
+  const kubectl = (...args: string[]): Promise<string> => kubectlIn(kubeconfig, ...args);
   const getJson = async <T>(...args: string[]): Promise<T> => JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
   const apply = async (name: string, yaml: string): Promise<string> => {
     const file = path.join(manifests, `${name}.yaml`);
@@ -140,7 +123,7 @@ describe('seed walkthrough through kubectl on `cstor up` (real processes)', func
       await Promise.race([upExit, new Promise((r) => setTimeout(r, 30_000))]);
       if (up.exitCode === null && up.signalCode === null) up.kill('SIGKILL');
     }
-    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of pids) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
     if (process.env.KEEP_E2E_DIR !== '1') fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -318,7 +301,7 @@ describe('seed walkthrough through kubectl on `cstor up` (real processes)', func
     up!.kill('SIGINT');
     const [code, signal] = await Promise.race([upExit!, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('cstor up did not exit within 60 s of SIGINT')), 60_000))]);
     expect({ code, signal }).to.deep.equal({ code: 0, signal: null });
-    const alive = [...pids].filter(isAlive);
+    const alive = [...pids].filter(isProcessAlive);
     expect(alive, 'pids still alive').to.deep.equal([]);
   });
 });

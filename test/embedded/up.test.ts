@@ -11,7 +11,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { cstorBin, repoRoot } from '../support/daemon.ts';
-import type { EmbeddedState } from '../../lib/embedded/state.ts';
+import { isProcessAlive, type EmbeddedState } from '../../lib/embedded/state.ts';
+import { kubectl } from '../support/kubectl.ts';
 
 const run = promisify(execFile);
 
@@ -69,15 +70,6 @@ function readStateFile(dataDir: string): EmbeddedState {
   return JSON.parse(fs.readFileSync(path.join(dataDir, 'state.json'), 'utf8')) as EmbeddedState;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Live processes whose command line names `dir` (Linux /proc). */
 function pidsUsing(dir: string): number[] {
   const out: number[] = [];
@@ -90,11 +82,6 @@ function pidsUsing(dir: string): number[] {
     }
   }
   return out;
-}
-
-async function kubectl(kubeconfig: string, ...args: string[]): Promise<string> {
-  const { stdout } = await run('kubectl', ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 });
-  return stdout;
 }
 
 async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
@@ -130,7 +117,7 @@ describe('cstor up (the embedded default, real processes)', function () {
       await up.exit;
       clearTimeout(timer);
     }
-    for (const pid of allPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of allPids) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
     for (const pid of pidsUsing(dataDir)) process.kill(pid, 'SIGKILL');
     if (process.env.KEEP_UP_DIR !== '1') fs.rmSync(dataDir, { recursive: true, force: true });
   });
@@ -201,7 +188,7 @@ describe('cstor up (the embedded default, real processes)', function () {
     for (const name of optional) expect(Object.hasOwn(s.components, name) || Object.hasOwn(s.skipped, name), name).to.equal(true);
     for (const c of Object.values(s.components)) {
       expect(c.pid, `${c.name} pid`).to.be.a('number');
-      expect(isAlive(c.pid!), `${c.name} alive`).to.equal(true);
+      expect(isProcessAlive(c.pid!), `${c.name} alive`).to.equal(true);
       const cmd = fs.readFileSync(`/proc/${c.pid!}/cmdline`, 'utf8').split('\0');
       expect(cmd, c.name).to.include(c.subcommand);
     }
@@ -224,7 +211,7 @@ describe('cstor up (the embedded default, real processes)', function () {
       return c.state === 'running' && c.pid !== null && c.pid !== before.pid && c;
     }, 30_000);
     allPids.add(after.pid!);
-    expect(isAlive(after.pid!)).to.equal(true);
+    expect(isProcessAlive(after.pid!)).to.equal(true);
     // it comes back on the same ports (pinned), so the target's connections find it again:
     // the new process's own "listening" lines in its log file name the same addresses
     const relisted = await until('pool-2 listening again', () => {
@@ -245,7 +232,7 @@ describe('cstor up (the embedded default, real processes)', function () {
     first.proc.kill('SIGINT');
     const [code, signal] = await first.exit;
     expect({ code, signal }).to.deep.equal({ code: 0, signal: null });
-    expect([...allPids].filter(isAlive)).to.deep.equal([]);
+    expect([...allPids].filter(isProcessAlive)).to.deep.equal([]);
     const s = readStateFile(dataDir);
     expect(s.upPid).to.equal(null);
     expect(Object.values(s.components).every((c) => c.state === 'stopped' && c.pid === null)).to.equal(true);
@@ -282,22 +269,22 @@ describe('cstor up (the embedded default, real processes)', function () {
     remember(left);
     second.proc.kill('SIGKILL');
     await second.exit;
-    const orphans = Object.values(left.components).map((c) => c.pid!).filter(isAlive);
+    const orphans = Object.values(left.components).map((c) => c.pid!).filter(isProcessAlive);
     const third = startUp(dataDir);
     await third.waitFor((e) => e.message === 'embedded system ready', 240_000);
     // (an orphan may also die by itself meanwhile: its stdout pipe is gone, a log write fails)
     const killed = third.entries.filter((e) => e.message === 'killing a component left running by an earlier cstor up').map((e) => e.pid);
-    expect(orphans.filter((pid) => !killed.includes(pid) && isAlive(pid))).to.deep.equal([]);
+    expect(orphans.filter((pid) => !killed.includes(pid) && isProcessAlive(pid))).to.deep.equal([]);
     for (const pid of killed) expect(orphans, `killed pid ${String(pid)} was one of the components left`).to.include(pid);
     const now = readStateFile(dataDir);
     remember(now);
-    expect(Object.values(left.components).map((c) => c.pid!).filter(isAlive)).to.deep.equal([]);
-    expect(Object.values(now.components).every((c) => c.pid !== null && isAlive(c.pid))).to.equal(true);
+    expect(Object.values(left.components).map((c) => c.pid!).filter(isProcessAlive)).to.deep.equal([]);
+    expect(Object.values(now.components).every((c) => c.pid !== null && isProcessAlive(c.pid))).to.equal(true);
     expect(now.endpoints.kubeApi).to.equal(firstState.endpoints.kubeApi);
     expect(await kubectl(kubeconfig, 'get', 'configmap', 'resume-check', '-o', 'jsonpath={.data.a}')).to.equal('1');
     third.proc.kill('SIGTERM');
     expect(await third.exit).to.deep.equal([0, null]);
-    expect([...allPids].filter(isAlive)).to.deep.equal([]);
+    expect([...allPids].filter(isProcessAlive)).to.deep.equal([]);
     expect(pidsUsing(dataDir)).to.deep.equal([]);
   });
 });

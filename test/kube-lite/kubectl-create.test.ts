@@ -3,24 +3,19 @@
 // (kube-lite decodes them: kube-lite/api/protobuf/); Debian's kubectl 1.20.2 sends JSON. Both must
 // work unchanged, and `kubectl get -o json` must show what was asked for.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot, stopAll } from '../support/daemon.ts';
+import { stopAll } from '../support/daemon.ts';
+import { kubectlBinaries, syncKubectl } from '../support/kubectl.ts';
 import { raw, startKubeLiteProc, type KubeLiteProc } from './support.ts';
 
 // `sends`: what -v=8 shows of the POST body. `serverDryRun`: kubectl 1.20 decides from the OpenAPI
 // document whether a type supports dry-run, and kube-lite serves an empty one (docs/kube-lite.md).
-const kubectls: { label: string; bin: string; tag: string; sends: RegExp; serverDryRun: boolean }[] = [
-  { label: 'kubectl (machine, v1.32)', bin: 'kubectl', tag: 'new', sends: /Content-Type: application\/vnd\.kubernetes\.protobuf/, serverDryRun: true },
-  {
-    label: 'kubectl 1.20 (Debian)',
-    bin: process.env.KUBECTL_OLD ?? path.join(repoRoot, '.ci/cache/kubectl-1.20/usr/bin/kubectl'),
-    tag: 'old',
-    sends: /Request Body: \{"apiVersion":"v1","kind":"Namespace"/,
-    serverDryRun: false,
-  },
-];
+const byTag = {
+  new: { sends: /Content-Type: application\/vnd\.kubernetes\.protobuf/, serverDryRun: true },
+  old: { sends: /Request Body: \{"apiVersion":"v1","kind":"Namespace"/, serverDryRun: false },
+} as const;
+const kubectls = kubectlBinaries.map((b) => ({ ...b, ...byTag[b.tag] }));
 
 describe('kube-lite: kubectl create generators (protobuf bodies)', function () {
   this.timeout(120_000);
@@ -35,16 +30,7 @@ describe('kube-lite: kubectl create generators (protobuf bodies)', function () {
   for (const { label, bin, tag, sends, serverDryRun } of kubectls) {
     describe(label, () => {
       const ns = `gen-${tag}`;
-      const k = (...args: string[]): { code: number; out: string; err: string } => {
-        const r = spawnSync(bin, ['--kubeconfig', kl.kubeconfig, ...args], { encoding: 'utf8', timeout: 30_000 });
-        if (r.error) throw new Error(`${bin}: ${r.error.message} (is kubectl installed? .ci/run installs it)`);
-        return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-      };
-      const ok = (...args: string[]): string => {
-        const r = k(...args);
-        expect(r.code, `kubectl ${args.join(' ')}: ${r.err}`).to.equal(0);
-        return r.out;
-      };
+      const { k, ok } = syncKubectl(bin, () => kl.kubeconfig);
       const getJson = (...args: string[]): Record<string, unknown> => JSON.parse(ok('get', ...args, '-o', 'json')) as Record<string, unknown>;
 
       it('creates a namespace (and says which body format it sent)', () => {

@@ -1,10 +1,11 @@
 // kubectl against kube-lite: the machine's kubectl (v1.32) and Debian's 1.20 (env KUBECTL_OLD,
 // default .ci/cache/kubectl-1.20/usr/bin/kubectl). No extra flags beyond --kubeconfig.
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot, stopAll } from '../support/daemon.ts';
+import { stopAll } from '../support/daemon.ts';
+import { kubectlBinaries, syncKubectl } from '../support/kubectl.ts';
 import { eventually, startKubeLiteProc, type KubeLiteProc } from './support.ts';
 
 const manifests = {
@@ -51,26 +52,12 @@ spec: {color: blue}
 `,
 };
 
-const kubectls: [string, string][] = [
-  ['kubectl (machine, v1.32)', 'kubectl'],
-  ['kubectl 1.20 (Debian)', process.env.KUBECTL_OLD ?? path.join(repoRoot, '.ci/cache/kubectl-1.20/usr/bin/kubectl')],
-];
-
-for (const [label, bin] of kubectls) {
+for (const { label, bin } of kubectlBinaries) {
   describe(`kube-lite with ${label}`, function () {
     this.timeout(90_000);
     let kl: KubeLiteProc;
     let dir: string;
-    const k = (...args: string[]): { code: number; out: string; err: string } => {
-      const r = spawnSync(bin, ['--kubeconfig', kl.kubeconfig, ...args], { encoding: 'utf8', timeout: 30_000 });
-      if (r.error) throw new Error(`${bin}: ${r.error.message} (is kubectl installed? .ci/run installs it)`);
-      return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-    };
-    const ok = (...args: string[]): string => {
-      const r = k(...args);
-      expect(r.code, `kubectl ${args.join(' ')}: ${r.err}`).to.equal(0);
-      return r.out;
-    };
+    const { k, ok } = syncKubectl(bin, () => kl.kubeconfig);
 
     before(async () => {
       kl = await startKubeLiteProc();
