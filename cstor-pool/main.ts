@@ -2,11 +2,11 @@
 // pool) and the mgmt HTTP API, and shuts down cleanly on SIGTERM/SIGINT (stop listening, close
 // connections, sync and close the pool). The only place that reads argv and env for the pool.
 import { shutdown, waitForSignal } from '../lib/shutdown.ts';
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { parseCommand } from '../lib/cli/args.ts';
+import { clusterDaemonConfig, daemonOptions, hostPortFrom } from '../lib/cli/daemon-options.ts';
 import { CstorError } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
 import { createLogger } from '../lib/logger.ts';
@@ -17,31 +17,34 @@ import { defaultAdvertiseHost } from '../lib/advertise.ts';
 import type { PoolReconciler } from './reconciler/controller.ts';
 import { createPoolMetrics } from './server/metrics.ts';
 import { ReplicaServer } from './server/replica-server.ts';
+import { configureInlineIo, defaultInlineIo } from './store/inline-io.ts';
 import { openPool } from './store/pool.ts';
 
 const spec = {
   name: 'pool',
   summary: 'cStor pool daemon: copy-on-write replicas (one per volume) served over the replica protocol, with a mgmt HTTP API.',
-  options: {
-    name: { type: 'string', required: true, value: 'NAME', description: 'Pool name (DNS-1123), e.g. the CStorPool name.' },
-    'data-dir': { type: 'string', required: true, value: 'DIR', description: 'Pool directory (created if absent).' },
-    listen: { type: 'string', default: '0.0.0.0:3232', value: 'HOST:PORT', description: 'Replica protocol listener (port 0: any free port).' },
-    'listen-unix': {
-      type: 'string',
-      value: 'PATH',
-      description: 'Also serve the replica protocol on this UNIX domain socket: a target on this host connects to unix:PATH (same frames, less CPU than loopback TCP).',
+  options: daemonOptions(
+    {
+      name: { type: 'string', required: true, value: 'NAME', description: 'Pool name (DNS-1123), e.g. the CStorPool name.' },
+      'data-dir': { type: 'string', required: true, value: 'DIR', description: 'Pool directory (created if absent).' },
+      listen: { type: 'string', default: '0.0.0.0:3232', value: 'HOST:PORT', description: 'Replica protocol listener (port 0: any free port).' },
+      'listen-unix': {
+        type: 'string',
+        value: 'PATH',
+        description: 'Also serve the replica protocol on this UNIX domain socket: a target on this host connects to unix:PATH (same frames, less CPU than loopback TCP).',
+      },
+      mgmt: { type: 'string', default: '127.0.0.1:9501', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
+      namespace: { type: 'string', value: 'NS', description: 'Namespace of the CStorVolumeReplicas (default: $OPENEBS_NAMESPACE or openebs).' },
+      advertise: { type: 'string', value: 'HOST', description: 'Host published in CStorPool.status.address (default: the --listen host; for 0.0.0.0 the first non-loopback IPv4).' },
+      'inline-io-max': {
+        type: 'string',
+        default: String(defaultInlineIo.maxBytes),
+        value: 'BYTES',
+        description: 'READ/WRITE of at most this many bytes run synchronously on the event loop instead of the thread pool, back to the thread pool for a while when such calls turn slow (0: never). See docs/pool-daemon.md, "Per-IO cost".',
+      },
     },
-    mgmt: { type: 'string', default: '127.0.0.1:9501', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
-    'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
-    'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
-    kubeconfig: {
-      type: 'string',
-      value: 'PATH',
-      description: 'Kubernetes client config: register the CStorPool and act on its CStorVolumeReplicas (else $KUBECONFIG, else in-cluster; with none, no Kubernetes).',
-    },
-    namespace: { type: 'string', value: 'NS', description: 'Namespace of the CStorVolumeReplicas (default: $OPENEBS_NAMESPACE or openebs).' },
-    advertise: { type: 'string', value: 'HOST', description: 'Host published in CStorPool.status.address (default: the --listen host; for 0.0.0.0 the first non-loopback IPv4).' },
-  },
+    'Kubernetes client config: register the CStorPool and act on its CStorVolumeReplicas (else $KUBECONFIG, else in-cluster; with none, no Kubernetes).',
+  ),
   notes: [
     'Mgmt API: POST/GET /v1/replicas, GET/DELETE /v1/replicas/VOLUME, GET /v1/pool, GET /metrics, GET /healthz.',
     'See docs/pool-daemon.md.',
@@ -61,6 +64,8 @@ export interface PoolConfig {
   kube?: { kubeconfigPath?: string };
   namespace: string;
   advertise: string;
+  /** --inline-io-max: largest READ/WRITE done on the event loop (cstor-pool/store/inline-io.ts). */
+  inlineIoMaxBytes: number;
   /** Crash tests only: $CSTOR_POOL_FAILPOINT (see cstor-pool/reconciler/cvr-sync.ts). */
   failpoint?: string;
 }
@@ -72,26 +77,11 @@ export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Poo
   const problems: string[] = [];
   const nameProblems = dns1123SubdomainProblems(opts.name);
   if (nameProblems.length > 0) problems.push(`--name "${opts.name}" is invalid: ${nameProblems.join('; ')}`);
-  const hostPort = (v: string, flag: string): { host: string; port: number } => {
-    try {
-      return parseHostPort(v, flag);
-    } catch (err) {
-      problems.push((err as Error).message);
-      return { host: '', port: 0 };
-    }
-  };
-  const listenAddr = hostPort(opts.listen, '--listen');
-  const mgmtAddr = hostPort(opts.mgmt, '--mgmt');
-  const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
-  if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
-  if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push(`--log-format must be json or text`);
-  const namespace = opts.namespace ?? env.OPENEBS_NAMESPACE ?? 'openebs';
-  const nsProblems = dns1123SubdomainProblems(namespace);
-  if (nsProblems.length > 0) problems.push(`namespace "${namespace}" is invalid: ${nsProblems.join('; ')}`);
-  if (opts.advertise !== undefined && (opts.advertise.trim() === '' || /[\s/]/.test(opts.advertise))) problems.push(`--advertise "${opts.advertise}" is not a host`);
-  // Kubernetes is used when configured: --kubeconfig, $KUBECONFIG, or in a pod (service host + token).
-  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
-  const kube = opts.kubeconfig || env.KUBECONFIG || inCluster ? { ...(opts.kubeconfig ? { kubeconfigPath: opts.kubeconfig } : {}) } : undefined;
+  const listenAddr = hostPortFrom(opts.listen, '--listen', problems);
+  const mgmtAddr = hostPortFrom(opts.mgmt, '--mgmt', problems);
+  const { logLevel, logFormat, namespace, kube } = clusterDaemonConfig(opts, env, problems);
+  const inlineIoMaxBytes = Number(opts['inline-io-max']);
+  if (!/^\d+$/.test(opts['inline-io-max']) || inlineIoMaxBytes > 16 * 1024 * 1024) problems.push(`--inline-io-max "${opts['inline-io-max']}" is not a byte count from 0 to 16777216`);
   if (problems.length > 0) throw new CstorError('invalid', `cstor pool: ${problems.join('; ')}`);
   return Object.freeze({
     name: opts.name,
@@ -100,10 +90,11 @@ export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Poo
     ...(opts['listen-unix'] !== undefined ? { listenUnix: path.resolve(opts['listen-unix']) } : {}),
     mgmt: mgmtAddr,
     logLevel,
-    logFormat: opts['log-format'] as 'json' | 'text',
+    logFormat,
     ...(kube ? { kube } : {}),
     namespace,
     advertise: opts.advertise ?? defaultAdvertiseHost(listenAddr.host),
+    inlineIoMaxBytes,
     ...(env.CSTOR_POOL_FAILPOINT ? { failpoint: env.CSTOR_POOL_FAILPOINT } : {}),
   });
 }
@@ -115,6 +106,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   // The Kubernetes client code is loaded only when used (it costs seconds of start-up).
   const kube = config.kube ? (await import('../lib/kube/kubeconfig.ts')).loadKubeConfig({ ...config.kube, env }) : undefined;
   await fs.mkdir(config.dataDir, { recursive: true });
+  configureInlineIo({ maxBytes: config.inlineIoMaxBytes });
   const pool = await openPool({ dir: config.dataDir, name: config.name, logger });
   const registry = createRegistry('cstor-pool');
   const replicaServer = new ReplicaServer({ pool, logger, metrics: createPoolMetrics(registry) });

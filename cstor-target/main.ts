@@ -3,16 +3,15 @@
 // SIGTERM/SIGINT (stop the portal and the API, sync and close every replica). The only place that
 // reads argv and env for the target.
 import { shutdown, waitForSignal } from '../lib/shutdown.ts';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { parseCommand } from '../lib/cli/args.ts';
+import { clusterDaemonConfig, daemonOptions, hostPortFrom } from '../lib/cli/daemon-options.ts';
 import { CstorError } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createRegistry } from '../lib/metrics.ts';
-import { dns1123SubdomainProblems } from '../lib/names.ts';
 import { defaultAdvertiseHost, isWildcard } from '../lib/advertise.ts';
 import { connectReplica } from '../lib/replica-protocol/client.ts';
 import { IscsiPortal } from './iscsi/portal.ts';
@@ -22,32 +21,28 @@ import { VolumeManager } from './mgmt/volume-manager.ts';
 const spec = {
   name: 'target',
   summary: 'cStor target daemon: replicated volumes (quorum writes to cstor pools) served over iSCSI, with a mgmt HTTP API.',
-  options: {
-    iscsi: { type: 'string', default: '0.0.0.0:3260', value: 'HOST:PORT', description: 'iSCSI portal listener (port 0: any free port).' },
-    mgmt: { type: 'string', default: '127.0.0.1:9500', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
-    'data-dir': { type: 'string', value: 'DIR', description: 'Where served volumes are remembered (volumes.json); none: a restart forgets them.' },
-    'target-id': { type: 'string', value: 'ID', description: 'Names this target to the pools (default: hostname-pid).' },
-    'replica-timeout': {
-      type: 'string',
-      default: '8000',
-      value: 'MS',
-      description: 'A replica is dead when a request has waited MS and it sent nothing (no reply, no keepalive) for MS; every request on that connection then fails.',
+  options: daemonOptions(
+    {
+      iscsi: { type: 'string', default: '0.0.0.0:3260', value: 'HOST:PORT', description: 'iSCSI portal listener (port 0: any free port).' },
+      mgmt: { type: 'string', default: '127.0.0.1:9500', value: 'HOST:PORT', description: 'Mgmt HTTP API listener.' },
+      'data-dir': { type: 'string', value: 'DIR', description: 'Where served volumes are remembered (volumes.json); none: a restart forgets them.' },
+      'target-id': { type: 'string', value: 'ID', description: 'Names this target to the pools (default: hostname-pid).' },
+      'replica-timeout': {
+        type: 'string',
+        default: '8000',
+        value: 'MS',
+        description: 'A replica is dead when a request has waited MS and it sent nothing (no reply, no keepalive) for MS; every request on that connection then fails.',
+      },
+      'quiesce-timeout': { type: 'string', default: '2000', value: 'MS', description: 'Longest wait for in-flight writes to drain before a snapshot.' },
+      namespace: { type: 'string', value: 'NS', description: 'Namespace of the CStorVolumes and CStorVolumeReplicas (default: $OPENEBS_NAMESPACE or openebs).' },
+      advertise: {
+        type: 'string',
+        value: 'HOST',
+        description: 'This target\'s address, matched against CStorVolume spec.targetIP (default: the --iscsi host; for 0.0.0.0, $POD_IP or the first non-loopback IPv4).',
+      },
     },
-    'quiesce-timeout': { type: 'string', default: '2000', value: 'MS', description: 'Longest wait for in-flight writes to drain before a snapshot.' },
-    kubeconfig: {
-      type: 'string',
-      value: 'PATH',
-      description: 'Kubernetes client config: serve the CStorVolumes assigned to this target and keep their status (else $KUBECONFIG, else in-cluster; with none, no Kubernetes).',
-    },
-    namespace: { type: 'string', value: 'NS', description: 'Namespace of the CStorVolumes and CStorVolumeReplicas (default: $OPENEBS_NAMESPACE or openebs).' },
-    advertise: {
-      type: 'string',
-      value: 'HOST',
-      description: 'This target\'s address, matched against CStorVolume spec.targetIP (default: the --iscsi host; for 0.0.0.0, $POD_IP or the first non-loopback IPv4).',
-    },
-    'log-level': { type: 'string', value: 'LEVEL', description: 'error|warn|info|debug (default: $LOG_LEVEL or info).' },
-    'log-format': { type: 'string', default: 'json', value: 'FORMAT', description: 'json or text.' },
-  },
+    'Kubernetes client config: serve the CStorVolumes assigned to this target and keep their status (else $KUBECONFIG, else in-cluster; with none, no Kubernetes).',
+  ),
   notes: [
     'Mgmt API: PUT/GET/DELETE /v1/volumes/VOLUME, GET /v1/volumes, POST/GET /v1/volumes/VOLUME/snapshots,',
     'DELETE /v1/volumes/VOLUME/snapshots/NAME, GET /v1/volumes/VOLUME/stats, GET /metrics, GET /healthz.',
@@ -75,33 +70,16 @@ export function targetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): T
   const opts = parseCommand(spec, argv);
   if (opts === null) return null;
   const problems: string[] = [];
-  const hostPort = (v: string, flag: string): { host: string; port: number } => {
-    try {
-      return parseHostPort(v, flag);
-    } catch (err) {
-      problems.push((err as Error).message);
-      return { host: '', port: 0 };
-    }
-  };
   const ms = (v: string, flag: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 10 || n > 600_000) problems.push(`${flag} "${v}" must be an integer number of ms in 10..600000`);
     return n;
   };
-  const iscsi = hostPort(opts.iscsi, '--iscsi');
-  const mgmt = hostPort(opts.mgmt, '--mgmt');
+  const iscsi = hostPortFrom(opts.iscsi, '--iscsi', problems);
+  const mgmt = hostPortFrom(opts.mgmt, '--mgmt', problems);
   const replicaTimeoutMs = ms(opts['replica-timeout'], '--replica-timeout');
   const quiesceTimeoutMs = ms(opts['quiesce-timeout'], '--quiesce-timeout');
-  const logLevel = opts['log-level'] ?? env.LOG_LEVEL ?? 'info';
-  if (!['error', 'warn', 'info', 'debug', 'verbose', 'silly'].includes(logLevel)) problems.push(`log level "${logLevel}" is not one of error, warn, info, debug`);
-  if (opts['log-format'] !== 'json' && opts['log-format'] !== 'text') problems.push('--log-format must be json or text');
-  const namespace = opts.namespace ?? env.OPENEBS_NAMESPACE ?? 'openebs';
-  const nsProblems = dns1123SubdomainProblems(namespace);
-  if (nsProblems.length > 0) problems.push(`namespace "${namespace}" is invalid: ${nsProblems.join('; ')}`);
-  if (opts.advertise !== undefined && (opts.advertise.trim() === '' || /[\s/]/.test(opts.advertise))) problems.push(`--advertise "${opts.advertise}" is not a host`);
-  // Kubernetes is used when configured: --kubeconfig, $KUBECONFIG, or in a pod (service host + token).
-  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
-  const kube = opts.kubeconfig || env.KUBECONFIG || inCluster ? { ...(opts.kubeconfig ? { kubeconfigPath: opts.kubeconfig } : {}) } : undefined;
+  const { logLevel, logFormat, namespace, kube } = clusterDaemonConfig(opts, env, problems);
   const advertise = opts.advertise ?? (isWildcard(iscsi.host) && env.POD_IP ? env.POD_IP : defaultAdvertiseHost(iscsi.host));
   if (problems.length > 0) throw new CstorError('invalid', `${problems.join('; ')} (see --help)`);
   return Object.freeze({
@@ -112,7 +90,7 @@ export function targetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): T
     replicaTimeoutMs,
     quiesceTimeoutMs,
     logLevel,
-    logFormat: opts['log-format'] as 'json' | 'text',
+    logFormat,
     ...(kube ? { kube } : {}),
     namespace,
     advertise,

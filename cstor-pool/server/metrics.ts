@@ -4,6 +4,8 @@
 //   cstor_pool_read_bytes_total, cstor_pool_write_bytes_total           data moved by the protocol
 //   cstor_pool_connections                                              replica connections open
 //   cstor_pool_protocol_errors_total{reason}                            frames refused
+//   cstor_pool_inline_io_total{direction}                               READ/WRITE file IO done on the event loop
+//   cstor_pool_inline_io_fallbacks_total{direction}                     switches to the thread pool (store/inline-io.ts)
 // The per-IO path is kept cheap (it runs tens of thousands of times a second): the latency
 // histogram is this file's own (plain numbers per (operation, outcome): one Map lookup per
 // operation, a bucket loop, no label hashing), registered in the Registry as a metric whose text
@@ -12,6 +14,7 @@
 // Histogram.observe cost 1.5-4 µs per call here (labels hashed on every call): a tenth of the
 // pool's CPU for a 4 KiB write.
 import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
+import { inlineReads, inlineWrites } from '../store/inline-io.ts';
 
 export interface PoolMetrics {
   /** Starts timing one operation; call the result with its outcome. */
@@ -130,6 +133,27 @@ export function createPoolMetrics(registry: Registry): PoolMetrics {
     collect() {
       this.reset();
       this.inc(bytes.write);
+    },
+  });
+  const policies = [inlineReads, inlineWrites];
+  new Counter({
+    name: 'cstor_pool_inline_io_total',
+    help: 'READ/WRITE file IO done synchronously on the event loop (the rest goes to the thread pool), by direction',
+    labelNames: ['direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of policies) this.inc({ direction: p.direction }, p.calls);
+    },
+  });
+  new Counter({
+    name: 'cstor_pool_inline_io_fallbacks_total',
+    help: 'Times READ/WRITE file IO went back to the thread pool for a while because inline calls turned slow, by direction',
+    labelNames: ['direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of policies) this.inc({ direction: p.direction }, p.fallbacks);
     },
   });
   const connections = new Gauge({ name: 'cstor_pool_connections', help: 'Replica protocol connections open', registers: [registry] });

@@ -14,6 +14,7 @@ import { connectReplica } from '../../lib/replica-protocol/client.ts';
 import { FrameWriter } from '../../lib/replica-protocol/frame-writer.ts';
 import { frameFlags } from '../../lib/replica-protocol/header.ts';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
+import { configureInlineIo, defaultInlineIo } from '../store/inline-io.ts';
 import { openPool } from '../store/pool.ts';
 import type { Pool } from '../store/types.ts';
 import { readSizeClass } from './connection.ts';
@@ -49,71 +50,76 @@ describe('cstor-pool/server READ from pooled buffers', () => {
     await client.open({ volume: 'vol-a', size, blockSize: 4096, replicationFactor: 1, targetId: 'test' });
   });
   afterEach(async () => {
+    configureInlineIo(defaultInlineIo);
     await client.close();
     await server.close();
     await pool.close();
     await fs.rm(tmp, { recursive: true, force: true });
   });
 
-  it('never changes a reply once queued: pipelined reads of different data match the model', async function () {
-    this.timeout(120_000);
-    const model = Buffer.alloc(size);
-    let seq = 1;
-    // Regions 0..47 MiB: read; 48..63 MiB: written while the reads run (disjoint, so the model
-    // for the reads is fixed), then read back.
-    await Promise.all(
-      Array.from({ length: 48 }, (_, i) => {
-        const d = dataOf(seq, i * MiB, MiB);
-        d.copy(model, i * MiB);
-        return client.write(i * MiB, d, seq++);
-      }),
-    );
-    // A few 4 KiB overwrites so 1 MiB reads span two layers' runs (a snapshot beneath the head).
-    await client.snapshotCreate('s1', seq++);
-    const rand = rng(17);
-    await Promise.all(
-      Array.from({ length: 64 }, () => {
-        const off = Math.floor(rand() * (48 * 256)) * 4 * KiB;
-        const d = dataOf(seq, off, 4 * KiB);
-        d.copy(model, off);
-        return client.write(off, d, seq++);
-      }),
-    );
-    for (let round = 0; round < 3; round++) {
-      const checks: Promise<void>[] = [];
-      for (let k = 0; k < 80; k++) {
-        const off = Math.floor(rand() * 48) * MiB;
-        const want = model.subarray(off, off + MiB);
-        if (k % 2 === 0) checks.push(client.read(off, MiB).then((got) => void expect(got.equals(want), `round ${round} 1 MiB read at ${off}`).to.equal(true)));
-        else {
-          const into = Buffer.alloc(MiB, 0xee);
-          checks.push(client.readInto!(off, into).then(() => void expect(into.equals(want), `round ${round} 1 MiB readInto at ${off}`).to.equal(true)));
+  // Once with the store's file IO on the event loop (the default), once on the thread pool.
+  for (const inlineMax of [defaultInlineIo.maxBytes, 0]) {
+    it(`never changes a reply once queued: pipelined reads of different data match the model (${inlineMax > 0 ? 'inline IO' : 'thread-pool IO'})`, async function () {
+      this.timeout(120_000);
+      configureInlineIo({ maxBytes: inlineMax });
+      const model = Buffer.alloc(size);
+      let seq = 1;
+      // Regions 0..47 MiB: read; 48..63 MiB: written while the reads run (disjoint, so the model
+      // for the reads is fixed), then read back.
+      await Promise.all(
+        Array.from({ length: 48 }, (_, i) => {
+          const d = dataOf(seq, i * MiB, MiB);
+          d.copy(model, i * MiB);
+          return client.write(i * MiB, d, seq++);
+        }),
+      );
+      // A few 4 KiB overwrites so 1 MiB reads span two layers' runs (a snapshot beneath the head).
+      await client.snapshotCreate('s1', seq++);
+      const rand = rng(17);
+      await Promise.all(
+        Array.from({ length: 64 }, () => {
+          const off = Math.floor(rand() * (48 * 256)) * 4 * KiB;
+          const d = dataOf(seq, off, 4 * KiB);
+          d.copy(model, off);
+          return client.write(off, d, seq++);
+        }),
+      );
+      for (let round = 0; round < 3; round++) {
+        const checks: Promise<void>[] = [];
+        for (let k = 0; k < 80; k++) {
+          const off = Math.floor(rand() * 48) * MiB;
+          const want = model.subarray(off, off + MiB);
+          if (k % 2 === 0) checks.push(client.read(off, MiB).then((got) => void expect(got.equals(want), `round ${round} 1 MiB read at ${off}`).to.equal(true)));
+          else {
+            const into = Buffer.alloc(MiB, 0xee);
+            checks.push(client.readInto!(off, into).then(() => void expect(into.equals(want), `round ${round} 1 MiB readInto at ${off}`).to.equal(true)));
+          }
+          for (let s = 0; s < 4; s++) {
+            const o4 = Math.floor(rand() * (48 * 256)) * 4 * KiB;
+            const len = (1 + Math.floor(rand() * 8)) * 4 * KiB;
+            const w = model.subarray(o4, o4 + len);
+            if (o4 + len <= 48 * MiB) checks.push(client.read(o4, len).then((got) => void expect(got.equals(w), `round ${round} ${len} B read at ${o4}`).to.equal(true)));
+          }
+          if (k % 4 === 0) {
+            const woff = (48 + Math.floor(rand() * 16)) * MiB;
+            const d = dataOf(seq, woff, MiB);
+            d.copy(model, woff);
+            checks.push(client.write(woff, d, seq++));
+          }
         }
-        for (let s = 0; s < 4; s++) {
-          const o4 = Math.floor(rand() * (48 * 256)) * 4 * KiB;
-          const len = (1 + Math.floor(rand() * 8)) * 4 * KiB;
-          const w = model.subarray(o4, o4 + len);
-          if (o4 + len <= 48 * MiB) checks.push(client.read(o4, len).then((got) => void expect(got.equals(w), `round ${round} ${len} B read at ${o4}`).to.equal(true)));
-        }
-        if (k % 4 === 0) {
-          const woff = (48 + Math.floor(rand() * 16)) * MiB;
-          const d = dataOf(seq, woff, MiB);
-          d.copy(model, woff);
-          checks.push(client.write(woff, d, seq++));
-        }
+        await Promise.all(checks);
       }
-      await Promise.all(checks);
-    }
-    const tail = await Promise.all(Array.from({ length: 16 }, (_, i) => client.read((48 + i) * MiB, MiB)));
-    tail.forEach((got, i) => expect(got.equals(model.subarray((48 + i) * MiB, (49 + i) * MiB)), `written region ${48 + i}`).to.equal(true));
-    // Errors give the Buffer back too and the connection carries on.
-    const err = await client.read(size, 4 * KiB).then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).to.be.instanceOf(Error);
-    expect((await client.read(0, MiB)).equals(model.subarray(0, MiB))).to.equal(true);
-  });
+      const tail = await Promise.all(Array.from({ length: 16 }, (_, i) => client.read((48 + i) * MiB, MiB)));
+      tail.forEach((got, i) => expect(got.equals(model.subarray((48 + i) * MiB, (49 + i) * MiB)), `written region ${48 + i}`).to.equal(true));
+      // Errors give the Buffer back too and the connection carries on.
+      const err = await client.read(size, 4 * KiB).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(Error);
+      expect((await client.read(0, MiB)).equals(model.subarray(0, MiB))).to.equal(true);
+    });
+  }
 });
 
 describe('READ buffer size classes', () => {

@@ -394,7 +394,10 @@ export class StoreReplica implements Replica {
         buf.fill(0);
         return Promise.resolve();
       }
-      return this.layerOf(first).read(buf, 0, buf.length, offset);
+      const layer = this.layerOf(first);
+      // Inline when the policy admits it (LayerFile.readNow, inline-io.ts), else the thread pool.
+      if (layer.readNow(buf, 0, buf.length, offset)) return Promise.resolve();
+      return layer.read(buf, 0, buf.length, offset);
     }
     return this.readRuns(buf, b0, n);
   }
@@ -449,7 +452,7 @@ export class StoreReplica implements Replica {
     }
     const first: Promise<void>[] = [];
     const inside: number[] = [];
-    if (spanOrd !== 0) first.push(this.layerOf(spanOrd).read(out, si * bs, (sj - si) * bs, (b0 + si) * bs));
+    if (spanOrd !== 0) first.push(this.readPart(this.layerOf(spanOrd), out, si * bs, (sj - si) * bs, (b0 + si) * bs));
     for (let k = 0; k < runs.length; k += 3) {
       const ord = runs[k]!;
       const ri = runs[k + 1]!;
@@ -459,7 +462,7 @@ export class StoreReplica implements Replica {
         continue;
       }
       if (ord === 0) out.fill(0, ri * bs, rj * bs);
-      else first.push(this.layerOf(ord).read(out, ri * bs, (rj - ri) * bs, (b0 + ri) * bs));
+      else first.push(this.readPart(this.layerOf(ord), out, ri * bs, (rj - ri) * bs, (b0 + ri) * bs));
     }
     await settleAll(first);
     if (inside.length === 0) return;
@@ -469,9 +472,23 @@ export class StoreReplica implements Replica {
       const ri = runs[k + 1]!;
       const rj = runs[k + 2]!;
       if (ord === 0) out.fill(0, ri * bs, rj * bs);
-      else patches.push(this.layerOf(ord).read(out, ri * bs, (rj - ri) * bs, (b0 + ri) * bs));
+      else patches.push(this.readPart(this.layerOf(ord), out, ri * bs, (rj - ri) * bs, (b0 + ri) * bs));
     }
     await settleAll(patches);
+  }
+
+  /**
+   * One run of `readRuns`: inline when the policy admits it (LayerFile.readNow), else the thread
+   * pool. Never throws: an error is a rejected promise like the others, so `settleAll` still waits
+   * for every pread issued before it settles.
+   */
+  private readPart(layer: LayerFile, out: Buffer, offset: number, length: number, position: number): Promise<void> {
+    try {
+      if (layer.readNow(out, offset, length, position)) return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return layer.read(out, offset, length, position);
   }
 
   async writeAt(offset: number, data: Buffer): Promise<void> {
@@ -485,6 +502,27 @@ export class StoreReplica implements Replica {
     checkRange(this, offset, data.length);
     checkSeq(ioSeq);
     if (data.length === 0) return;
+    // Fast path: no structural change holds or awaits the lock and the head takes the write inline
+    // (LayerFile.writeNow, inline-io.ts): all of it happens now, with no thread-pool round trip.
+    // Nothing else runs in between, so the in-flight io_seq bookkeeping (begin/endSeq) has nothing
+    // to record; the order of effects (data, then the index) is the one below.
+    if (this.lock.tryShared()) {
+      let inline: boolean;
+      try {
+        inline = this.head.writeNow(data, 0, data.length, offset);
+        if (inline) {
+          this.dataDirty = true;
+          this.noteWrite(data.length);
+          this.markHead(offset / this.blockSize, data.length / this.blockSize, 'data', ioSeq);
+          if (ioSeq > this.maxSeq) this.maxSeq = ioSeq;
+          this.counters.writes++;
+          this.counters.writeBytes += data.length;
+        }
+      } finally {
+        this.lock.releaseShared();
+      }
+      if (inline) return;
+    }
     await this.lock.shared(async () => {
       this.checkOpen();
       this.beginSeq(ioSeq);
