@@ -1,5 +1,5 @@
 // Where the `cstor target` process spends its CPU under qemu-img bench (not part of the tests):
-//   node --import tsx bench/target-iscsi/profile.ts [--rf 1] [--workload 4k-write-qd16] [--ops4k 30000] [--ops1m 300] [--runs 2] [--top 40] [--strace] [--perf] [--no-cpu-prof] [--unix]
+//   node --import tsx bench/target-iscsi/profile.ts [--rf 1] [--workload 4k-write-qd16] [--ops4k 30000] [--ops1m 300] [--runs 2] [--top 40] [--strace] [--perf] [--perf-sort sym] [--no-cpu-prof] [--unix]
 //
 // Starts RF pools and one target (real processes on 127.0.0.1, ports 0), the target under
 // `node --cpu-prof`, serves one volume, runs the workload `runs` times, stops the target (SIGTERM:
@@ -8,6 +8,7 @@
 // --strace counts the target's socket syscalls over the last run; --perf samples it with Linux perf
 // over the last run (on-CPU time only, kernel included; JS frames named through --perf-basic-prof),
 // which the V8 profile cannot tell apart from time spent descheduled on a busy machine.
+// --perf-sort: perf report's sort keys (default sym; dso,sym splits kernel, node, JIT and libc).
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,7 @@ const runs = positiveArg('runs', 2);
 const top = positiveArg('top', 40);
 const withStrace = hasFlag('strace');
 const withPerf = hasFlag('perf');
+const perfSort = argString('perf-sort', 'sym');
 // --unix: replicas over the pools' UNIX sockets (pool --listen-unix) instead of loopback TCP.
 const unix = hasFlag('unix');
 // --no-cpu-prof: no V8 profile (its sampling costs CPU too); the per-run CPU and syscall figures remain.
@@ -158,7 +160,7 @@ try {
       const out = await traced;
       if (withStrace) console.log(`strace -c of the target over run ${i + 1} (${workload.ops} ops):\n${out}`);
       else {
-        const report = await runTool('perf', ['report', '-i', perfData, '--no-children', '--sort', 'sym', '--stdio', '-g', 'none'], 120_000);
+        const report = await runTool('perf', ['report', '-i', perfData, '--no-children', '--sort', perfSort, '--stdio', '-g', 'none'], 120_000);
         const lines = report.stdout.split('\n').filter((l) => l.includes('%') && !l.startsWith('#'));
         console.log(`perf (on-CPU samples) of the target over run ${i + 1}, top ${top}:\n${lines.slice(0, top).join('\n')}`);
       }

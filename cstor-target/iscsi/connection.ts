@@ -1,7 +1,7 @@
 // One iSCSI connection, and with MaxConnections=1 its session: login, then the full feature phase
 // (RFC 7143): CmdSN ordering, SCSI commands with R2T/Data-Out and Data-In, NOP keepalive, task
 // management, text (SendTargets), logout, and Reject for PDUs we cannot take.
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { Logger } from '../../lib/logger.ts';
 import { describeError } from '../../lib/errors.ts';
 import { ScsiStatus, invalidFieldInCdb } from '../scsi/sense.ts';
@@ -29,6 +29,7 @@ import type { SessionParams } from './negotiation.ts';
 import { decodeKeys, encodeKeys, type KeyValues } from './text-keys.ts';
 import { snAdd, snInRange, snLess } from './serial.ts';
 import { ScsiTask } from './scsi-task.ts';
+import { ioBuffers, type Lease } from '../scsi/buffer-pool.ts';
 import type { IscsiTarget, TargetMember } from './target.ts';
 
 export interface ConnectionHost extends LoginContext {
@@ -57,6 +58,8 @@ export interface ConnectionOptions {
 }
 
 const LOGIN_MAX_SEGMENT = 65536;
+/** The PDU reader's slab size once logged in (before that its small default). */
+const FULL_PHASE_SLAB = 256 * 1024;
 const WRITE_BACKLOG_LIMIT = 64 << 20;
 /** Parts up to this size are copied into one buffer per flush rather than written as their own chunks. */
 const COALESCE_MAX = 16384;
@@ -64,6 +67,28 @@ const RETIRED_KEEP = 1024;
 /** Data-In segments this large are sent without waiting for the end of the I/O round (see send). */
 const URGENT_DATA_IN = 65536;
 const PAD = [Buffer.alloc(0), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(3)];
+
+/**
+ * Makes an accepted socket read into buffers the caller provides (what `onread` does for
+ * net.connect, which net.Server does not offer; the pool's replica server does the same): its
+ * handle moves to a new Socket built with `onread`, and the accepted one, which never read a byte
+ * (the server pauses on connect), is released. Returns null, leaving `socket` as it was, where the
+ * handle is not reachable.
+ */
+export function adoptWithReadBuffers(socket: Socket, onread: { buffer: () => Buffer; callback: (n: number) => boolean }): Socket | null {
+  const holder = socket as unknown as { _handle?: object | null };
+  const handle = holder._handle;
+  if (handle === null || typeof handle !== 'object' || socket.destroyed || !socket.isPaused()) return null;
+  holder._handle = null;
+  socket.destroy();
+  const adopted = new net.Socket({ handle, onread } as net.SocketConstructorOpts);
+  adopted.resume();
+  return adopted;
+}
+
+function runAll(callbacks: (() => void)[]): void {
+  for (let i = 0; i < callbacks.length; i++) callbacks[i]!();
+}
 
 /** Joins runs of small parts into single buffers (one copy each), leaving large parts as they are. */
 function coalesce(parts: Buffer[]): Buffer[] {
@@ -123,10 +148,12 @@ export class IscsiConnection implements TargetMember {
   private nextTtt = 1;
   /** PDU parts queued for the next flush. */
   private out: Buffer[] = [];
+  /** Called once the flush that carries the queued parts has been written (or dropped): pooled Data-In buffers go back. */
+  private sentCallbacks: (() => void)[] = [];
   private flushScheduled = false;
   private urgentScheduled = false;
   /** A write command's data buffer the reader started filling with its immediate data (see placeData). */
-  private placedImmediate: { itt: number; buffer: Buffer } | undefined;
+  private placedImmediate: { itt: number; buffer: Buffer; lease: Lease | undefined } | undefined;
   private paused = false;
   private nexusCache: string | undefined;
   private lastRx = Date.now();
@@ -137,16 +164,34 @@ export class IscsiConnection implements TargetMember {
   private closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
+  private readonly socket: Socket;
+
+  /**
+   * `accepted` should come from a server made with pauseOnConnect (it has read nothing yet): its
+   * handle then moves to a socket that reads into the PDU reader's own buffers (adoptWithReadBuffers).
+   * Otherwise (or where that is not possible) its 'data' chunks are used.
+   */
   constructor(
-    private readonly socket: Socket,
+    accepted: Socket,
     private readonly host: ConnectionHost,
     private readonly options: ConnectionOptions,
     private readonly logger: Logger,
   ) {
     this.login = new LoginPhase(host);
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+    const adopted = adoptWithReadBuffers(accepted, {
+      buffer: () => this.reader.readBuffer(),
+      callback: (n) => {
+        this.onRead(n);
+        return true;
+      },
+    });
+    const socket = (this.socket = adopted ?? accepted);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (adopted === null) {
+      socket.on('data', (chunk: Buffer) => this.onData(chunk));
+      if (socket.isPaused()) socket.resume();
+    }
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose());
     const started = Date.now();
@@ -177,6 +222,13 @@ export class IscsiConnection implements TargetMember {
     return snAdd(this.expCmdSN, this.options.queueDepth - 1);
   }
 
+  /** The StatSN for a PDU, advanced past it when the PDU carries a status. */
+  private takeStatSN(advance: boolean): number {
+    const statSN = this.statSN;
+    if (advance) this.statSN = snAdd(statSN, 1);
+    return statSN;
+  }
+
   private numbers(advance: boolean): { statSN: number; expCmdSN: number; maxCmdSN: number } {
     const statSN = this.statSN;
     if (advance) this.statSN = snAdd(this.statSN, 1);
@@ -193,9 +245,13 @@ export class IscsiConnection implements TargetMember {
    * (nextTick) instead: libuv may run many more socket reads in this round first. Small parts are
    * copied into one buffer; large data segments go as they are, as views of the device's buffer.
    */
-  private send(header: Buffer, data?: Buffer, urgent = false): void {
-    if (this.phase === 'closed' || this.socket.destroyed) return;
+  private send(header: Buffer, data?: Buffer, urgent = false, onSent?: () => void): void {
+    if (this.phase === 'closed' || this.socket.destroyed) {
+      onSent?.();
+      return;
+    }
     const out = this.out;
+    if (onSent !== undefined) this.sentCallbacks.push(onSent);
     if (this.digests.header || this.digests.data) {
       for (const part of framePdu(header, data, this.digests)) out.push(part);
     } else {
@@ -227,15 +283,24 @@ export class IscsiConnection implements TargetMember {
     const parts = this.out;
     if (parts.length === 0) return;
     this.out = [];
-    if (this.socket.destroyed || this.socket.writableEnded) return;
+    const cbs = this.sentCallbacks;
+    if (cbs.length > 0) this.sentCallbacks = [];
+    if (this.socket.destroyed || this.socket.writableEnded) {
+      runAll(cbs);
+      return;
+    }
+    // Writes complete in order: the last one's callback (also called on error) frees the buffers.
+    const done = cbs.length > 0 ? () => runAll(cbs) : undefined;
     if (parts.length === 1) {
-      this.socket.write(parts[0]!);
+      this.socket.write(parts[0]!, done);
     } else {
       const segments = coalesce(parts);
-      if (segments.length === 1) this.socket.write(segments[0]!);
+      if (segments.length === 1) this.socket.write(segments[0]!, done);
       else {
         this.socket.cork();
-        for (const seg of segments) this.socket.write(seg);
+        const last = segments.length - 1;
+        for (let i = 0; i < last; i++) this.socket.write(segments[i]!);
+        this.socket.write(segments[last]!, done);
         this.socket.uncork();
       }
     }
@@ -252,8 +317,19 @@ export class IscsiConnection implements TargetMember {
 
   private onData(chunk: Buffer): void {
     if (this.phase === 'closed' || this.phase === 'closing') return;
-    this.lastRx = Date.now();
     this.reader.append(chunk);
+    this.takePdus();
+  }
+
+  /** Direct reads: `n` bytes arrived in the reader's last readBuffer(). */
+  private onRead(n: number): void {
+    if (this.phase === 'closed' || this.phase === 'closing') return;
+    this.reader.commitRead(n);
+    this.takePdus();
+  }
+
+  private takePdus(): void {
+    this.lastRx = Date.now();
     for (;;) {
       let pdu: RawPdu | undefined;
       try {
@@ -273,7 +349,8 @@ export class IscsiConnection implements TargetMember {
       }
       if (!this.isOpen()) return;
     }
-    this.placedImmediate = undefined;
+    // A data segment still being read in place keeps its buffer for the command it belongs to.
+    if (!this.reader.placing) this.placedImmediate = undefined;
   }
 
   private isOpen(): boolean {
@@ -330,6 +407,7 @@ export class IscsiConnection implements TargetMember {
 
   private onClose(): void {
     this.out = [];
+    runAll(this.sentCallbacks.splice(0));
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const t of this.tasks.values()) t.aborted = true;
@@ -456,6 +534,8 @@ export class IscsiConnection implements TargetMember {
     this.reader.options.headerDigest = this.params.headerDigest;
     this.reader.options.dataDigest = this.params.dataDigest;
     this.reader.options.maxDataSegmentLength = this.params.maxRecvDataSegmentLength;
+    // Direct reads: room for a queue depth of commands per socket read from now on.
+    this.reader.options.slabSize = FULL_PHASE_SLAB;
     this.phase = 'full';
     if (this.target) {
       this.target.members.add(this);
@@ -654,36 +734,44 @@ export class IscsiConnection implements TargetMember {
 
   private onScsiCommand(pdu: RawPdu): void {
     const cmd = decodeScsiCommand(pdu);
-    const params = this.params!;
     const placed = cmd.data.length > 0 ? this.claimPlaced(cmd) : undefined;
-    this.ordered(cmd.cmdSN, cmd.immediate, () => {
-      if (this.tasks.has(cmd.itt)) {
-        this.reject(RejectReason.taskInProgress, pdu.bhs);
-        return;
-      }
-      if (cmd.data.length > 0 && (!cmd.write || !params.immediateData || cmd.data.length > Math.min(params.firstBurstLength, cmd.expectedLength))) {
-        this.protocolFailure('SCSI Command carries more immediate data than negotiated', pdu.bhs);
-        return;
-      }
-      const task = new ScsiTask(cmd, placed);
-      this.tasks.set(cmd.itt, task);
-      if (this.retired.size > 0) this.retired.delete(cmd.itt);
-      const disk = this.target!.disk;
-      if (cmd.write && cmd.expectedLength > 2 * disk.limits.maxTransferBlocks * disk.blockSize) {
-        // Never buffer more than a command may carry; late Data-Out for it is dropped as retired.
-        this.complete(task, { status: ScsiStatus.checkCondition, sense: invalidFieldInCdb(0, `expected data transfer length ${cmd.expectedLength} is too large`).sense });
-        return;
-      }
-      if (!cmd.write || cmd.expectedLength === 0) {
-        this.execute(task, undefined);
-        return;
-      }
-      if (cmd.data.length > 0) task.accept(0, cmd.data);
-      task.unsolicitedLimit = params.initialR2T ? cmd.data.length : Math.min(params.firstBurstLength, cmd.expectedLength);
-      task.unsolicitedDone = cmd.final || params.initialR2T;
-      task.nextR2tOffset = task.unsolicitedDone ? cmd.data.length : task.unsolicitedLimit;
-      this.advanceWrite(task);
-    });
+    // The usual case, next in order with nothing queued ahead: run it without a closure.
+    if (!cmd.immediate && cmd.cmdSN === this.expCmdSN && this.ahead.size === 0) {
+      this.expCmdSN = snAdd(this.expCmdSN, 1);
+      this.startCommand(pdu, cmd, placed);
+      return;
+    }
+    this.ordered(cmd.cmdSN, cmd.immediate, () => this.startCommand(pdu, cmd, placed));
+  }
+
+  private startCommand(pdu: RawPdu, cmd: ScsiCommand, placed: { buffer: Buffer; lease: Lease | undefined } | undefined): void {
+    const params = this.params!;
+    if (this.tasks.has(cmd.itt)) {
+      this.reject(RejectReason.taskInProgress, pdu.bhs);
+      return;
+    }
+    if (cmd.data.length > 0 && (!cmd.write || !params.immediateData || cmd.data.length > Math.min(params.firstBurstLength, cmd.expectedLength))) {
+      this.protocolFailure('SCSI Command carries more immediate data than negotiated', pdu.bhs);
+      return;
+    }
+    const task = new ScsiTask(cmd, placed);
+    this.tasks.set(cmd.itt, task);
+    if (this.retired.size > 0) this.retired.delete(cmd.itt);
+    const disk = this.target!.disk;
+    if (cmd.write && cmd.expectedLength > 2 * disk.limits.maxTransferBlocks * disk.blockSize) {
+      // Never buffer more than a command may carry; late Data-Out for it is dropped as retired.
+      this.complete(task, { status: ScsiStatus.checkCondition, sense: invalidFieldInCdb(0, `expected data transfer length ${cmd.expectedLength} is too large`).sense });
+      return;
+    }
+    if (!cmd.write || cmd.expectedLength === 0) {
+      this.execute(task, undefined);
+      return;
+    }
+    if (cmd.data.length > 0) task.accept(0, cmd.data);
+    task.unsolicitedLimit = params.initialR2T ? cmd.data.length : Math.min(params.firstBurstLength, cmd.expectedLength);
+    task.unsolicitedDone = cmd.final || params.initialR2T;
+    task.nextR2tOffset = task.unsolicitedDone ? cmd.data.length : task.unsolicitedLimit;
+    this.advanceWrite(task);
   }
 
   /** Issues R2Ts for data not yet asked for, or runs the command once all data is in. */
@@ -722,8 +810,9 @@ export class IscsiConnection implements TargetMember {
       // Only for a write of sane size whose buffer the data is a fair part of: the command may yet be
       // dropped (CmdSN outside the window), and a peer must not make us allocate far more than it sent.
       if ((bhs[1]! & 0x20) === 0 || !disk || length > expected || expected > Math.max(4 * length, 1 << 20)) return undefined;
-      const buffer = Buffer.allocUnsafe(expected);
-      this.placedImmediate = { itt: bhs.readUInt32BE(16), buffer };
+      const lease = ioBuffers.acquire(expected);
+      const buffer = lease ? lease.buffer : Buffer.allocUnsafe(expected);
+      this.placedImmediate = { itt: bhs.readUInt32BE(16), buffer, lease };
       return buffer.subarray(0, length);
     }
     if (opcode !== Opcode.DataOut) return undefined;
@@ -735,12 +824,12 @@ export class IscsiConnection implements TargetMember {
   }
 
   /** The buffer placeData assembled this command's immediate data in, if it did. */
-  private claimPlaced(cmd: ScsiCommand): Buffer | undefined {
+  private claimPlaced(cmd: ScsiCommand): { buffer: Buffer; lease: Lease | undefined } | undefined {
     const placed = this.placedImmediate;
     if (!placed) return undefined;
     this.placedImmediate = undefined;
     if (placed.itt !== cmd.itt || cmd.data.buffer !== placed.buffer.buffer || cmd.data.byteOffset !== placed.buffer.byteOffset) return undefined;
-    return placed.buffer;
+    return placed;
   }
 
   private onDataOut(d: DataOut, bhs: Buffer): void {
@@ -792,8 +881,9 @@ export class IscsiConnection implements TargetMember {
   private execute(task: ScsiTask, dataOut: Buffer | undefined): void {
     const target = this.target!;
     task.executing = true;
+    const releaseDataOut = dataOut !== undefined ? task.releaser() : undefined;
     task.done = target.disk
-      .execute({ lun: task.cmd.lun, cdb: task.cmd.cdb, dataOut, nexus: this.nexus })
+      .execute(releaseDataOut ? { lun: task.cmd.lun, cdb: task.cmd.cdb, dataOut, nexus: this.nexus, releaseDataOut } : { lun: task.cmd.lun, cdb: task.cmd.cdb, dataOut, nexus: this.nexus })
       .then(
         (result) => this.complete(task, result),
         (err: unknown) => {
@@ -806,6 +896,7 @@ export class IscsiConnection implements TargetMember {
   private complete(task: ScsiTask, result: ScsiResult): void {
     if (task.aborted || this.phase !== 'full') {
       this.retire(task);
+      result.release?.();
       return;
     }
     this.retire(task);
@@ -832,6 +923,7 @@ export class IscsiConnection implements TargetMember {
       for (let off = 0; off < data.length; ) {
         const n = Math.min(max, data.length - off);
         const last = off + n >= data.length;
+        // A pooled buffer goes back once the write carrying its last piece is done.
         const endOfBurst = last || (off + n) % burst === 0;
         const withStatus = last && collapse;
         this.send(
@@ -845,10 +937,14 @@ export class IscsiConnection implements TargetMember {
             dataSN: dataSN++,
             bufferOffset: off,
             dataLength: n,
-            ...this.numbers(withStatus),
+            // (the numbers as fields, not a spread object: this runs per IO)
+            statSN: this.takeStatSN(withStatus),
+            expCmdSN: this.expCmdSN,
+            maxCmdSN: this.maxCmdSN,
           }),
           data.subarray(off, off + n),
           n >= URGENT_DATA_IN,
+          last ? result.release : undefined,
         );
         off += n;
       }
@@ -858,6 +954,7 @@ export class IscsiConnection implements TargetMember {
       residualFlag = Residual.overflow;
       residualCount = result.data.length;
     }
+    if (!(data && data.length > 0)) result.release?.();
     const senseSeg = result.sense ? encodeSenseSegment(result.sense) : undefined;
     this.send(
       encodeScsiResponse({
@@ -868,7 +965,9 @@ export class IscsiConnection implements TargetMember {
         residualCount,
         expDataSN: cmd.write ? task.r2tSN : dataSN,
         dataLength: senseSeg?.length ?? 0,
-        ...this.numbers(true),
+        statSN: this.takeStatSN(true),
+        expCmdSN: this.expCmdSN,
+        maxCmdSN: this.maxCmdSN,
       }),
       senseSeg,
     );

@@ -61,7 +61,8 @@ export class IscsiPortal {
     this.limits = { ...defaultTargetLimits, ...options.limits };
     this.connOptions = { nopInIntervalMs: 5000, nopInTimeoutMs: 30000, queueDepth: 128, loginTimeoutMs: 15000, ...options.connection };
     this.host = this.makeHost();
-    this.server = net.createServer((socket) => this.onConnection(socket));
+    // pauseOnConnect: a connection reads nothing until IscsiConnection has it read into its own buffers.
+    this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
     this.server.on('error', (err) => this.logger.error('iSCSI portal error', { error: err.message }));
   }
 

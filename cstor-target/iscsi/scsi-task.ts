@@ -1,6 +1,7 @@
 // The state of one SCSI command on a connection: its data-out collection (immediate data,
 // unsolicited Data-Out, R2T-solicited bursts) and its Data-In/R2T sequence numbers.
 import type { ScsiCommand } from './pdu/scsi-command.ts';
+import { ioBuffers, type Lease } from '../scsi/buffer-pool.ts';
 
 export interface OutstandingR2t {
   readonly ttt: number;
@@ -15,6 +16,8 @@ export class ScsiTask {
   readonly cmd: ScsiCommand;
   /** Data-out collected so far; allocated once data arrives in more than one piece. */
   buffer: Buffer | undefined;
+  /** Where `buffer` came from when it is pooled (large writes): given back once the device is done with it. */
+  lease: Lease | undefined;
   received = 0;
   /** Unsolicited data allowed (immediate + unsolicited Data-Out), bytes. */
   unsolicitedLimit = 0;
@@ -29,11 +32,27 @@ export class ScsiTask {
   /** Settles when the command has finished (responded or dropped). */
   done: Promise<void> | undefined;
 
-  /** `buffer`: where the PDU reader already put the immediate data (at offset 0), expectedLength long. */
-  constructor(cmd: ScsiCommand, buffer?: Buffer) {
+  /** `placed`: where the PDU reader already put the immediate data (at offset 0), expectedLength long. */
+  constructor(cmd: ScsiCommand, placed?: { buffer: Buffer; lease: Lease | undefined }) {
     this.itt = cmd.itt;
     this.cmd = cmd;
-    if (buffer && buffer.length === cmd.expectedLength) this.buffer = buffer;
+    if (placed && placed.buffer.length === cmd.expectedLength) {
+      this.buffer = placed.buffer;
+      this.lease = placed.lease;
+    }
+  }
+
+  /**
+   * The data-out buffer's release for ScsiDisk (releaseDataOut), when it is pooled: the lease goes
+   * back once the device is done with the data. Never for a task that was aborted (the reader may
+   * still be placing a Data-Out into it).
+   */
+  releaser(): (() => void) | undefined {
+    const lease = this.lease;
+    if (lease === undefined || this.buffer !== lease.buffer) return undefined;
+    return () => {
+      if (!this.aborted) lease.release();
+    };
   }
 
   /** Outstanding R2Ts by TTT (made on first use: most writes come whole as immediate data). */
@@ -66,9 +85,11 @@ export class ScsiTask {
   private ensureBuffer(): Buffer {
     const total = this.cmd.expectedLength;
     if (!this.buffer || this.buffer.length !== total) {
-      const b = Buffer.allocUnsafe(total);
+      const lease = ioBuffers.acquire(total);
+      const b = lease ? lease.buffer : Buffer.allocUnsafe(total);
       if (this.buffer) this.buffer.copy(b, 0, 0, Math.min(this.buffer.length, total));
       this.buffer = b;
+      this.lease = lease;
     }
     return this.buffer;
   }

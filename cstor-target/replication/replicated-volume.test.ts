@@ -250,6 +250,46 @@ describe('ReplicatedVolume over fake replicas', () => {
     });
   });
 
+  describe('pooled buffers (writeAt released, readInto)', () => {
+    it('calls released once every replica replied OK, after the quorum ack; never when one failed', async () => {
+      const { vol, cluster } = makeVolume(3);
+      await vol.waitFor((v) => v.phase === 'Healthy', 5000);
+      // pool2 is slow: the write is acknowledged by pool0 and pool1 first, the buffer is still pool2's.
+      cluster.client('pool2:3232').faults.push({ op: 'write', kind: 'delay', delayMs: 60 });
+      let released = 0;
+      await vol.writeAt(0, pattern(1), () => released++);
+      expect(released, 'not before the slow replica replied').to.equal(0);
+      await new Promise((r) => setTimeout(r, 120));
+      expect(released).to.equal(1);
+      // A replica that fails the write: its socket may still hold the data, so no release at all.
+      cluster.client('pool1:3232').faults.push({ op: 'write', kind: 'error' });
+      let releasedAfterError = 0;
+      await vol.writeAt(4096, pattern(2), () => releasedAfterError++);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(releasedAfterError).to.equal(0);
+      expect(cluster.store('pool0:3232').readView(0, 8192).equals(Buffer.concat([pattern(1), pattern(2)]))).to.equal(true);
+    });
+
+    it('readInto fills the caller buffer, falls back to another replica when one fails, rejects when none answers', async () => {
+      const { vol, cluster } = makeVolume(3);
+      await vol.waitFor((v) => v.phase === 'Healthy', 5000);
+      await vol.writeAt(0, pattern(7, 65536));
+      const into = Buffer.alloc(65536);
+      await vol.readInto(0, into);
+      expect(into.equals(pattern(7, 65536))).to.equal(true);
+      cluster.client('pool0:3232').faults.push({ op: 'read', kind: 'error' });
+      const second = Buffer.alloc(65536);
+      await vol.readInto(0, second);
+      expect(second.equals(pattern(7, 65536))).to.equal(true);
+      expect(vol.members[0]!.state).to.not.equal('healthy');
+      cluster.store('pool0:3232').crash(); // kept out (no rebuild back to healthy meanwhile)
+      for (const a of ['pool1:3232', 'pool2:3232']) cluster.client(a).faults.push({ op: 'read', kind: 'error', count: Infinity });
+      const again = Buffer.alloc(4096);
+      const err = await rejects(vol.readInto(0, again));
+      expect(hasErrorCode(err, 'unavailable'), err.message).to.equal(true);
+    });
+  });
+
   describe('reads', () => {
     it('go to the healthy replica with the fewest reads in flight', async () => {
       const { vol, cluster } = makeVolume(3);
@@ -257,6 +297,15 @@ describe('ReplicatedVolume over fake replicas', () => {
       for (const a of cluster.addresses) cluster.client(a).faults.push({ op: 'read', kind: 'delay', delayMs: 40, count: Infinity });
       await Promise.all(Array.from({ length: 6 }, (_, i) => vol.readAt(i * 4096, 4096)));
       expect(cluster.addresses.map((a) => cluster.store(a).reads)).to.deep.equal([2, 2, 2]);
+    });
+
+    it('with readStickiness N stay on one replica until it has N more in flight than the least busy', async () => {
+      const { vol, cluster } = makeVolume(3, undefined, { readStickiness: 2 });
+      await vol.waitFor((v) => v.phase === 'Healthy', 5000);
+      for (const a of cluster.addresses) cluster.client(a).faults.push({ op: 'read', kind: 'delay', delayMs: 40, count: Infinity });
+      await Promise.all(Array.from({ length: 6 }, (_, i) => vol.readAt(i * 4096, 4096)));
+      // pool0 takes reads while it has at most 2 more in flight than the others (3), then pool1 (3).
+      expect(cluster.addresses.map((a) => cluster.store(a).reads)).to.deep.equal([3, 3, 0]);
     });
 
     it('skip a replica that fails a read (it is evicted) and still answer', async () => {

@@ -109,6 +109,15 @@ export interface ReplicatedVolumeOptions {
   rebuildPageBytes?: number;
   /** Where replicas that missed a write are remembered across target restarts (none: not remembered). */
   suspects?: SuspectStore;
+  /**
+   * Read stickiness (default 0: DESIGN.md §6 to the letter, each read to the healthy replica with
+   * the fewest reads in flight). N > 0: reads keep going to the replica chosen last while it has at
+   * most N more reads in flight than the least busy one. A queue of reads then goes to one pool in
+   * one socket write instead of being dealt round-robin over all of them: on a 2-CPU machine RF=3
+   * 4 KiB reads used half the syscalls and ~30 % more IOPS with N = 32 (docs/target.md). Default:
+   * the CSTOR_TARGET_READ_STICKINESS environment variable, else 0.
+   */
+  readStickiness?: number;
 }
 
 /**
@@ -152,6 +161,8 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     rebuildsDone: 0,
   };
 
+  /** writeAt takes a `released` callback (LeasingBlockDevice, cstor-target/scsi/disk.ts). */
+  readonly releasesWriteData = true;
   private readonly log: Logger;
   private readonly opts: Required<Omit<ReplicatedVolumeOptions, 'logger' | 'blockSize' | 'suspects'>>;
   private readonly gate = new WriteGate();
@@ -160,6 +171,8 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   /** Held by a rebuild while it imports one layer, and by snapshot destroy. */
   readonly layerLock = new Mutex();
   private nextIoSeq = 1;
+  /** The replica the last read went to (readStickiness). */
+  private lastReader: Member | undefined;
   private phaseNow: VolumePhase = 'Init';
   private everReady = false;
   private stopped = false;
@@ -205,6 +218,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       reconnectMinMs: options.reconnectMinMs ?? 200,
       reconnectMaxMs: options.reconnectMaxMs ?? 5000,
       rebuildPageBytes: options.rebuildPageBytes ?? 1 << 20,
+      readStickiness: options.readStickiness ?? envReadStickiness(),
     };
     this.members = options.replicas.map((address) => ({
       address,
@@ -322,6 +336,36 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     );
   }
 
+  /**
+   * readAt into the caller's buffer: the replica client reads the reply's payload from its socket
+   * straight into `into` (no Buffer per read). On success `into` is free again; after a rejection
+   * the caller must not reuse it (a replica connection that was closing, not destroyed, might still
+   * deliver bytes into it), only drop it.
+   */
+  readInto(offset: number, into: Buffer): Promise<void> {
+    const length = into.length;
+    checkRange(this, offset, length);
+    const started = performance.now();
+    const m = this.pickReader();
+    if (!m) return this.readRetry(offset, length, started).then((data) => void data.copy(into));
+    m.inflightRead++;
+    const c = m.client!;
+    const sent = c.readInto ? c.readInto(offset, into) : c.read(offset, length).then(intoCopier(into));
+    return sent.then(
+      () => {
+        m.inflightRead--;
+        this.stats.reads++;
+        this.stats.readBytes += length;
+        this.stats.readLatencyMs += performance.now() - started;
+      },
+      (err: unknown) => {
+        m.inflightRead--;
+        this.evict(m, err, 'read failed');
+        return this.readRetry(offset, length, started).then((data) => void data.copy(into));
+      },
+    );
+  }
+
   private async readRetry(offset: number, length: number, started: number): Promise<Buffer> {
     for (let attempt = 0; attempt < this.members.length; attempt++) {
       const m = this.pickReader();
@@ -344,9 +388,16 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     throw new CstorError('unavailable', `volume ${this.name}: no healthy replica to read from (phase ${this.phaseNow})`);
   }
 
-  writeAt(offset: number, data: Buffer): Promise<void> {
+  /**
+   * Writes to every replica in the fan-out; resolves once a quorum acknowledged. `released`, if
+   * given, is called once no replica request references `data` any more: when EVERY replica
+   * replied OK (a replica can only reply after it received the whole frame, so the socket is done
+   * with it). It is never called when that cannot be known (a replica failed: its socket may still
+   * hold the data; the write was refused); the caller then drops the buffer instead of reusing it.
+   */
+  writeAt(offset: number, data: Buffer, released?: () => void): Promise<void> {
     checkRange(this, offset, data.length);
-    return this.replicatedWrite(false, offset, data.length, data);
+    return this.replicatedWrite(false, offset, data.length, data, released);
   }
 
   unmap(offset: number, length: number): Promise<void> {
@@ -364,10 +415,10 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   }
 
   /** Waits at the write gate (a quiesce) only when it is held; otherwise sends at once. */
-  private replicatedWrite(unmap: boolean, offset: number, length: number, data: Buffer | null): Promise<void> {
+  private replicatedWrite(unmap: boolean, offset: number, length: number, data: Buffer | null, released?: () => void): Promise<void> {
     const wait = this.gate.waitOpen();
-    if (wait) return wait.then(() => this.sendWrite(unmap, offset, length, data));
-    return this.sendWrite(unmap, offset, length, data);
+    if (wait) return wait.then(() => this.sendWrite(unmap, offset, length, data, released));
+    return this.sendWrite(unmap, offset, length, data, released);
   }
 
   /**
@@ -377,7 +428,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
    * (isAcked) or a quorum can no longer be reached. Replicas still running after that go on in
    * the background, tracked by the write gate.
    */
-  private sendWrite(unmap: boolean, offset: number, length: number, data: Buffer | null): Promise<void> {
+  private sendWrite(unmap: boolean, offset: number, length: number, data: Buffer | null, released?: () => void): Promise<void> {
     const started = performance.now();
     let healthy = 0;
     let rebuilding = 0;
@@ -391,6 +442,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     }
     const ioSeq = this.nextIoSeq++;
     const w = new PendingWrite(this, unmap, length, started);
+    if (released !== undefined) w.released = released;
     const done = new Promise<void>((resolve, reject) => {
       w.resolve = resolve;
       w.reject = reject;
@@ -711,6 +763,12 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       if (m.state !== 'healthy' || !m.client) continue;
       if (!best || m.inflightRead < best.inflightRead) best = m;
     }
+    const sticky = this.opts.readStickiness;
+    if (sticky > 0 && best !== undefined) {
+      const last = this.lastReader;
+      if (last !== undefined && last.state === 'healthy' && last.client && last.inflightRead <= best.inflightRead + sticky) return last;
+      this.lastReader = best;
+    }
     return best;
   }
 
@@ -956,6 +1014,20 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   }
 }
 
+/** readStickiness when the options do not say: CSTOR_TARGET_READ_STICKINESS (a whole number), else 0. */
+function envReadStickiness(): number {
+  const v = Number(process.env.CSTOR_TARGET_READ_STICKINESS ?? 0);
+  return Number.isSafeInteger(v) && v > 0 ? v : 0;
+}
+
+/** A read() continuation that copies the reply into the caller's buffer (clients without readInto). */
+function intoCopier(into: Buffer): (data: Buffer) => void {
+  return (data) => {
+    if (data.length !== into.length) throw new CstorError('protocol', `read of ${into.length} bytes returned ${data.length}`);
+    data.copy(into);
+  };
+}
+
 /**
  * One replicated write in flight: the OK counts of DESIGN.md §6's write rule, and the caller's
  * promise. One object per write (not per replica): the volume's callbacks update it in place.
@@ -970,6 +1042,8 @@ class PendingWrite {
   failures: string[] | null = null;
   resolve!: () => void;
   reject!: (err: Error) => void;
+  /** Called once every replica replied OK (see ReplicatedVolume.writeAt). */
+  released: (() => void) | undefined;
 
   constructor(
     private readonly vol: ReplicatedVolume,
@@ -987,6 +1061,11 @@ class PendingWrite {
       this.healthyOk++;
     }
     this.check();
+    if (this.pending === 0 && this.failures === null && this.released !== undefined) {
+      const released = this.released;
+      this.released = undefined;
+      released();
+    }
   }
 
   failed(m: Member, wasHealthy: boolean, err: unknown): void {

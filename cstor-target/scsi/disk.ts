@@ -9,6 +9,7 @@ import { Asc, ScsiSenseError, ScsiStatus, SenseKey, descriptorSense, fixedSense,
 import { IoStats } from './io-stats.ts';
 import { reportSupportedOpcodes } from './supported-opcodes.ts';
 import { PersistentReservations, ReservationConflictError, type AccessKind } from './persistent-reservations.ts';
+import { ioBuffers } from './buffer-pool.ts';
 
 export interface ScsiRequest {
   readonly lun: number;
@@ -17,6 +18,12 @@ export interface ScsiRequest {
   readonly dataOut: Buffer | undefined;
   /** Identifies the I_T nexus (initiator name + ISID), for reservations. */
   readonly nexus: string;
+  /**
+   * For a pooled data-out buffer: the disk calls it once neither it nor the device references
+   * `dataOut` any more (a WRITE(10/16) on a device that says so, see LeasingBlockDevice). It may
+   * never be called (other commands, a failed write): the caller then drops the buffer.
+   */
+  readonly releaseDataOut?: () => void;
 }
 
 export interface ScsiResult {
@@ -24,7 +31,27 @@ export interface ScsiResult {
   /** Data-in (already cut to the CDB's allocation length). */
   readonly data?: Buffer;
   readonly sense?: Buffer;
+  /**
+   * Set when `data` is a pooled buffer (large READs): the transport calls it once, when nothing
+   * references `data` any more (the socket write that carried it completed, or it was never sent).
+   */
+  readonly release?: () => void;
 }
+
+/**
+ * What a device may offer beyond BlockDevice for large IO without a fresh Buffer per command (the
+ * replicated volume does): a write that says when the device is done with the data, and a read
+ * into the caller's buffer (after a rejection the buffer must be dropped, not reused).
+ */
+export interface LeasingBlockDevice extends BlockDevice {
+  /** True when writeAt takes `released` (called once the device no longer references the data, or never). */
+  readonly releasesWriteData?: boolean;
+  writeAt(offset: number, data: Buffer, released?: () => void): Promise<void>;
+  readInto?(offset: number, into: Buffer): Promise<void>;
+}
+
+/** READs of at least this many bytes go into a pooled buffer when the device can read into one. */
+const LEASED_READ_MIN = 128 * 1024;
 
 export interface ScsiDiskOptions {
   readonly device: BlockDevice;
@@ -110,9 +137,15 @@ export class ScsiDisk {
   private readonly unitAttentions = new Map<string, readonly [number, number]>();
   /** Serializes COMPARE AND WRITE so its read-compare-write is atomic against other CAWs. */
   private cawChain: Promise<unknown> = Promise.resolve();
+  /** The device's LeasingBlockDevice abilities (pooled buffers for large IO). */
+  private readonly leasing: boolean;
+  private readonly readInto: ((offset: number, into: Buffer) => Promise<void>) | undefined;
 
   constructor(opts: ScsiDiskOptions) {
     this.device = opts.device;
+    const dev = opts.device as LeasingBlockDevice;
+    this.leasing = dev.releasesWriteData === true;
+    this.readInto = typeof dev.readInto === 'function' ? dev.readInto : undefined;
     this.identity = opts.identity;
     this.blockSize = opts.device.blockSize;
     this.blocks = Math.floor(opts.device.size / opts.device.blockSize);
@@ -349,6 +382,19 @@ export class ScsiDisk {
     this.checkTransfer(lba, blocks, cdb.length >= 16 ? 10 : cdb.length >= 12 ? 6 : cdb.length >= 10 ? 7 : 4);
     if (blocks === 0) return Promise.resolve(GOOD);
     const t0 = performance.now();
+    const length = blocks * this.blockSize;
+    const lease = length >= LEASED_READ_MIN && this.readInto !== undefined ? ioBuffers.acquire(length) : undefined;
+    if (lease !== undefined) {
+      // Into a pooled buffer, given back by the transport once sent; after a failure it is dropped.
+      const data = lease.buffer;
+      return this.readInto!.call(this.device, lba * this.blockSize, data).then(
+        (): ScsiResult => {
+          this.stats.record('read', length, t0);
+          return { status: ScsiStatus.good, data, release: () => lease.release() };
+        },
+        (err: unknown) => errorResult(op, err),
+      );
+    }
     return this.device.readAt(lba * this.blockSize, blocks * this.blockSize).then(
       (data): ScsiResult => {
         this.stats.record('read', data.length, t0);
@@ -371,7 +417,9 @@ export class ScsiDisk {
     const bytes = n * bs;
     const data = dataOut!.length === bytes ? dataOut! : dataOut!.subarray(0, bytes);
     const t0 = performance.now();
-    const written = this.device.writeAt(lba * bs, data);
+    // Only a device that says when it is done with the data gets the release (others: dropped).
+    const release = req.releaseDataOut;
+    const written = release !== undefined && this.leasing ? (this.device as LeasingBlockDevice).writeAt(lba * bs, data, release) : this.device.writeAt(lba * bs, data);
     const fua = hasFlags && (cdb[1]! & 0x08) !== 0;
     return (fua ? written.then(() => this.device.sync()) : written).then(
       (): ScsiResult => {

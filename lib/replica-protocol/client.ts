@@ -132,6 +132,11 @@ export class TcpReplicaClient implements ReplicaClient {
     this.sweeper.unref();
   }
 
+  /** True once the connection failed or was closed (every request in flight has been rejected). */
+  get closed(): boolean {
+    return this.closedWith !== null;
+  }
+
   /** Requests in flight. */
   get inFlight(): number {
     return this.pending.size;
@@ -146,8 +151,18 @@ export class TcpReplicaClient implements ReplicaClient {
   }
 
   async close(): Promise<void> {
+    // A readInto in flight: its reply may be arriving straight into the caller's buffer, and the
+    // socket has already chosen that buffer for its next read. A graceful end would keep reading
+    // into it after the request was rejected (and the caller told the buffer is free): destroy.
+    let intoInFlight = false;
+    for (const p of this.pending.values()) if (p.into !== null) intoInFlight = true;
     if (this.closedWith === null) {
       this.fail(new CstorError('aborted', `replica ${this.address}: client closed`), null);
+      if (intoInFlight) {
+        this.socket.destroy();
+        await this.socketClosed;
+        return;
+      }
       this.socket.end();
       const timer = setTimeout(() => this.socket.destroy(), 1000);
       timer.unref();

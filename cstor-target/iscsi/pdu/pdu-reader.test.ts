@@ -90,3 +90,97 @@ describe('PduReader data placement', () => {
     expect(r.bufferedBytes).to.equal(0);
   });
 });
+
+describe('PduReader with direct reads (readBuffer/commitRead)', () => {
+  /** Feeds `stream` as a socket would: reads of at most the offered room, cut at the given sizes. */
+  function feed(r: PduReader, stream: Buffer, cuts: number[], onPdu: (p: ReturnType<PduReader['next']>) => void): number[] {
+    const offered: number[] = [];
+    let at = 0;
+    for (let i = 0; at < stream.length; i++) {
+      const room = r.readBuffer();
+      offered.push(room.length);
+      const n = Math.min(room.length, stream.length - at, cuts[i % cuts.length]!);
+      stream.copy(room, 0, at, at + n);
+      at += n;
+      r.commitRead(n);
+      for (let p = r.next(); p; p = r.next()) onPdu(p);
+    }
+    return offered;
+  }
+
+  for (const digests of [
+    { header: false, data: false },
+    { header: true, data: true },
+  ]) {
+    it(`reads large data segments in place where placeData says, small ones as views (digests ${digests.header})`, () => {
+      const big = Buffer.alloc(70_000);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+      const small = Buffer.from('abcdefg');
+      const stream = Buffer.concat([frame(1, small, digests), frame(5, big, digests), frame(5, big.subarray(1, 20_001), digests), frame(3, Buffer.alloc(0), digests), frame(5, big, digests)]);
+      for (const cuts of [[1 << 20], [1000, 48, 5000, 7], [3]]) {
+        const dests: Buffer[] = [];
+        const r = new PduReader({
+          headerDigest: digests.header,
+          dataDigest: digests.data,
+          maxDataSegmentLength: 1 << 17,
+          slabSize: 256 * 1024,
+          placeData: (_bhs, length) => {
+            const d = Buffer.alloc(length);
+            dests.push(d);
+            return d;
+          },
+        });
+        const out: Array<{ op: number; data: Buffer }> = [];
+        const offered = feed(r, stream, cuts, (p) => out.push({ op: p!.bhs[0]!, data: p!.data }));
+        expect(out.map((p) => [p.op, p.data.length])).to.deep.equal([
+          [1, 7],
+          [5, 70_000],
+          [5, 20_000],
+          [3, 0],
+          [5, 70_000],
+        ]);
+        expect(out[0]!.data.toString()).to.equal('abcdefg');
+        expect(out[1]!.data.equals(big)).to.equal(true);
+        expect(out[2]!.data.equals(big.subarray(1, 20_001))).to.equal(true);
+        expect(out[4]!.data.equals(big)).to.equal(true);
+        expect(r.placing).to.equal(false);
+        if (cuts[0] === 1 << 20) {
+          // One read took the whole stream: every segment is a view of it, nothing to place.
+          expect(dests.length).to.equal(0);
+          continue;
+        }
+        // The three large segments are the placeData buffers themselves (read in place, no copy out).
+        expect(dests.length).to.equal(3);
+        expect(out[1]!.data).to.equal(dests[0]);
+        expect(out[2]!.data).to.equal(dests[1]);
+        expect(out[4]!.data).to.equal(dests[2]);
+        // After a segment read in place, the next read asks for a header only.
+        expect(offered).to.include(48);
+      }
+    });
+  }
+
+  it('keeps views of earlier reads intact: a slab is never written again once handed out', () => {
+    const pdus = Array.from({ length: 200 }, (_, i) => frame(1, Buffer.alloc(4096, i & 0xff)));
+    const stream = Buffer.concat(pdus);
+    const r = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 1 << 17 });
+    const out: Buffer[] = [];
+    feed(r, stream, [65_536, 10_000, 333], (p) => out.push(p!.data));
+    expect(out.length).to.equal(200);
+    out.forEach((d, i) => expect(d.equals(Buffer.alloc(4096, i & 0xff)), `PDU ${i}`).to.equal(true));
+  });
+
+  it('refuses an oversized data segment before reading it', () => {
+    const r = new PduReader({ headerDigest: false, dataDigest: false, maxDataSegmentLength: 1024 });
+    const s = frame(1, Buffer.alloc(2048));
+    const room = r.readBuffer();
+    s.copy(room, 0, 0, 48);
+    r.commitRead(48);
+    try {
+      r.next();
+      expect.fail('accepted');
+    } catch (err) {
+      expect(hasErrorCode(err, 'too_large')).to.equal(true);
+    }
+  });
+});
