@@ -8,7 +8,7 @@
 // slab, large payloads are read in place, see DirectFrameDecoder) and replies go out through a
 // FrameWriter (one write batch per event-loop turn). Nothing on the per-request path logs, and
 // metrics are plain counters (metrics.ts).
-import net from 'node:net';
+import type net from 'node:net';
 import { CstorError, isCstorError, toCstorError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { dns1123SubdomainProblems } from '../../lib/names.ts';
@@ -45,6 +45,7 @@ import type { PayloadPool } from './payload-pool.ts';
 import type { VolumeHandle } from './volume-handle.ts';
 import { startKeepalive } from './keepalive.ts';
 import { encodeKeepalive, keepaliveOpcode } from '../../lib/replica-protocol/messages/keepalive.ts';
+import { adoptWithReadBuffers } from '../../lib/adopt-socket.ts';
 
 /** A rebuild page carries at most this much data (keeps its reply under the frame limit). */
 export const maxPageBytes = 8 * 1024 * 1024;
@@ -87,23 +88,6 @@ const opByCode: readonly { name: OpcodeName | undefined; kind: Kind }[] = Array.
   const name = opcodeName(code);
   return { name, kind: name && readOps.has(name) ? 'read' : name && writeOps.has(name) ? 'write' : null };
 });
-
-/**
- * Makes an accepted socket read into buffers the caller provides (what `onread` does for
- * net.connect, which net.Server does not offer): its handle moves to a new Socket built with
- * `onread`, and the accepted one, which never read a byte (the server pauses on connect), is
- * released. Returns null, leaving `socket` as it was, where the handle is not reachable.
- */
-export function adoptWithReadBuffers(socket: net.Socket, onread: { buffer: () => Buffer; callback: (n: number) => boolean }): net.Socket | null {
-  const holder = socket as unknown as { _handle?: object | null };
-  const handle = holder._handle;
-  if (handle === null || typeof handle !== 'object' || socket.destroyed) return null;
-  holder._handle = null;
-  socket.destroy();
-  const adopted = new net.Socket({ handle, onread } as net.SocketConstructorOpts);
-  adopted.resume();
-  return adopted;
-}
 
 export class ReplicaConnection {
   readonly remote: string;

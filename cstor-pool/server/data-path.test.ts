@@ -13,7 +13,7 @@ import { silentLogger } from '../../lib/logger.ts';
 import { connectReplica } from '../../lib/replica-protocol/client.ts';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
 import { FakePool } from '../../test/pool-protocol/fake-pool.ts';
-import { adoptWithReadBuffers } from './connection.ts';
+import { adoptWithReadBuffers } from '../../lib/adopt-socket.ts';
 import { ReplicaServer } from './replica-server.ts';
 
 const MiB = 1 << 20;

@@ -1,7 +1,7 @@
 // One iSCSI connection, and with MaxConnections=1 its session: login, then the full feature phase
 // (RFC 7143): CmdSN ordering, SCSI commands with R2T/Data-Out and Data-In, NOP keepalive, task
 // management, text (SendTargets), logout, and Reject for PDUs we cannot take.
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from '../../lib/logger.ts';
 import { describeError } from '../../lib/errors.ts';
 import { ScsiStatus, invalidFieldInCdb } from '../scsi/sense.ts';
@@ -31,6 +31,7 @@ import { snAdd, snInRange, snLess } from './serial.ts';
 import { ScsiTask } from './scsi-task.ts';
 import { ioBuffers, type Lease } from '../scsi/buffer-pool.ts';
 import type { IscsiTarget, TargetMember } from './target.ts';
+import { adoptWithReadBuffers } from '../../lib/adopt-socket.ts';
 
 export interface ConnectionHost extends LoginContext {
   listTargets(): IscsiTarget[];
@@ -67,24 +68,6 @@ const RETIRED_KEEP = 1024;
 /** Data-In segments this large are sent without waiting for the end of the I/O round (see send). */
 const URGENT_DATA_IN = 65536;
 const PAD = [Buffer.alloc(0), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(3)];
-
-/**
- * Makes an accepted socket read into buffers the caller provides (what `onread` does for
- * net.connect, which net.Server does not offer; the pool's replica server does the same): its
- * handle moves to a new Socket built with `onread`, and the accepted one, which never read a byte
- * (the server pauses on connect), is released. Returns null, leaving `socket` as it was, where the
- * handle is not reachable.
- */
-export function adoptWithReadBuffers(socket: Socket, onread: { buffer: () => Buffer; callback: (n: number) => boolean }): Socket | null {
-  const holder = socket as unknown as { _handle?: object | null };
-  const handle = holder._handle;
-  if (handle === null || typeof handle !== 'object' || socket.destroyed || !socket.isPaused()) return null;
-  holder._handle = null;
-  socket.destroy();
-  const adopted = new net.Socket({ handle, onread } as net.SocketConstructorOpts);
-  adopted.resume();
-  return adopted;
-}
 
 function runAll(callbacks: (() => void)[]): void {
   for (let i = 0; i < callbacks.length; i++) callbacks[i]!();
