@@ -364,6 +364,19 @@ describe('ReplicatedVolume over fake replicas', () => {
       expect((await vol.snapshotList()).map((s) => s.name)).to.deep.equal(['snap1']);
     });
 
+    it('answer once CF replicas have it, without waiting for a slower one', async () => {
+      const { vol, cluster } = makeVolume(3);
+      await vol.waitFor((v) => v.phase === 'Healthy', 5000);
+      await vol.writeAt(0, pattern(6));
+      cluster.client('pool2:3232').faults.push({ op: 'snapshotCreate', kind: 'delay', delayMs: 1500 });
+      const info = await vol.snapshotCreate('snap1');
+      expect(info.name).to.equal('snap1');
+      expect(cluster.store('pool2:3232').snapshotList(), 'pool2 has not made it yet').to.deep.equal([]);
+      for (let i = 0; i < 100 && cluster.store('pool2:3232').snapshotList().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      for (const a of cluster.addresses) expect(cluster.store(a).readView(0, 4096, 'snap1').equals(pattern(6)), a).to.equal(true);
+      expect(vol.phase).to.equal('Healthy');
+    });
+
     it('fail when fewer than CF take them, and are destroyed everywhere', async () => {
       const { vol, cluster } = makeVolume(3);
       await vol.waitFor((v) => v.phase === 'Healthy', 5000);

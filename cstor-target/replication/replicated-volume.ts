@@ -598,17 +598,32 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
         return Promise.resolve({ seq, targets, wasHealthy, replies });
       });
       const t2 = performance.now();
-      const results = await Promise.allSettled(sent.replies);
+      // Success once CF healthy replicas have it durably (DESIGN.md §6): a slower replica's reply
+      // is not waited for; if it fails later, it is evicted like any other and its rebuild gives
+      // it the snapshot back.
       let healthyOk = 0;
+      let settled = 0;
       const failed: string[] = [];
-      results.forEach((r, i) => {
-        const m = sent.targets[i]!;
-        if (r.status === 'fulfilled') {
-          if (sent.wasHealthy[i]) healthyOk++;
-        } else {
-          failed.push(`${m.address}: ${describeError(r.reason)}`);
-          this.evict(m, r.reason, `snapshot ${name} failed`);
-        }
+      await new Promise<void>((resolve) => {
+        const n = sent.replies.length;
+        if (n === 0) resolve();
+        sent.replies.forEach((reply, i) => {
+          const m = sent.targets[i]!;
+          reply
+            .then(
+              () => {
+                if (sent.wasHealthy[i]) healthyOk++;
+              },
+              (err: unknown) => {
+                failed.push(`${m.address}: ${describeError(err)}`);
+                this.evict(m, err, `snapshot ${name} failed`);
+              },
+            )
+            .finally(() => {
+              settled++;
+              if (healthyOk >= this.consistencyFactor || settled === n) resolve();
+            });
+        });
       });
       const ioSeq = healthyOk < this.consistencyFactor ? { ok: false as const, failed, healthyOk } : { ok: true as const, seq: sent.seq };
       this.stats.snapshotListMs += t1 - t0;
