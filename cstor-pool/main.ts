@@ -18,6 +18,7 @@ import type { PoolReconciler } from './reconciler/controller.ts';
 import { createPoolMetrics } from './server/metrics.ts';
 import { ReplicaServer } from './server/replica-server.ts';
 import { configureInlineIo, defaultInlineIo } from './store/inline-io.ts';
+import { configureWriteback, defaultWritebackBytes } from './store/writeback.ts';
 import { openPool } from './store/pool.ts';
 
 const spec = {
@@ -41,6 +42,11 @@ const spec = {
         default: String(defaultInlineIo.maxBytes),
         value: 'BYTES',
         description: 'READ/WRITE of at most this many bytes run synchronously on the event loop instead of the thread pool, back to the thread pool for a while when such calls turn slow (0: never). See docs/pool-daemon.md, "Per-IO cost".',
+      },
+      'writeback-bytes': {
+        type: 'string',
+        value: 'BYTES',
+        description: `Background fdatasync of a replica's head after every BYTES written, bounding what a snapshot or a sync has to flush (0: off; default $CSTOR_POOL_WRITEBACK_BYTES or ${defaultWritebackBytes}). See docs/pool-storage.md.`,
       },
     },
     'Kubernetes client config: register the CStorPool and act on its CStorVolumeReplicas (else $KUBECONFIG, else in-cluster; with none, no Kubernetes).',
@@ -66,6 +72,8 @@ export interface PoolConfig {
   advertise: string;
   /** --inline-io-max: largest READ/WRITE done on the event loop (cstor-pool/store/inline-io.ts). */
   inlineIoMaxBytes: number;
+  /** --writeback-bytes: head bytes between background fdatasyncs (cstor-pool/store/writeback.ts). */
+  writebackBytes: number;
   /** Crash tests only: $CSTOR_POOL_FAILPOINT (see cstor-pool/reconciler/cvr-sync.ts). */
   failpoint?: string;
 }
@@ -82,6 +90,9 @@ export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Poo
   const { logLevel, logFormat, namespace, kube } = clusterDaemonConfig(opts, env, problems);
   const inlineIoMaxBytes = Number(opts['inline-io-max']);
   if (!/^\d+$/.test(opts['inline-io-max']) || inlineIoMaxBytes > 16 * 1024 * 1024) problems.push(`--inline-io-max "${opts['inline-io-max']}" is not a byte count from 0 to 16777216`);
+  const writeback = opts['writeback-bytes'] ?? env.CSTOR_POOL_WRITEBACK_BYTES ?? String(defaultWritebackBytes);
+  const writebackBytes = Number(writeback);
+  if (!/^\d+$/.test(writeback) || !Number.isSafeInteger(writebackBytes)) problems.push(`--writeback-bytes "${writeback}" is not a byte count (0 turns writeback off)`);
   if (problems.length > 0) throw new CstorError('invalid', `cstor pool: ${problems.join('; ')}`);
   return Object.freeze({
     name: opts.name,
@@ -95,6 +106,7 @@ export function poolConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Poo
     namespace,
     advertise: opts.advertise ?? defaultAdvertiseHost(listenAddr.host),
     inlineIoMaxBytes,
+    writebackBytes,
     ...(env.CSTOR_POOL_FAILPOINT ? { failpoint: env.CSTOR_POOL_FAILPOINT } : {}),
   });
 }
@@ -107,6 +119,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const kube = config.kube ? (await import('../lib/kube/kubeconfig.ts')).loadKubeConfig({ ...config.kube, env }) : undefined;
   await fs.mkdir(config.dataDir, { recursive: true });
   configureInlineIo({ maxBytes: config.inlineIoMaxBytes });
+  configureWriteback(config.writebackBytes);
   const pool = await openPool({ dir: config.dataDir, name: config.name, logger });
   const registry = createRegistry('cstor-pool');
   const replicaServer = new ReplicaServer({ pool, logger, metrics: createPoolMetrics(registry) });

@@ -25,6 +25,20 @@ describe('pool reconciler: daemon flags', () => {
     expect(poolConfig([...base, '--advertise', '10.1.2.3'], {})?.advertise).to.equal('10.1.2.3');
   });
 
+  it('--writeback-bytes, else $CSTOR_POOL_WRITEBACK_BYTES, else 1 MiB; a bad value is named', () => {
+    expect(poolConfig(base, {})?.writebackBytes).to.equal(1024 * 1024);
+    expect(poolConfig(base, { CSTOR_POOL_WRITEBACK_BYTES: '0' })?.writebackBytes).to.equal(0);
+    expect(poolConfig([...base, '--writeback-bytes', '4194304'], { CSTOR_POOL_WRITEBACK_BYTES: '0' })?.writebackBytes).to.equal(4194304);
+    let err: unknown;
+    try {
+      poolConfig([...base, '--writeback-bytes', '1e6'], {});
+    } catch (e) {
+      err = e;
+    }
+    expect(hasErrorCode(err, 'invalid')).to.equal(true);
+    expect((err as Error).message).to.match(/--writeback-bytes "1e6" is not a byte count/);
+  });
+
   it('a wildcard listen address publishes a real host', () => {
     const c = poolConfig(['--name', 'p', '--data-dir', '/tmp/x', '--listen', '0.0.0.0:3232'], {});
     expect(isWildcard(c?.advertise ?? '')).to.equal(false);

@@ -11,6 +11,7 @@ import { pageRuns, type Source } from './run-pages.ts';
 import { isListed, type LayerRef, type ReplicaMeta } from './metadata.ts';
 import { checkSnapshotName } from './names.ts';
 import type { Replica, ReplicaInfo, StagedSnapshot } from './types.ts';
+import { writebackBytes } from './writeback.ts';
 
 /** What a replica needs from its pool. */
 export interface PreparedMeta {
@@ -67,11 +68,6 @@ const maxLayers = 65534;
 const seqChunkBlocks = 4096;
 /** Largest single data-file IO when copying or paging. */
 const maxIoBytes = 1 << 20;
-/**
- * Head bytes written between background data writebacks (`CSTOR_POOL_WRITEBACK_BYTES`; 0, the
- * default, turns it off: it shortens snapshot stalls but costs 4 KiB random write throughput).
- */
-const writebackBytes = ((v) => (Number.isSafeInteger(v) && v >= 0 ? v : 0))(Number(process.env.CSTOR_POOL_WRITEBACK_BYTES ?? 0));
 
 type HeadState = 'data' | 'zero' | 'drop';
 
@@ -582,9 +578,10 @@ export class StoreReplica implements Replica {
   private writebackRunning = false;
 
   private noteWrite(bytes: number): void {
-    if (writebackBytes <= 0) return;
+    const threshold = writebackBytes();
+    if (threshold <= 0) return;
     this.writebackDirty += bytes;
-    if (this.writebackRunning || this.writebackDirty < writebackBytes) return;
+    if (this.writebackRunning || this.writebackDirty < threshold) return;
     this.writebackRunning = true;
     this.writebackDirty = 0;
     // No lock: a snapshot's cut (exclusive) must not wait for this fdatasync. The layer is
