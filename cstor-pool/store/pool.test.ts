@@ -5,6 +5,7 @@ import path from 'node:path';
 import { hasErrorCode, type ErrorCode } from '../../lib/errors.ts';
 import { LayerFile } from './layer-file.ts';
 import { openPool } from './pool.ts';
+import { configureWriteback, defaultWritebackBytes } from './writeback.ts';
 import type { Pool } from './types.ts';
 
 const KiB = 1024;
@@ -572,6 +573,33 @@ describe('pool store', () => {
     pool = await openPool({ dir, name: 'pool-a' });
     const named = [...chainA.layers.map((l) => l.id), chainA.head, ...chainB.layers.map((l) => l.id), chainB.head].map((id) => `${id}.map`).sort();
     expect(await layerFiles()).to.deep.equal(named);
+  });
+
+  it('writes back a head in the background after every --writeback-bytes written, and not with 0', async () => {
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    const r = await pool.openReplica('v');
+    const orig = LayerFile.prototype.syncData;
+    let calls = 0;
+    LayerFile.prototype.syncData = function (this: LayerFile) {
+      calls++;
+      return orig.call(this);
+    };
+    try {
+      configureWriteback(64 * KiB);
+      for (let k = 0; k < 8; k++) await r.write(k * 16 * KiB, fill(k + 1, 16 * KiB), k + 1);
+      for (let i = 0; i < 50 && calls < 1; i++) await new Promise((res) => setTimeout(res, 10));
+      expect(calls, 'background fdatasyncs after 128 KiB at 64 KiB').to.be.within(1, 2);
+      configureWriteback(0);
+      calls = 0;
+      for (let k = 0; k < 8; k++) await r.write(k * 16 * KiB, fill(k + 9, 16 * KiB), k + 9);
+      await new Promise((res) => setTimeout(res, 50));
+      expect(calls, 'none when off').to.equal(0);
+    } finally {
+      LayerFile.prototype.syncData = orig;
+      configureWriteback(defaultWritebackBytes);
+    }
+    expect((await r.readAt(7 * 16 * KiB, 4 * KiB)).every((b) => b === 16)).to.equal(true);
+    await r.close();
   });
 
   it('refuses a pool directory holding another pool', async () => {
