@@ -14,7 +14,6 @@
 //   mkdir /tmp/old && tar --exclude=./node_modules -cf - . | tar -C /tmp/old -xf - && ln -s $PWD/node_modules /tmp/old/
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +23,7 @@ import { connectReplica } from '../../lib/replica-protocol/client.ts';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
 import { mgmt } from '../../test/pool-protocol/mgmt-client.ts';
 import { repoRoot } from '../../test/support/daemon.ts';
+import { procCounters } from '../proc-counters.ts';
 
 const MiB = 1 << 20;
 const trees = argString('trees', repoRoot).split(',').map((t) => path.resolve(t));
@@ -68,29 +68,6 @@ const wanted = argString('workloads', '4k-write,4k-read,1m-write,1m-read').split
 // In the order given (a 4 KiB write run after a 1 MiB one lands in the page cache's large folios).
 const workloads = wanted.flatMap((name) => all.filter((w) => w.name === name));
 if (workloads.length === 0) throw new Error(`--workloads: one or more of ${all.map((w) => w.name).join(', ')}`);
-
-interface Counters {
-  cpu: number;
-  ctx: number;
-  sysr: number;
-  sysw: number;
-}
-function counters(pid: number): Counters {
-  let cpu = 0;
-  let ctx = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      cpu += (Number(f[11]) + Number(f[12])) / 100;
-      const st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-      ctx += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0) + Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
-    } catch {
-      // a thread that exited meanwhile
-    }
-  }
-  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
-  return { cpu, ctx, sysr: Number(/syscr: (\d+)/.exec(io)?.[1]), sysw: Number(/syscw: (\d+)/.exec(io)?.[1]) };
-}
 
 interface Pool {
   tree: string;
@@ -140,7 +117,7 @@ async function run(p: Pool, w: Workload, perfData?: string): Promise<Sample> {
   if (perf) await new Promise((res) => setTimeout(res, 300));
   const data = Buffer.alloc(w.bs, 0x5a);
   let next = 0;
-  const a = counters(p.proc.pid!);
+  const a = procCounters(p.proc.pid!);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
@@ -155,7 +132,7 @@ async function run(p: Pool, w: Workload, perfData?: string): Promise<Sample> {
   );
   const secs = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
-  const b = counters(p.proc.pid!);
+  const b = procCounters(p.proc.pid!);
   if (perf && perfDone && perfData) {
     perf.kill('SIGINT');
     await perfDone;

@@ -9,7 +9,6 @@
 // bench/iscsi/qemu-bench.ts's, rounds interleaved across variants. Per run it prints IOPS and, per
 // IO, the CPU µs and context switches (voluntary + involuntary, every thread) of the variant's
 // pool and of the target, from /proc. Every process is stopped by PID at the end.
-import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import { argString, hasFlag, positiveArg } from '../args.ts';
 import { qemuBench, qemuWorkloads } from '../iscsi/qemu-bench.ts';
 import { mgmt } from '../../test/pool-protocol/mgmt-client.ts';
 import { startDaemon, stopAll, type Daemon } from '../../test/support/daemon.ts';
+import { procCounters } from '../proc-counters.ts';
 
 const LUN_BYTES = 1 << 30;
 const variants = argString('pool-args', '--inline-io-max 0|').split('|').map((v) => v.split(' ').filter((s) => s !== ''));
@@ -27,27 +27,6 @@ const wanted = argString('workloads', '4k-write-qd16,4k-read-qd16,1m-seq-write,1
 const known = qemuWorkloads(positiveArg('ops4k', 30000), positiveArg('ops1m', 300));
 const workloads = wanted.flatMap((name) => known.filter((w) => w.name === name));
 if (workloads.length === 0) throw new Error('--workloads names none of 4k-write-qd16, 4k-read-qd16, 1m-seq-write, 1m-seq-read');
-
-interface Counters {
-  cpu: number;
-  ctx: number;
-}
-/** CPU seconds and context switches of every thread of `pid`. */
-function counters(pid: number): Counters {
-  let cpu = 0;
-  let ctx = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      cpu += (Number(f[11]) + Number(f[12])) / 100;
-      const st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-      ctx += Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0) + Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
-    } catch {
-      // a thread that exited meanwhile
-    }
-  }
-  return { cpu, ctx };
-}
 
 interface Sample {
   iops: number;
@@ -102,11 +81,11 @@ try {
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? pools.map((_, i) => i) : pools.map((_, i) => pools.length - 1 - i);
       for (const i of order) {
-        const p0 = counters(pools[i]!.pid);
-        const t0 = counters(target.pid);
+        const p0 = procCounters(pools[i]!.pid);
+        const t0 = procCounters(target.pid);
         const secs = await qemuBench(urls[i]!, w, 600_000);
-        const p1 = counters(pools[i]!.pid);
-        const t1 = counters(target.pid);
+        const p1 = procCounters(pools[i]!.pid);
+        const t1 = procCounters(target.pid);
         const s: Sample = {
           iops: w.ops / secs,
           poolUs: ((p1.cpu - p0.cpu) * 1e6) / w.ops,
