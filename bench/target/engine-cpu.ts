@@ -1,5 +1,5 @@
 // CPU per IO of the SCSI disk layer and the replication engine alone (not part of the tests):
-//   node --import tsx bench/target/engine-cpu.ts [--ops 200000] [--qd 16] [--rounds 5]
+//   node --import tsx bench/target/engine-cpu.ts [--ops 200000] [--qd 16] [--rounds 5] [--promise]
 //
 // ScsiDisk.execute → ReplicatedVolume over RF "null" replica clients that answer at once (no
 // socket, no store), so what is measured is the target's own per-IO work in cstor-target/scsi and
@@ -7,15 +7,16 @@
 // the garbage it leaves. 4 KiB WRITE(16)/READ(16) and 1 MiB WRITE(16)/READ(16), RF 1 and 3, QD
 // commands in flight; best of `rounds` (CPU µs per IO from process.cpuUsage, GC included).
 // The end-to-end figures (sockets, pools, the iSCSI layer) are bench/target-iscsi.
-import { positiveArg } from '../args.ts';
+import { hasFlag, positiveArg } from '../args.ts';
 import { ReplicatedVolume } from '../../cstor-target/replication/replicated-volume.ts';
-import { ScsiDisk, type ScsiRequest } from '../../cstor-target/scsi/disk.ts';
+import { ScsiDisk, type ScsiRequest, type ScsiResult } from '../../cstor-target/scsi/disk.ts';
 import { CstorError } from '../../lib/errors.ts';
 import type { OpenRequest, ReplicaClient, ReplicaMode, ReplicaStatus } from '../../lib/replica-protocol/types.ts';
 
 const ops4k = positiveArg('ops', 200_000);
 const qd = positiveArg('qd', 16);
 const rounds = positiveArg('rounds', 5);
+const promisePath = hasFlag('promise');
 const SIZE = 1 << 30;
 const BLOCK = 4096;
 
@@ -53,7 +54,12 @@ function nullReplica(address: string): ReplicaClient {
     },
     close: () => done,
     onClose: () => undefined,
-  };
+    // The callback forms (CallbackReplicaClient), answered in a microtask as a socket reply would
+    // come later (in its own I/O callback).
+    writeCb: (_offset: number, _data: Buffer, _ioSeq: number, cb: (err: Error | null) => void) => queueMicrotask(() => cb(null)),
+    readCb: (_offset: number, length: number, cb: (err: Error | null, data: Buffer | undefined) => void) =>
+      queueMicrotask(() => cb(null, length <= big.length ? big.subarray(0, length) : Buffer.alloc(length))),
+  } as ReplicaClient;
 }
 
 function cdb16(op: number, lba: number, blocks: number): Buffer {
@@ -76,7 +82,8 @@ async function run(disk: ScsiDisk, write: boolean, bytes: number, ops: number): 
     while (issued < ops) {
       const lba = ((issued++ * 257) * blocks) % span;
       const req: ScsiRequest = { lun: 0, cdb: cdb16(write ? 0x8a : 0x88, lba, blocks), dataOut: data, nexus: 'bench' };
-      const r = await disk.execute(req);
+      // --promise: ScsiDisk.execute (the promise path); else executeCb, as the iSCSI connection calls it.
+      const r = promisePath ? await disk.execute(req) : await new Promise<ScsiResult>((resolve) => disk.executeCb(req, resolve));
       if (r.status !== 0) throw new Error(`status ${r.status}`);
     }
   };

@@ -13,8 +13,8 @@ import { encodeLoginResponse } from './pdu/login-response.ts';
 import { decodeTextRequest } from './pdu/text-request.ts';
 import { encodeTextResponse } from './pdu/text-response.ts';
 import { decodeScsiCommand, type ScsiCommand } from './pdu/scsi-command.ts';
-import { Residual, encodeScsiResponse, encodeSenseSegment } from './pdu/scsi-response.ts';
-import { encodeDataIn } from './pdu/data-in.ts';
+import { Residual, encodeScsiResponse, encodeSenseSegment, writeScsiResponse, type ScsiResponse } from './pdu/scsi-response.ts';
+import { encodeDataIn, writeDataIn, type DataIn } from './pdu/data-in.ts';
 import { decodeDataOut, type DataOut } from './pdu/data-out.ts';
 import { encodeR2t } from './pdu/r2t.ts';
 import { decodeNopOut } from './pdu/nop-out.ts';
@@ -62,8 +62,10 @@ const LOGIN_MAX_SEGMENT = 65536;
 /** The PDU reader's slab size once logged in (before that its small default). */
 const FULL_PHASE_SLAB = 256 * 1024;
 const WRITE_BACKLOG_LIMIT = 64 << 20;
-/** Parts up to this size are copied into one buffer per flush rather than written as their own chunks. */
+/** Parts up to this size are copied into the send slab rather than written as their own chunks. */
 const COALESCE_MAX = 16384;
+/** The send slab's size (small PDU parts are written or copied into it, see send). */
+const OUT_SLAB = 64 * 1024;
 const RETIRED_KEEP = 1024;
 /** Data-In segments this large are sent without waiting for the end of the I/O round (see send). */
 const URGENT_DATA_IN = 65536;
@@ -71,33 +73,6 @@ const PAD = [Buffer.alloc(0), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(3)]
 
 function runAll(callbacks: (() => void)[]): void {
   for (let i = 0; i < callbacks.length; i++) callbacks[i]!();
-}
-
-/** Joins runs of small parts into single buffers (one copy each), leaving large parts as they are. */
-function coalesce(parts: Buffer[]): Buffer[] {
-  const segments: Buffer[] = [];
-  let i = 0;
-  while (i < parts.length) {
-    const first = parts[i]!;
-    if (first.length > COALESCE_MAX) {
-      segments.push(first);
-      i++;
-      continue;
-    }
-    let j = i;
-    let bytes = 0;
-    while (j < parts.length && parts[j]!.length <= COALESCE_MAX) bytes += parts[j++]!.length;
-    if (j - i === 1) {
-      segments.push(first);
-    } else {
-      const joined = Buffer.allocUnsafe(bytes);
-      let at = 0;
-      for (let k = i; k < j; k++) at += parts[k]!.copy(joined, at);
-      segments.push(joined);
-    }
-    i = j;
-  }
-  return segments;
 }
 
 export class IscsiConnection implements TargetMember {
@@ -129,8 +104,17 @@ export class IscsiConnection implements TargetMember {
   private readonly retiredRing = new Array<number>(RETIRED_KEEP).fill(-1);
   private retiredAt = 0;
   private nextTtt = 1;
-  /** PDU parts queued for the next flush. */
+  /** PDU parts queued for the next flush (regions of the send slab, and large data segments). */
   private out: Buffer[] = [];
+  /**
+   * The send slab: headers and small data segments are written into it back to back, so a batch
+   * of small PDUs is one buffer for the socket. Only ever written forward (a fresh slab takes over
+   * when it is full): a region handed to the socket is never written again.
+   */
+  private outSlab = Buffer.allocUnsafeSlow(OUT_SLAB);
+  private outPos = 0;
+  /** Start of the slab bytes not yet queued in `out`. */
+  private outStart = 0;
   /** Called once the flush that carries the queued parts has been written (or dropped): pooled Data-In buffers go back. */
   private sentCallbacks: (() => void)[] = [];
   private flushScheduled = false;
@@ -233,18 +217,77 @@ export class IscsiConnection implements TargetMember {
       onSent?.();
       return;
     }
-    const out = this.out;
     if (onSent !== undefined) this.sentCallbacks.push(onSent);
     if (this.digests.header || this.digests.data) {
-      for (const part of framePdu(header, data, this.digests)) out.push(part);
+      for (const part of framePdu(header, data, this.digests)) this.queuePart(part);
     } else {
-      out.push(header);
+      this.queuePart(header);
       if (data && data.length > 0) {
-        out.push(data);
+        this.queuePart(data);
         const pad = -data.length & 3;
-        if (pad) out.push(PAD[pad]!);
+        if (pad) this.queuePart(PAD[pad]!);
       }
     }
+    this.scheduleFlush(urgent);
+  }
+
+  /** Queues one part: copied into the send slab when small, else as it is. */
+  private queuePart(part: Buffer): void {
+    if (part.length <= COALESCE_MAX) {
+      const at = this.outRoom(part.length);
+      part.copy(this.outSlab, at);
+      return;
+    }
+    this.closeOutRegion();
+    this.out.push(part);
+  }
+
+  /** Reserves `n` (<= OUT_SLAB) bytes in the send slab; returns where they start. */
+  private outRoom(n: number): number {
+    if (this.outSlab.length - this.outPos < n) {
+      this.closeOutRegion();
+      this.outSlab = Buffer.allocUnsafeSlow(OUT_SLAB);
+      this.outPos = this.outStart = 0;
+    }
+    const at = this.outPos;
+    this.outPos += n;
+    return at;
+  }
+
+  /** Queues the slab bytes written since the last region. */
+  private closeOutRegion(): void {
+    if (this.outPos > this.outStart) {
+      this.out.push(this.outSlab.subarray(this.outStart, this.outPos));
+      this.outStart = this.outPos;
+    }
+  }
+
+  /**
+   * A PDU whose header the caller writes straight into the send slab (the hot path: no Buffer per
+   * header): reserves the BHS and, for a small data segment, the data and its padding, copies
+   * the data, and returns where the BHS goes; -1 when digests are on or the connection is closed
+   * (then use send()). The caller writes the header at once, then calls scheduleFlush.
+   */
+  private slabPdu(data: Buffer | undefined, onSent?: () => void): number {
+    if (this.digests.header || this.digests.data || this.phase === 'closed' || this.socket.destroyed) return -1;
+    if (onSent !== undefined) this.sentCallbacks.push(onSent);
+    const n = data === undefined ? 0 : data.length;
+    if (n === 0) return this.outRoom(BHS_LENGTH);
+    const padded = (n + 3) & ~3;
+    if (n <= COALESCE_MAX) {
+      const at = this.outRoom(BHS_LENGTH + padded);
+      data!.copy(this.outSlab, at + BHS_LENGTH);
+      if (padded > n) this.outSlab.fill(0, at + BHS_LENGTH + n, at + BHS_LENGTH + padded);
+      return at;
+    }
+    const at = this.outRoom(BHS_LENGTH);
+    this.closeOutRegion();
+    this.out.push(data!);
+    if (padded > n) this.queuePart(PAD[padded - n]!);
+    return at;
+  }
+
+  private scheduleFlush(urgent: boolean): void {
     if (urgent) {
       if (!this.urgentScheduled) {
         this.urgentScheduled = true;
@@ -263,6 +306,7 @@ export class IscsiConnection implements TargetMember {
     // Whichever comes first sends everything; the other finds the queue empty.
     this.flushScheduled = false;
     this.urgentScheduled = false;
+    this.closeOutRegion();
     const parts = this.out;
     if (parts.length === 0) return;
     this.out = [];
@@ -277,15 +321,11 @@ export class IscsiConnection implements TargetMember {
     if (parts.length === 1) {
       this.socket.write(parts[0]!, done);
     } else {
-      const segments = coalesce(parts);
-      if (segments.length === 1) this.socket.write(segments[0]!, done);
-      else {
-        this.socket.cork();
-        const last = segments.length - 1;
-        for (let i = 0; i < last; i++) this.socket.write(segments[i]!);
-        this.socket.write(segments[last]!, done);
-        this.socket.uncork();
-      }
+      this.socket.cork();
+      const last = parts.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(parts[i]!);
+      this.socket.write(parts[last]!, done);
+      this.socket.uncork();
     }
     // Backpressure: an initiator that does not read its Data-In stops us reading its commands.
     if (!this.paused && this.socket.writableLength > WRITE_BACKLOG_LIMIT) {
@@ -390,6 +430,7 @@ export class IscsiConnection implements TargetMember {
 
   private onClose(): void {
     this.out = [];
+    this.outStart = this.outPos;
     runAll(this.sentCallbacks.splice(0));
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
@@ -865,15 +906,16 @@ export class IscsiConnection implements TargetMember {
     const target = this.target!;
     task.executing = true;
     const releaseDataOut = dataOut !== undefined ? task.releaser() : undefined;
-    task.done = target.disk
-      .execute(releaseDataOut ? { lun: task.cmd.lun, cdb: task.cmd.cdb, dataOut, nexus: this.nexus, releaseDataOut } : { lun: task.cmd.lun, cdb: task.cmd.cdb, dataOut, nexus: this.nexus })
-      .then(
-        (result) => this.complete(task, result),
-        (err: unknown) => {
-          this.logger.error('SCSI command failed unexpectedly', { error: describeError(err) });
-          this.complete(task, { status: ScsiStatus.busy });
-        },
-      );
+    // The callback form: a plain READ/WRITE goes to the device and back without a promise.
+    target.disk.executeCb(releaseDataOut ? { lun: task.cmd.lun, cdb: task.cmd.cdb, dataOut, nexus: this.nexus, releaseDataOut } : { lun: task.cmd.lun, cdb: task.cmd.cdb, dataOut, nexus: this.nexus }, (result) => {
+      try {
+        this.complete(task, result);
+      } catch (err) {
+        this.logger.error('SCSI command completion failed unexpectedly', { error: describeError(err) });
+      } finally {
+        task.finish();
+      }
+    });
   }
 
   private complete(task: ScsiTask, result: ScsiResult): void {
@@ -909,26 +951,31 @@ export class IscsiConnection implements TargetMember {
         // A pooled buffer goes back once the write carrying its last piece is done.
         const endOfBurst = last || (off + n) % burst === 0;
         const withStatus = last && collapse;
-        this.send(
-          encodeDataIn({
-            final: endOfBurst,
-            hasStatus: withStatus,
-            status: result.status,
-            residualFlag,
-            residualCount,
-            itt: task.itt,
-            dataSN: dataSN++,
-            bufferOffset: off,
-            dataLength: n,
-            // (the numbers as fields, not a spread object: this runs per IO)
-            statSN: this.takeStatSN(withStatus),
-            expCmdSN: this.expCmdSN,
-            maxCmdSN: this.maxCmdSN,
-          }),
-          data.subarray(off, off + n),
-          n >= URGENT_DATA_IN,
-          last ? result.release : undefined,
-        );
+        const fields: DataIn = {
+          final: endOfBurst,
+          hasStatus: withStatus,
+          status: result.status,
+          residualFlag,
+          residualCount,
+          itt: task.itt,
+          dataSN: dataSN++,
+          bufferOffset: off,
+          dataLength: n,
+          // (the numbers as fields, not a spread object: this runs per IO)
+          statSN: this.takeStatSN(withStatus),
+          expCmdSN: this.expCmdSN,
+          maxCmdSN: this.maxCmdSN,
+        };
+        const piece = off === 0 && n === data.length ? data : data.subarray(off, off + n);
+        const onSent = last ? result.release : undefined;
+        // The header straight into the send slab (small data copied behind it), else a Buffer of its own.
+        const at = this.slabPdu(piece, onSent);
+        if (at >= 0) {
+          writeDataIn(this.outSlab, at, fields);
+          this.scheduleFlush(n >= URGENT_DATA_IN);
+        } else {
+          this.send(encodeDataIn(fields), piece, n >= URGENT_DATA_IN, onSent);
+        }
         off += n;
       }
       if (collapse) return;
@@ -939,20 +986,24 @@ export class IscsiConnection implements TargetMember {
     }
     if (!(data && data.length > 0)) result.release?.();
     const senseSeg = result.sense ? encodeSenseSegment(result.sense) : undefined;
-    this.send(
-      encodeScsiResponse({
-        itt: task.itt,
-        response: 0,
-        status: result.status,
-        residualFlag,
-        residualCount,
-        expDataSN: cmd.write ? task.r2tSN : dataSN,
-        dataLength: senseSeg?.length ?? 0,
-        statSN: this.takeStatSN(true),
-        expCmdSN: this.expCmdSN,
-        maxCmdSN: this.maxCmdSN,
-      }),
-      senseSeg,
-    );
+    const fields: ScsiResponse = {
+      itt: task.itt,
+      response: 0,
+      status: result.status,
+      residualFlag,
+      residualCount,
+      expDataSN: cmd.write ? task.r2tSN : dataSN,
+      dataLength: senseSeg?.length ?? 0,
+      statSN: this.takeStatSN(true),
+      expCmdSN: this.expCmdSN,
+      maxCmdSN: this.maxCmdSN,
+    };
+    const at = this.slabPdu(senseSeg);
+    if (at >= 0) {
+      writeScsiResponse(this.outSlab, at, fields);
+      this.scheduleFlush(false);
+    } else {
+      this.send(encodeScsiResponse(fields), senseSeg);
+    }
   }
 }

@@ -11,6 +11,8 @@ export interface OutstandingR2t {
   nextDataSN: number;
 }
 
+const settled = Promise.resolve();
+
 export class ScsiTask {
   readonly itt: number;
   readonly cmd: ScsiCommand;
@@ -29,8 +31,9 @@ export class ScsiTask {
   private r2tMap: Map<number, OutstandingR2t> | undefined;
   aborted = false;
   executing = false;
-  /** Settles when the command has finished (responded or dropped). */
-  done: Promise<void> | undefined;
+  private finished = false;
+  private donePromise: Promise<void> | undefined;
+  private doneResolve: (() => void) | undefined;
 
   /** `placed`: where the PDU reader already put the immediate data (at offset 0), expectedLength long. */
   constructor(cmd: ScsiCommand, placed?: { buffer: Buffer; lease: Lease | undefined }) {
@@ -53,6 +56,22 @@ export class ScsiTask {
     return () => {
       if (!this.aborted) lease.release();
     };
+  }
+
+  /**
+   * Once the command is executing: settles when it has finished (responded or dropped). Made on
+   * first ask (an abort, a logout, a close): most commands are never waited on.
+   */
+  get done(): Promise<void> | undefined {
+    if (!this.executing) return undefined;
+    if (this.finished) return settled;
+    return (this.donePromise ??= new Promise((resolve) => (this.doneResolve = resolve)));
+  }
+
+  /** The command has finished: `done` settles. */
+  finish(): void {
+    this.finished = true;
+    this.doneResolve?.();
   }
 
   /** Outstanding R2Ts by TTT (made on first use: most writes come whole as immediate data). */

@@ -7,6 +7,7 @@ import { checkRange, type BlockDevice } from '../../lib/block-device.ts';
 import { CstorError, describeError, hasErrorCode, toCstorError } from '../../lib/errors.ts';
 import { silentLogger, type Logger } from '../../lib/logger.ts';
 import type { ReplicaClient, ReplicaMode, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
+import type { CallbackReplicaClient } from '../../lib/replica-protocol/client.ts';
 import { consistencyFactor, intersectingCount, isAcked, isReady, phaseOf, type VolumePhase } from './quorum.ts';
 import { internalSnapshotPrefix, isInternalSnapshot, rebuildReplica, RebuildError, type RebuildContext } from './rebuild.ts';
 import { Mutex, WriteGate } from './write-gate.ts';
@@ -315,6 +316,11 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     const started = performance.now();
     const m = this.pickReader();
     if (!m) return this.readRetry(offset, length, started);
+    return this.readFrom(m, offset, length, started);
+  }
+
+  /** readAt from the replica already picked. */
+  private readFrom(m: Member, offset: number, length: number, started: number): Promise<Buffer> {
     m.inflightRead++;
     return m.client!.read(offset, length).then(
       (data) => {
@@ -405,6 +411,66 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     return this.replicatedWrite(true, offset, length, null);
   }
 
+  /**
+   * writeAt with a callback instead of a promise (the iSCSI hot path, see ScsiDisk.executeCb):
+   * `done(null)` exactly when writeAt would resolve, `done(err)` when it would reject (always
+   * after writeCb returned). Same rules, same `released`.
+   */
+  writeCb(offset: number, data: Buffer, released: (() => void) | undefined, done: (err: Error | null) => void): void {
+    if (this.gate.isHeld || offset < 0 || offset + data.length > this.size || offset % this.blockSize !== 0 || data.length % this.blockSize !== 0) {
+      // A quiesce in progress, or a range writeAt refuses (it has the exact error).
+      let p: Promise<void>;
+      try {
+        p = this.writeAt(offset, data, released);
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      p.then(() => done(null), (err: unknown) => done(toError(err)));
+      return;
+    }
+    this.sendWrite(false, offset, data.length, data, released, done);
+  }
+
+  /**
+   * readAt with a callback (the iSCSI hot path): the least busy healthy replica's reply goes
+   * straight to `done`; anything else (no replica, a failure, a client without readCb) takes
+   * readAt's path, retries included. `done` runs once, never before readCb returned.
+   */
+  readCb(offset: number, length: number, done: (err: Error | null, data: Buffer | undefined) => void): void {
+    if (offset < 0 || offset + length > this.size || offset % this.blockSize !== 0 || length % this.blockSize !== 0) {
+      // A range readAt refuses (it has the exact error).
+      let p: Promise<Buffer>;
+      try {
+        p = this.readAt(offset, length);
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      p.then((data) => done(null, data), (err: unknown) => done(toError(err), undefined));
+      return;
+    }
+    const started = performance.now();
+    const m = this.pickReader();
+    const c = m?.client as (ReplicaClient & Partial<CallbackReplicaClient>) | null | undefined;
+    if (m === undefined || !c || c.readCb === undefined) {
+      const p = m === undefined ? this.readRetry(offset, length, started) : this.readFrom(m, offset, length, started);
+      p.then((data) => done(null, data), (err: unknown) => done(toError(err), undefined));
+      return;
+    }
+    m.inflightRead++;
+    c.readCb(offset, length, (err, data) => {
+      m.inflightRead--;
+      if (err === null && data !== undefined && data.length === length) {
+        this.stats.reads++;
+        this.stats.readBytes += length;
+        this.stats.readLatencyMs += performance.now() - started;
+        done(null, data);
+        return;
+      }
+      this.evict(m, err ?? new CstorError('protocol', `read of ${length} bytes returned ${data?.length ?? 0}`), 'read failed');
+      this.readRetry(offset, length, started).then((d) => done(null, d), (e: unknown) => done(toError(e), undefined));
+    });
+  }
+
   /** Makes acknowledged writes durable on a quorum of replicas (SYNCHRONIZE CACHE / FUA). */
   async sync(): Promise<void> {
     const targets = this.fanout();
@@ -428,7 +494,9 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
    * (isAcked) or a quorum can no longer be reached. Replicas still running after that go on in
    * the background, tracked by the write gate.
    */
-  private sendWrite(unmap: boolean, offset: number, length: number, data: Buffer | null, released?: () => void): Promise<void> {
+  private sendWrite(unmap: boolean, offset: number, length: number, data: Buffer | null, released?: () => void): Promise<void>;
+  private sendWrite(unmap: boolean, offset: number, length: number, data: Buffer | null, released: (() => void) | undefined, cb: (err: Error | null) => void): void;
+  private sendWrite(unmap: boolean, offset: number, length: number, data: Buffer | null, released?: () => void, cb?: (err: Error | null) => void): Promise<void> | void {
     const started = performance.now();
     let healthy = 0;
     let rebuilding = 0;
@@ -438,15 +506,22 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     }
     if (this.stopped || !isReady(this.replicationFactor, healthy, rebuilding)) {
       this.stats.writeErrors++;
-      return Promise.reject(new CstorError('unavailable', `volume ${this.name} is ${this.phaseNow}: ${unmap ? 'unmap' : 'write'} refused`));
+      const err = new CstorError('unavailable', `volume ${this.name} is ${this.phaseNow}: ${unmap ? 'unmap' : 'write'} refused`);
+      if (cb === undefined) return Promise.reject(err);
+      queueMicrotask(() => cb(err));
+      return;
     }
     const ioSeq = this.nextIoSeq++;
     const w = new PendingWrite(this, unmap, length, started);
     if (released !== undefined) w.released = released;
-    const done = new Promise<void>((resolve, reject) => {
-      w.resolve = resolve;
-      w.reject = reject;
-    });
+    let done: Promise<void> | undefined;
+    if (cb !== undefined) w.cb = cb;
+    else {
+      done = new Promise<void>((resolve, reject) => {
+        w.resolve = resolve;
+        w.reject = reject;
+      });
+    }
     for (const m of this.members) {
       if ((m.state !== 'healthy' && m.state !== 'rebuilding') || !m.client) continue;
       w.targets++;
@@ -455,11 +530,24 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       if (wasHealthy) w.healthyPending++;
       m.inflightWrite++;
       this.gate.opStarted();
-      const sent = unmap ? m.client.unmap(offset, length, ioSeq) : m.client.write(offset, data!, ioSeq);
+      const c = m.client as ReplicaClient & Partial<CallbackReplicaClient>;
+      if (!unmap && c.writeCb !== undefined) {
+        // No promise per replica: the reply calls back into the write's record.
+        c.writeCb(offset, data!, ioSeq, (err) => (err === null ? w.ok(m, wasHealthy) : w.failed(m, wasHealthy, err)));
+        continue;
+      }
+      const sent = unmap ? c.unmap(offset, length, ioSeq) : c.write(offset, data!, ioSeq);
       sent.then(
         () => w.ok(m, wasHealthy),
         (err: unknown) => w.failed(m, wasHealthy, err),
       );
+    }
+    if (cb !== undefined) {
+      // The callback form never settles inside the call: a write the counts alone settle (no quorum
+      // possible before any reply) is answered in a microtask, as writeAt's promise would be.
+      const rf = this.replicationFactor;
+      if (!w.settled && (isAcked(rf, w.healthyOk, w.totalOk) || !isAcked(rf, w.healthyOk + w.healthyPending, w.totalOk + w.pending))) queueMicrotask(() => w.check());
+      return;
     }
     w.check();
     return done;
@@ -494,18 +582,30 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       this.stats.writeBytes += w.length;
     }
     this.stats.writeLatencyMs += performance.now() - w.started;
-    w.resolve();
+    const cb = w.cb;
+    if (cb === null) {
+      w.resolve();
+      return;
+    }
+    // Dropped at once: the record lives on until the last replica replied, the caller's state need not.
+    w.cb = null;
+    cb(null);
   }
 
   /** @internal A quorum can no longer be reached. */
   writeRejected(w: PendingWrite): void {
     this.stats.writeErrors++;
-    w.reject(
-      new CstorError(
-        'unavailable',
-        `volume ${this.name}: ${w.unmap ? 'unmap' : 'write'} not acknowledged by a quorum (${w.totalOk} of ${w.targets} replicas ok, ${w.healthyOk} healthy; CF ${this.consistencyFactor})${w.failures ? `: ${w.failures.join('; ')}` : ''}`,
-      ),
+    const err = new CstorError(
+      'unavailable',
+      `volume ${this.name}: ${w.unmap ? 'unmap' : 'write'} not acknowledged by a quorum (${w.totalOk} of ${w.targets} replicas ok, ${w.healthyOk} healthy; CF ${this.consistencyFactor})${w.failures ? `: ${w.failures.join('; ')}` : ''}`,
     );
+    const cb = w.cb;
+    if (cb === null) {
+      w.reject(err);
+      return;
+    }
+    w.cb = null;
+    cb(err);
   }
 
   /**
@@ -1035,6 +1135,10 @@ function envReadStickiness(): number {
   return Number.isSafeInteger(v) && v > 0 ? v : 0;
 }
 
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new CstorError('internal', String(err));
+}
+
 /** A read() continuation that copies the reply into the caller's buffer (clients without readInto). */
 function intoCopier(into: Buffer): (data: Buffer) => void {
   return (data) => {
@@ -1057,6 +1161,8 @@ class PendingWrite {
   failures: string[] | null = null;
   resolve!: () => void;
   reject!: (err: Error) => void;
+  /** The callback form (writeCb) instead of resolve/reject. */
+  cb: ((err: Error | null) => void) | null = null;
   /** Called once every replica replied OK (see ReplicatedVolume.writeAt). */
   released: (() => void) | undefined;
 

@@ -50,6 +50,15 @@ export interface LeasingBlockDevice extends BlockDevice {
   readInto?(offset: number, into: Buffer): Promise<void>;
 }
 
+/**
+ * The callback form of a device's block IO (the replicated volume has it): `done` runs once,
+ * never before the call returned, exactly when the promise form would settle.
+ */
+export interface CallbackBlockDevice {
+  writeCb(offset: number, data: Buffer, released: (() => void) | undefined, done: (err: Error | null) => void): void;
+  readCb(offset: number, length: number, done: (err: Error | null, data: Buffer | undefined) => void): void;
+}
+
 /** READs of at least this many bytes go into a pooled buffer when the device can read into one. */
 const LEASED_READ_MIN = 128 * 1024;
 
@@ -140,12 +149,16 @@ export class ScsiDisk {
   /** The device's LeasingBlockDevice abilities (pooled buffers for large IO). */
   private readonly leasing: boolean;
   private readonly readInto: ((offset: number, into: Buffer) => Promise<void>) | undefined;
+  /** The device's callback form, when it has one (executeCb's direct path). */
+  private readonly cbDevice: CallbackBlockDevice | undefined;
 
   constructor(opts: ScsiDiskOptions) {
     this.device = opts.device;
     const dev = opts.device as LeasingBlockDevice;
     this.leasing = dev.releasesWriteData === true;
     this.readInto = typeof dev.readInto === 'function' ? dev.readInto : undefined;
+    const cbDev = opts.device as Partial<CallbackBlockDevice>;
+    this.cbDevice = typeof cbDev.writeCb === 'function' && typeof cbDev.readCb === 'function' ? (opts.device as unknown as CallbackBlockDevice) : undefined;
     this.identity = opts.identity;
     this.blockSize = opts.device.blockSize;
     this.blocks = Math.floor(opts.device.size / opts.device.blockSize);
@@ -252,6 +265,59 @@ export class ScsiDisk {
     }
     if (!(result instanceof Promise)) return Promise.resolve(result);
     return result.then(undefined, (err: unknown) => errorResult(op, err));
+  }
+
+  /**
+   * execute() with a callback, for the transport's hot path: a plain READ or WRITE (10/16) on LUN
+   * 0 (no protection bits, no FUA, in range, nothing pending: no unit attention, no reservation)
+   * goes straight to the device's callback form, without a promise; everything else is execute().
+   * `done` runs once with what execute() would resolve to, never before executeCb returned.
+   */
+  executeCb(req: ScsiRequest, done: (result: ScsiResult) => void): void {
+    const cdb = req.cdb;
+    const dev = this.cbDevice;
+    const op = cdb.length >= 16 ? cdb[0]! : -1;
+    if (dev !== undefined && req.lun === 0 && (cdb[1]! & 0xe8) === 0 && this.unitAttentions.size === 0 && this.reservedBy === undefined && !this.pr.hasReservation) {
+      const bs = this.blockSize;
+      if (op === Op.write10 || op === Op.write16) {
+        const lba = op === Op.write10 ? cdb.readUInt32BE(2) : lba64(cdb);
+        const blocks = op === Op.write10 ? cdb.readUInt16BE(7) : cdb.readUInt32BE(10);
+        const dataOut = req.dataOut;
+        const n = dataOut === undefined ? 0 : Math.min(blocks, Math.floor(dataOut.length / bs));
+        if (n > 0 && lba + blocks <= this.blocks && blocks <= this.limits.maxTransferBlocks) {
+          const bytes = n * bs;
+          const data = dataOut!.length === bytes ? dataOut! : dataOut!.subarray(0, bytes);
+          const t0 = performance.now();
+          // Only a device that says when it is done with the data gets the release (others: dropped).
+          dev.writeCb(lba * bs, data, this.leasing ? req.releaseDataOut : undefined, (err) => {
+            if (err !== null) {
+              done(errorResult(op, err));
+              return;
+            }
+            this.stats.record('write', bytes, t0);
+            done(GOOD);
+          });
+          return;
+        }
+      } else if (op === Op.read10 || op === Op.read16) {
+        const lba = op === Op.read10 ? cdb.readUInt32BE(2) : lba64(cdb);
+        const blocks = op === Op.read10 ? cdb.readUInt16BE(7) : cdb.readUInt32BE(10);
+        const length = blocks * bs;
+        if (blocks > 0 && lba + blocks <= this.blocks && blocks <= this.limits.maxTransferBlocks && (length < LEASED_READ_MIN || this.readInto === undefined)) {
+          const t0 = performance.now();
+          dev.readCb(lba * bs, length, (err, data) => {
+            if (err !== null || data === undefined) {
+              done(errorResult(op, err));
+              return;
+            }
+            this.stats.record('read', data.length, t0);
+            done({ status: ScsiStatus.good, data });
+          });
+          return;
+        }
+      }
+    }
+    this.execute(req).then(done, (err: unknown) => done(errorResult(op, err)));
   }
 
   /** Runs a command: a result now, or a promise of one (which may reject: execute maps the error). */

@@ -14,7 +14,7 @@ import { parseReplicaAddress } from './address.ts';
 import type { MessageBody } from './codec.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { DirectFrameDecoder } from './direct-frame-decoder.ts';
-import { isReply, type Frame, type FrameHeader } from './header.ts';
+import { isReply, maxIoBytes, type Frame, type FrameHeader } from './header.ts';
 import { opcodeName, opcodes, type OpcodeName } from './opcodes.ts';
 import { decodeErrorReply } from './messages/error-reply.ts';
 import { isKeepalive } from './messages/keepalive.ts';
@@ -46,15 +46,44 @@ export interface ConnectReplicaOptions {
   logger?: Logger;
 }
 
-interface Pending {
-  opcode: number;
-  /** READ via readInto: the caller's Buffer, which the reply's payload is read into. */
-  into: Buffer | null;
-  deadline: number;
-  decode: (frame: Frame) => unknown;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
+/** One request in flight: settled through a promise (`resolve`/`reject`) or a callback (`cb`). */
+class Pending {
+  constructor(
+    readonly opcode: number,
+    /** READ via readInto: the caller's Buffer, which the reply's payload is read into. */
+    readonly into: Buffer | null,
+    readonly deadline: number,
+    readonly decode: (frame: Frame) => unknown,
+    readonly resolve: ((value: unknown) => void) | null,
+    readonly reject: ((err: unknown) => void) | null,
+    readonly cb: ((err: Error | null, value: unknown) => void) | null,
+  ) {}
+
+  /** A failure: the promise rejects, or the callback runs in a microtask (never inside the caller's stack or the read loop). */
+  fail(err: unknown): void {
+    if (this.cb === null) {
+      this.reject!(err);
+      return;
+    }
+    const cb = this.cb;
+    const e = err instanceof Error ? err : new CstorError('internal', String(err));
+    queueMicrotask(() => cb(e, undefined));
+  }
 }
+
+/**
+ * The callback form of the block IO requests (the target's hot path: no promise, no microtask hop
+ * per request). The callback runs once: on success inside the socket's read callback, right as
+ * the reply is decoded; on failure in a microtask. A callback must not throw (what it throws is
+ * logged and dropped).
+ */
+export interface CallbackReplicaClient {
+  writeCb(offset: number, data: Buffer, ioSeq: number, cb: (err: Error | null) => void): void;
+  readCb(offset: number, length: number, cb: (err: Error | null, data: Buffer | undefined) => void): void;
+}
+
+const writeOpcode = opcodes.write;
+const readOpcode = opcodes.read;
 
 /**
  * Connects to a pool's replica port ("host:port", or "unix:PATH" for a pool's UNIX socket on this
@@ -97,7 +126,7 @@ export async function connectReplica(address: string, options: ConnectReplicaOpt
   return client;
 }
 
-export class TcpReplicaClient implements ReplicaClient {
+export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
   private nextSeq = 1;
   private readonly pending = new Map<number, Pending>();
   private closedWith: CstorError | null = null;
@@ -109,6 +138,8 @@ export class TcpReplicaClient implements ReplicaClient {
   /** When the last frame of any kind (reply or keepalive) arrived. */
   private lastHeard = Date.now();
   private readonly socketClosed: Promise<void>;
+  /** Reused for every hot-path frame (FrameWriter copies it into its slab at once). */
+  private readonly scratch: FrameHeader = { opcode: 0, status: 0, flags: 0, seq: 0, ioSeq: 0, offset: 0, length: 0 };
 
   constructor(
     readonly address: string,
@@ -193,6 +224,23 @@ export class TcpReplicaClient implements ReplicaClient {
       into,
     );
   }
+  writeCb(offset: number, data: Buffer, ioSeq: number, cb: (err: Error | null) => void): void {
+    if (this.closedWith !== null || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(ioSeq) || ioSeq < 0 || data.length > maxIoBytes) {
+      // The rare cases: the promise path has the exact error.
+      this.write(offset, data, ioSeq).then(() => cb(null), (err: unknown) => cb(err instanceof Error ? err : new CstorError('internal', String(err))));
+      return;
+    }
+    this.sendCb(writeOpcode, ioSeq, offset, [data], null, decodeWriteReply, cb as (err: Error | null, value: unknown) => void);
+  }
+  readCb(offset: number, length: number, cb: (err: Error | null, data: Buffer | undefined) => void): void {
+    if (this.closedWith !== null || !Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0 || length > maxIoBytes) {
+      this.read(offset, length).then((data) => cb(null, data), (err: unknown) => cb(err instanceof Error ? err : new CstorError('internal', String(err)), undefined));
+      return;
+    }
+    const req = Buffer.allocUnsafe(4);
+    req.writeUInt32LE(length, 0);
+    this.sendCb(readOpcode, 0, offset, [req], null, (f) => decodeReadReply(f, length), cb as (err: Error | null, value: unknown) => void);
+  }
   write(offset: number, data: Buffer, ioSeq: number): Promise<void> {
     return this.call('write', () => encodeWriteRequest({ offset, data, ioSeq }), decodeWriteReply);
   }
@@ -269,8 +317,26 @@ export class TcpReplicaClient implements ReplicaClient {
     }
     this.nextSeq++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(seq, { opcode, into, deadline: Date.now() + this.timeoutMs, decode, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(seq, new Pending(opcode, into, Date.now() + this.timeoutMs, decode, resolve as (v: unknown) => void, reject, null));
     });
+  }
+
+  /** call() for the callback forms, their fields already checked: no encode closure, no header object, no promise. */
+  private sendCb(opcode: number, ioSeq: number, offset: number, payload: Buffer[], into: Buffer | null, decode: (frame: Frame) => unknown, cb: (err: Error | null, value: unknown) => void): void {
+    const seq = this.nextSeq;
+    const h = this.scratch;
+    h.opcode = opcode;
+    h.seq = seq;
+    h.ioSeq = ioSeq;
+    h.offset = offset;
+    try {
+      this.out.send(h, payload);
+    } catch (err) {
+      new Pending(opcode, into, 0, decode, null, null, cb).fail(err);
+      return;
+    }
+    this.nextSeq++;
+    this.pending.set(seq, new Pending(opcode, into, Date.now() + this.timeoutMs, decode, null, null, cb));
   }
 
   /** The caller's Buffer for the payload of reply `h` (readInto), if it is one. */
@@ -302,17 +368,27 @@ export class TcpReplicaClient implements ReplicaClient {
       }
       this.pending.delete(h.seq);
       if (h.status !== 0) {
-        p.reject(decodeErrorReply(frame, `replica ${this.address} ${opcodeName(h.opcode) ?? h.opcode}`));
+        p.fail(decodeErrorReply(frame, `replica ${this.address} ${opcodeName(h.opcode) ?? h.opcode}`));
         continue;
       }
       let value: unknown;
       try {
         value = p.decode(frame);
       } catch (err) {
-        p.reject(err);
+        p.fail(err);
         continue;
       }
-      p.resolve(value);
+      if (p.cb === null) {
+        p.resolve!(value);
+        continue;
+      }
+      try {
+        p.cb(null, value);
+      } catch (err) {
+        this.logger?.error('replica reply callback threw', { replica: this.address, error: isCstorError(err) ? err.message : String(err) });
+      }
+      // A callback may have closed this connection: the rest of the frames are not ours to deliver.
+      if (this.closedWith !== null) return;
     }
   }
 
@@ -347,7 +423,7 @@ export class TcpReplicaClient implements ReplicaClient {
     }
     const failed = [...this.pending.values()];
     this.pending.clear();
-    for (const p of failed) p.reject(err);
+    for (const p of failed) p.fail(err);
     if (!this.closeFired && (this.socket.destroyed || err.code === 'aborted')) {
       this.closeFired = true;
       const listeners = this.closeListeners.splice(0);

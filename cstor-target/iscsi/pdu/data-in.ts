@@ -28,19 +28,25 @@ export interface DataIn extends StatusNumbers {
 }
 
 export function encodeDataIn(m: DataIn): Buffer {
-  // Sent once per read (per segment): written field by field into a zeroed 48 bytes.
-  const b = Buffer.alloc(BHS_LENGTH);
-  b[0] = Opcode.DataIn;
-  b[1] = (m.final ? 0x80 : 0) | (m.hasStatus ? 0x01 | m.residualFlag : 0);
-  b[3] = m.hasStatus ? m.status : 0;
-  b.writeUIntBE(m.dataLength, 5, 3);
-  b.writeUInt32BE(m.itt, 16);
-  b.writeUInt32BE(NO_TAG, 20);
-  b.writeUInt32BE(m.hasStatus ? m.statSN : 0, 24);
-  b.writeUInt32BE(m.expCmdSN, 28);
-  b.writeUInt32BE(m.maxCmdSN, 32);
-  b.writeUInt32BE(m.dataSN, 36);
-  b.writeUInt32BE(m.bufferOffset, 40);
-  b.writeUInt32BE(m.hasStatus ? m.residualCount : 0, 44);
+  const b = Buffer.allocUnsafe(BHS_LENGTH);
+  writeDataIn(b, 0, m);
   return b;
+}
+
+/** Writes the BHS of `m` into `b` at `at` (48 bytes, reserved ones zeroed): the connection writes into its send slab. */
+export function writeDataIn(b: Buffer, at: number, m: DataIn): void {
+  // Sent once per read (per segment): written field by field, no Buffer of its own.
+  b.fill(0, at, at + BHS_LENGTH);
+  b[at] = Opcode.DataIn;
+  b[at + 1] = (m.final ? 0x80 : 0) | (m.hasStatus ? 0x01 | m.residualFlag : 0);
+  b[at + 3] = m.hasStatus ? m.status : 0;
+  b.writeUIntBE(m.dataLength, at + 5, 3);
+  b.writeUInt32BE(m.itt, at + 16);
+  b.writeUInt32BE(NO_TAG, at + 20);
+  b.writeUInt32BE(m.hasStatus ? m.statSN : 0, at + 24);
+  b.writeUInt32BE(m.expCmdSN, at + 28);
+  b.writeUInt32BE(m.maxCmdSN, at + 32);
+  b.writeUInt32BE(m.dataSN, at + 36);
+  b.writeUInt32BE(m.bufferOffset, at + 40);
+  b.writeUInt32BE(m.hasStatus ? m.residualCount : 0, at + 44);
 }

@@ -29,20 +29,26 @@ export interface ScsiResponse extends StatusNumbers {
 }
 
 export function encodeScsiResponse(m: ScsiResponse): Buffer {
-  // Sent once per command: written field by field into a zeroed 48 bytes (no cursor object).
-  const b = Buffer.alloc(BHS_LENGTH);
-  b[0] = Opcode.ScsiResponse;
-  b[1] = 0x80 | m.residualFlag;
-  b[2] = m.response;
-  b[3] = m.status;
-  b.writeUIntBE(m.dataLength, 5, 3);
-  b.writeUInt32BE(m.itt, 16);
-  b.writeUInt32BE(m.statSN, 24);
-  b.writeUInt32BE(m.expCmdSN, 28);
-  b.writeUInt32BE(m.maxCmdSN, 32);
-  b.writeUInt32BE(m.expDataSN, 36);
-  b.writeUInt32BE(m.residualCount, 44);
+  const b = Buffer.allocUnsafe(BHS_LENGTH);
+  writeScsiResponse(b, 0, m);
   return b;
+}
+
+/** Writes the BHS of `m` into `b` at `at` (48 bytes, reserved ones zeroed): the connection writes into its send slab. */
+export function writeScsiResponse(b: Buffer, at: number, m: ScsiResponse): void {
+  // Sent once per command: written field by field (no cursor object, no Buffer of its own).
+  b.fill(0, at, at + BHS_LENGTH);
+  b[at] = Opcode.ScsiResponse;
+  b[at + 1] = 0x80 | m.residualFlag;
+  b[at + 2] = m.response;
+  b[at + 3] = m.status;
+  b.writeUIntBE(m.dataLength, at + 5, 3);
+  b.writeUInt32BE(m.itt, at + 16);
+  b.writeUInt32BE(m.statSN, at + 24);
+  b.writeUInt32BE(m.expCmdSN, at + 28);
+  b.writeUInt32BE(m.maxCmdSN, at + 32);
+  b.writeUInt32BE(m.expDataSN, at + 36);
+  b.writeUInt32BE(m.residualCount, at + 44);
 }
 
 /** The data segment of a SCSI Response carrying sense data: a 2-byte SenseLength then the sense bytes. */
