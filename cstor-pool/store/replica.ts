@@ -66,6 +66,8 @@ const sealCatchUp = 128;
 /** Largest chain: the index stores layer ordinals in a Uint16Array (0 = reads zeros). */
 const maxLayers = 65534;
 const seqChunkBlocks = 4096;
+/** Writes of at most this many bytes count toward the background writeback threshold. */
+const smallWriteBytes = 64 * 1024;
 /** Largest single data-file IO when copying or paging. */
 const maxIoBytes = 1 << 20;
 
@@ -579,7 +581,10 @@ export class StoreReplica implements Replica {
 
   private noteWrite(bytes: number): void {
     const threshold = writebackBytes();
-    if (threshold <= 0) return;
+    // Only small writes count: scattered small blocks are what makes a flush slow (one seek and one
+    // allocation each), while large writes flush at the disk's bandwidth, and an fdatasync every
+    // threshold of a large sequential stream would cost it half its throughput.
+    if (threshold <= 0 || bytes > smallWriteBytes) return;
     this.writebackDirty += bytes;
     if (this.writebackRunning || this.writebackDirty < threshold) return;
     this.writebackRunning = true;
