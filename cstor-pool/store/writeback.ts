@@ -1,7 +1,6 @@
 // Background writeback of a replica's head: after every `bytes` of small writes (64 KiB or less;
-// replica.ts) to the head, one fdatasync
-// of its data file runs in the background (one at a time per replica, holding no lock, so no write
-// waits for it). It writes no bitmap page and no header, so it changes nothing a reader or a crash
+// replica.ts) to the head, one fdatasync of its data file runs in the background (one at a time
+// per replica, holding no lock, so no write waits for it). It writes no bitmap page and no header, so it changes nothing a reader or a crash
 // can see; it bounds the dirty data that the next sync() or snapshot has to flush, which is what a
 // snapshot's durable step and an initiator's SYNCHRONIZE CACHE cost. Figures and the trade-off
 // (it costs some 4 KiB random-write throughput): docs/pool-storage.md.
