@@ -420,7 +420,20 @@ export class LayerFile {
   }
 
   /**
-   * Writes the given 4 KiB pages of both bitsets (copies taken by the caller) and fsyncs.
+   * A head's dirty state made durable, the checkpoint aside: its data (if `dataDirty`), then the
+   * bitmap `pages`. The header's max io_seq is raised to `maxSeq` before the pages are written,
+   * alongside the data's fdatasync: a reload gives every head block that io_seq, so it must bound
+   * every block the persisted bitmap names (or readHeadSince would skip them after a crash).
+   */
+  async persistDirty(dataDirty: boolean, pages: ReadonlyMap<number, { alloc: Buffer; zero: Buffer }>, maxSeq: number): Promise<void> {
+    const raise = pages.size > 0 && maxSeq > this.maxSeq;
+    await Promise.all([dataDirty ? this.syncData() : null, raise ? this.writeCheckpoint(this.checkpoint, maxSeq) : null]);
+    await this.writePages(pages);
+  }
+
+  /**
+   * Writes the given 4 KiB pages of both bitsets (copies taken by the caller) and fsyncs (nothing
+   * when there are none).
    *
    * A crash may stop between any two page writes, and a block's state spans two pages (alloc
    * wins over zero: data D = 1/x, zero marker Z = 0/1, nothing N = 0/0, which reads the layers
@@ -432,6 +445,7 @@ export class LayerFile {
    * page write is one page-aligned pwrite, which a kill -9 does not tear.
    */
   async writePages(pages: ReadonlyMap<number, { alloc: Buffer; zero: Buffer }>): Promise<void> {
+    if (pages.size === 0) return;
     const map = this.mapHandle();
     const alloc = Buffer.alloc(mapPageBytes);
     const zero = Buffer.alloc(mapPageBytes);

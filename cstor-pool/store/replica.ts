@@ -11,7 +11,7 @@ import { pageRuns, type Source } from './run-pages.ts';
 import { isListed, type LayerRef, type ReplicaMeta } from './metadata.ts';
 import { checkSnapshotName } from './names.ts';
 import type { Replica, ReplicaInfo, StagedSnapshot } from './types.ts';
-import { writebackBytes } from './writeback.ts';
+import { writebackBytes, writebackSmallWriteBytes } from './writeback.ts';
 
 /** What a replica needs from its pool. */
 export interface PreparedMeta {
@@ -66,8 +66,6 @@ const sealCatchUp = 128;
 /** Largest chain: the index stores layer ordinals in a Uint16Array (0 = reads zeros). */
 const maxLayers = 65534;
 const seqChunkBlocks = 4096;
-/** Writes of at most this many bytes count toward the background writeback threshold. */
-const smallWriteBytes = 64 * 1024;
 /** Largest single data-file IO when copying or paging. */
 const maxIoBytes = 1 << 20;
 
@@ -581,10 +579,8 @@ export class StoreReplica implements Replica {
 
   private noteWrite(bytes: number): void {
     const threshold = writebackBytes();
-    // Only small writes count: scattered small blocks are what makes a flush slow (one seek and one
-    // allocation each), while large writes flush at the disk's bandwidth, and an fdatasync every
-    // threshold of a large sequential stream would cost it half its throughput.
-    if (threshold <= 0 || bytes > smallWriteBytes) return;
+    // Only small writes count (writeback.ts says why).
+    if (threshold <= 0 || bytes > writebackSmallWriteBytes) return;
     this.writebackDirty += bytes;
     if (this.writebackRunning || this.writebackDirty < threshold) return;
     this.writebackRunning = true;
@@ -633,12 +629,8 @@ export class StoreReplica implements Replica {
     const dataDirty = this.dataDirty;
     this.dataDirty = false;
     try {
-      // The header's max io_seq bounds every block the persisted bitmap names (a reload gives
-      // those blocks that io_seq: readHeadSince must not skip them), so it is raised before the
-      // pages, alongside the data's fdatasync; the checkpoint itself moves only after them.
-      const raise = pages.size > 0 && maxSeq > this.head.maxSeq;
-      await Promise.all([dataDirty ? this.head.syncData() : null, raise ? this.head.writeCheckpoint(this.head.checkpoint, maxSeq) : null]);
-      if (pages.size > 0) await this.head.writePages(pages);
+      // (The checkpoint moves only after the data and the pages.)
+      await this.head.persistDirty(dataDirty, pages, maxSeq);
       if (target > this.head.checkpoint || maxSeq > this.head.maxSeq) await this.head.writeCheckpoint(target, maxSeq);
     } catch (err) {
       for (const p of pages.keys()) this.dirtyPages.add(p);
@@ -787,11 +779,8 @@ export class StoreReplica implements Replica {
   /** Step 2 (pool mutex held, IO flowing): makes the seal durable; fails the replica if it cannot. */
   private async persistSeal(job: SealJob): Promise<void> {
     try {
-      // (Until the seal is durable the old head is the durable chain's head: as in syncInner, its
-      // header's max io_seq must cover the pages before they are written.)
-      const raise = job.pages.size > 0 && job.maxSeq > job.layer.maxSeq;
-      await Promise.all([job.dataDirty ? job.layer.syncData() : null, raise ? job.layer.writeCheckpoint(job.layer.checkpoint, job.maxSeq) : null]);
-      if (job.pages.size > 0) await job.layer.writePages(job.pages);
+      // (Until the seal is durable the old head is the durable chain's head: persisted as in syncInner.)
+      await job.layer.persistDirty(job.dataDirty, job.pages, job.maxSeq);
       await job.layer.writeSeal(job.seal);
     } catch (err) {
       const e = new CstorError('io', `replica ${this.volume}: snapshot ${job.seal.name} could not be made durable; the replica is failed until it is reloaded`, { cause: err });
