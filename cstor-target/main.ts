@@ -57,6 +57,8 @@ export interface TargetConfig {
   targetId: string;
   replicaTimeoutMs: number;
   quiesceTimeoutMs: number;
+  /** $CSTOR_TARGET_READ_STICKINESS (a whole number > 0), else 0: see ReplicatedVolumeOptions.readStickiness. */
+  readStickiness: number;
   logLevel: string;
   logFormat: 'json' | 'text';
   /** Set when the target runs with Kubernetes (--kubeconfig, $KUBECONFIG or in-cluster). */
@@ -81,6 +83,8 @@ export function targetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): T
   const quiesceTimeoutMs = ms(opts['quiesce-timeout'], '--quiesce-timeout');
   const { logLevel, logFormat, namespace, kube } = clusterDaemonConfig(opts, env, problems);
   const advertise = opts.advertise ?? (isWildcard(iscsi.host) && env.POD_IP ? env.POD_IP : defaultAdvertiseHost(iscsi.host));
+  const sticky = Number(env.CSTOR_TARGET_READ_STICKINESS ?? 0);
+  const readStickiness = Number.isSafeInteger(sticky) && sticky > 0 ? sticky : 0;
   if (problems.length > 0) throw new CstorError('invalid', `${problems.join('; ')} (see --help)`);
   return Object.freeze({
     iscsi,
@@ -89,6 +93,7 @@ export function targetConfig(argv: readonly string[], env: NodeJS.ProcessEnv): T
     targetId: opts['target-id'] ?? `${os.hostname()}-${process.pid}`,
     replicaTimeoutMs,
     quiesceTimeoutMs,
+    readStickiness,
     logLevel,
     logFormat,
     ...(kube ? { kube } : {}),
@@ -112,6 +117,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     logger,
     targetId: config.targetId,
     quiesceTimeoutMs: config.quiesceTimeoutMs,
+    readStickiness: config.readStickiness,
   });
   const app = createMgmtApp({ manager, logger, registry, iscsiStats: (v) => portal.targetInfo(v) ?? null });
   const httpServer = http.createServer(app);

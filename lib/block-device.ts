@@ -17,17 +17,22 @@ export interface BlockDevice {
   sync(): Promise<void>;
 }
 
-/** Throws `invalid` unless [offset, offset+length) lies inside a device of `size` bytes, block aligned. */
-export function checkRange(dev: Pick<BlockDevice, 'size' | 'blockSize'>, offset: number, length: number): void {
-  const ok =
+/** Whether [offset, offset+length) lies inside a device of `size` bytes, block aligned. */
+export function inRange(dev: Pick<BlockDevice, 'size' | 'blockSize'>, offset: number, length: number): boolean {
+  return (
     Number.isSafeInteger(offset) &&
     Number.isSafeInteger(length) &&
     offset >= 0 &&
     length >= 0 &&
     offset + length <= dev.size &&
     offset % dev.blockSize === 0 &&
-    length % dev.blockSize === 0;
-  if (!ok) {
+    length % dev.blockSize === 0
+  );
+}
+
+/** Throws `invalid` unless [offset, offset+length) lies inside a device of `size` bytes, block aligned. */
+export function checkRange(dev: Pick<BlockDevice, 'size' | 'blockSize'>, offset: number, length: number): void {
+  if (!inRange(dev, offset, length)) {
     throw new CstorError(
       'invalid',
       `range offset=${offset} length=${length} is not block-aligned (${dev.blockSize}) inside a device of ${dev.size} bytes`,

@@ -52,6 +52,11 @@ export function hasErrorCode(err: unknown, ...codes: ErrorCode[]): err is CstorE
   return err instanceof CstorError && codes.includes(err.code);
 }
 
+/** `err` itself when it is an Error (its class kept: callers may test it), else an internal CstorError naming it. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new CstorError('internal', String(err));
+}
+
 /** Wraps anything thrown into a CstorError, keeping it as the cause. */
 export function toCstorError(err: unknown, fallback: ErrorCode = 'internal', context?: string): CstorError {
   if (err instanceof CstorError) return err;

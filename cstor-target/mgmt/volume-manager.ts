@@ -35,6 +35,8 @@ export interface VolumeManagerOptions {
   logger: Logger;
   targetId: string;
   quiesceTimeoutMs?: number;
+  /** ReplicatedVolumeOptions.readStickiness for every volume (default 0). */
+  readStickiness?: number;
 }
 
 interface StateFile {
@@ -167,6 +169,7 @@ export class VolumeManager {
       },
       targetId: this.options.targetId,
       ...(this.options.quiesceTimeoutMs !== undefined ? { quiesceTimeoutMs: this.options.quiesceTimeoutMs } : {}),
+      ...(this.options.readStickiness !== undefined ? { readStickiness: this.options.readStickiness } : {}),
     });
     this.options.portal?.addTarget({ volume: spec.name, device: volume });
     this.volumes.set(spec.name, { spec, volume });

@@ -3,8 +3,8 @@
 // rebuild, quiesced snapshots). The rules themselves live in quorum.ts; the rebuild steps in
 // rebuild.ts; docs/target.md explains why they are correct.
 import { EventEmitter } from 'node:events';
-import { checkRange, type BlockDevice } from '../../lib/block-device.ts';
-import { CstorError, describeError, hasErrorCode, toCstorError } from '../../lib/errors.ts';
+import { checkRange, inRange, type BlockDevice } from '../../lib/block-device.ts';
+import { asError, CstorError, describeError, hasErrorCode, toCstorError } from '../../lib/errors.ts';
 import { silentLogger, type Logger } from '../../lib/logger.ts';
 import type { ReplicaClient, ReplicaMode, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
 import type { CallbackReplicaClient } from '../../lib/replica-protocol/client.ts';
@@ -115,8 +115,8 @@ export interface ReplicatedVolumeOptions {
    * the fewest reads in flight). N > 0: reads keep going to the replica chosen last while it has at
    * most N more reads in flight than the least busy one. A queue of reads then goes to one pool in
    * one socket write instead of being dealt round-robin over all of them: on a 2-CPU machine RF=3
-   * 4 KiB reads used half the syscalls and ~30 % more IOPS with N = 32 (docs/target.md). Default:
-   * the CSTOR_TARGET_READ_STICKINESS environment variable, else 0.
+   * 4 KiB reads used half the syscalls and ~30 % more IOPS with N = 32 (docs/target.md). The
+   * daemon takes it from $CSTOR_TARGET_READ_STICKINESS (cstor-target/main.ts).
    */
   readStickiness?: number;
 }
@@ -219,7 +219,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       reconnectMinMs: options.reconnectMinMs ?? 200,
       reconnectMaxMs: options.reconnectMaxMs ?? 5000,
       rebuildPageBytes: options.rebuildPageBytes ?? 1 << 20,
-      readStickiness: options.readStickiness ?? envReadStickiness(),
+      readStickiness: options.readStickiness ?? 0,
     };
     this.members = options.replicas.map((address) => ({
       address,
@@ -417,7 +417,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
    * after writeCb returned). Same rules, same `released`.
    */
   writeCb(offset: number, data: Buffer, released: (() => void) | undefined, done: (err: Error | null) => void): void {
-    if (this.gate.isHeld || offset < 0 || offset + data.length > this.size || offset % this.blockSize !== 0 || data.length % this.blockSize !== 0) {
+    if (this.gate.isHeld || !inRange(this, offset, data.length)) {
       // A quiesce in progress, or a range writeAt refuses (it has the exact error).
       let p: Promise<void>;
       try {
@@ -425,7 +425,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       } catch (err) {
         p = Promise.reject(err);
       }
-      p.then(() => done(null), (err: unknown) => done(toError(err)));
+      p.then(() => done(null), (err: unknown) => done(asError(err)));
       return;
     }
     this.sendWrite(false, offset, data.length, data, released, done);
@@ -437,7 +437,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
    * readAt's path, retries included. `done` runs once, never before readCb returned.
    */
   readCb(offset: number, length: number, done: (err: Error | null, data: Buffer | undefined) => void): void {
-    if (offset < 0 || offset + length > this.size || offset % this.blockSize !== 0 || length % this.blockSize !== 0) {
+    if (!inRange(this, offset, length)) {
       // A range readAt refuses (it has the exact error).
       let p: Promise<Buffer>;
       try {
@@ -445,7 +445,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       } catch (err) {
         p = Promise.reject(err);
       }
-      p.then((data) => done(null, data), (err: unknown) => done(toError(err), undefined));
+      p.then((data) => done(null, data), (err: unknown) => done(asError(err), undefined));
       return;
     }
     const started = performance.now();
@@ -453,7 +453,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     const c = m?.client as (ReplicaClient & Partial<CallbackReplicaClient>) | null | undefined;
     if (m === undefined || !c || c.readCb === undefined) {
       const p = m === undefined ? this.readRetry(offset, length, started) : this.readFrom(m, offset, length, started);
-      p.then((data) => done(null, data), (err: unknown) => done(toError(err), undefined));
+      p.then((data) => done(null, data), (err: unknown) => done(asError(err), undefined));
       return;
     }
     m.inflightRead++;
@@ -467,7 +467,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
         return;
       }
       this.evict(m, err ?? new CstorError('protocol', `read of ${length} bytes returned ${data?.length ?? 0}`), 'read failed');
-      this.readRetry(offset, length, started).then((d) => done(null, d), (e: unknown) => done(toError(e), undefined));
+      this.readRetry(offset, length, started).then((d) => done(null, d), (e: unknown) => done(asError(e), undefined));
     });
   }
 
@@ -1129,15 +1129,6 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   }
 }
 
-/** readStickiness when the options do not say: CSTOR_TARGET_READ_STICKINESS (a whole number), else 0. */
-function envReadStickiness(): number {
-  const v = Number(process.env.CSTOR_TARGET_READ_STICKINESS ?? 0);
-  return Number.isSafeInteger(v) && v > 0 ? v : 0;
-}
-
-function toError(err: unknown): Error {
-  return err instanceof Error ? err : new CstorError('internal', String(err));
-}
 
 /** A read() continuation that copies the reply into the caller's buffer (clients without readInto). */
 function intoCopier(into: Buffer): (data: Buffer) => void {

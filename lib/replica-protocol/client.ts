@@ -8,7 +8,7 @@
 // Addresses: "host:port" (TCP, the wire contract) or "unix:/path/to.sock" (a UNIX domain socket,
 // for a pool on the same host: same frames, fewer kernel cycles; see docs/pool-daemon.md).
 import net from 'node:net';
-import { CstorError, isCstorError } from '../errors.ts';
+import { asError, CstorError, isCstorError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseReplicaAddress } from './address.ts';
 import type { MessageBody } from './codec.ts';
@@ -66,7 +66,7 @@ class Pending {
       return;
     }
     const cb = this.cb;
-    const e = err instanceof Error ? err : new CstorError('internal', String(err));
+    const e = asError(err);
     queueMicrotask(() => cb(e, undefined));
   }
 }
@@ -227,14 +227,14 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
   writeCb(offset: number, data: Buffer, ioSeq: number, cb: (err: Error | null) => void): void {
     if (this.closedWith !== null || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(ioSeq) || ioSeq < 0 || data.length > maxIoBytes) {
       // The rare cases: the promise path has the exact error.
-      this.write(offset, data, ioSeq).then(() => cb(null), (err: unknown) => cb(err instanceof Error ? err : new CstorError('internal', String(err))));
+      this.write(offset, data, ioSeq).then(() => cb(null), (err: unknown) => cb(asError(err)));
       return;
     }
     this.sendCb(writeOpcode, ioSeq, offset, [data], null, decodeWriteReply, cb as (err: Error | null, value: unknown) => void);
   }
   readCb(offset: number, length: number, cb: (err: Error | null, data: Buffer | undefined) => void): void {
     if (this.closedWith !== null || !Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0 || length > maxIoBytes) {
-      this.read(offset, length).then((data) => cb(null, data), (err: unknown) => cb(err instanceof Error ? err : new CstorError('internal', String(err)), undefined));
+      this.read(offset, length).then((data) => cb(null, data), (err: unknown) => cb(asError(err), undefined));
       return;
     }
     const req = Buffer.allocUnsafe(4);
