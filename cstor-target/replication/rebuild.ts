@@ -6,7 +6,7 @@
 // is later trusted.
 import { CstorError, describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import type { ReplicaClient, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
+import type { ReplicaClient, ReplicaMode, SnapshotInfo } from '../../lib/replica-protocol/types.ts';
 import type { Mutex } from './write-gate.ts';
 
 export const internalSnapshotPrefix = 'rebuild-';
@@ -41,6 +41,11 @@ export class RebuildError extends CstorError {
 export interface RebuildMember {
   readonly address: string;
   client: ReplicaClient | null;
+  /**
+   * D's mode on its pool when it connected. `Rebuilding` (an earlier rebuild into it never
+   * finished): none of its snapshots is trusted, see rebuildReplica.
+   */
+  persistedMode?: ReplicaMode | null;
 }
 
 export interface RebuildContext {
@@ -88,12 +93,39 @@ export async function rebuildReplica(ctx: RebuildContext, d: RebuildMember, h: R
   };
 
   const rName = ctx.internalName();
+  try {
+    return await rebuildSteps(ctx, { d, h, dc, hc, rName, onSource, onDest, checkAborted });
+  } catch (err) {
+    // R is of no use once this rebuild failed: left on H it would be copied into every later
+    // rebuild from H and kept until the next election. Best effort (H may be the one that failed).
+    await ctx.snapLock.run(() => hc.snapshotDestroy(rName)).catch(() => undefined);
+    throw err;
+  }
+}
+
+interface RebuildRun {
+  d: RebuildMember;
+  h: RebuildMember;
+  dc: ReplicaClient;
+  hc: ReplicaClient;
+  rName: string;
+  onSource<T>(what: string, p: Promise<T>): Promise<T>;
+  onDest<T>(what: string, p: Promise<T>): Promise<T>;
+  checkAborted(): void;
+}
+
+async function rebuildSteps(ctx: RebuildContext, run: RebuildRun): Promise<RebuildResult> {
+  const { d, h, dc, hc, rName, onSource, onDest, checkAborted } = run;
   let lastCommon: SnapshotInfo | null = null;
   let imports: SnapshotInfo[] = [];
   await ctx.snapLock.run(async () => {
     const [hList, dList] = await Promise.all([onSource('snapshot list', hc.snapshotList()), onDest('snapshot list', dc.snapshotList())]);
     checkAborted();
-    lastCommon = lastCommonSnapshot(hList, dList);
+    // A replica whose earlier rebuild never finished may list snapshots that match H's by name and
+    // io_seq and yet are incomplete: a user snapshot taken during that rebuild sealed D's head,
+    // which held only the writes since the join (the older data was still to be imported beneath
+    // it). Nothing on D tells those apart from complete layers, so none of them is kept.
+    lastCommon = d.persistedMode === 'Rebuilding' ? null : lastCommonSnapshot(hList, dList);
     const from = lastCommon ? hList.indexOf(lastCommon) + 1 : 0;
     imports = hList.slice(from);
     await ctx.quiesced(`rebuild join of ${d.address}`, async () => {
@@ -133,8 +165,11 @@ export async function rebuildReplica(ctx: RebuildContext, d: RebuildMember, h: R
 
   await ctx.layerLock.run(async () => {
     checkAborted();
-    await onDest('rebuildDone', dc.rebuildDone());
+    // Every layer is imported, so a destroy folds into the right child now. Before rebuildDone: a
+    // crash in between leaves D Rebuilding (rebuilt again), never Healthy with a snapshot the
+    // user destroyed.
     for (const name of ctx.deferredDestroys()) await onDest(`snapshot ${name} destroy`, dc.snapshotDestroy(name));
+    await onDest('rebuildDone', dc.rebuildDone());
     // From here on, snapshot destroys go to D directly.
     ctx.complete();
   });

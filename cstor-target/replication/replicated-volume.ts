@@ -134,6 +134,17 @@ export interface SuspectStore {
 
 const snapshotNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 
+/**
+ * How far io_seq jumps past the newest checkpoint when a target first chooses the healthy set of
+ * a volume that was written before. The target that ran before may have sent writes above every
+ * checkpoint the electing replicas report (in flight when it stopped, never acknowledged) to a
+ * replica that is away now; reusing those io_seqs for other data would make that replica look as
+ * fresh as the others when it comes back (same checkpoint, different data), and it would be
+ * trusted without a rebuild. Writes in flight are bounded by the initiators' queue depths, far
+ * below this; 2^53 leaves room for 2^29 restarts.
+ */
+const ioSeqRestartGap = 2 ** 24;
+
 export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   readonly name: string;
   readonly size: number;
@@ -172,6 +183,8 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   /** Held by a rebuild while it imports one layer, and by snapshot destroy. */
   readonly layerLock = new Mutex();
   private nextIoSeq = 1;
+  /** Set once this target chose a healthy set from written replicas (io_seq jumped past the old target's). */
+  private ioSeqJumped = false;
   /** The replica the last read went to (readStickiness). */
   private lastReader: Member | undefined;
   private phaseNow: VolumePhase = 'Init';
@@ -322,9 +335,12 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   /** readAt from the replica already picked. */
   private readFrom(m: Member, offset: number, length: number, started: number): Promise<Buffer> {
     m.inflightRead++;
+    const epoch = m.epoch;
     return m.client!.read(offset, length).then(
       (data) => {
         m.inflightRead--;
+        // Evicted since the read was sent: the reply may predate a write it failed (see readCb).
+        if (m.epoch !== epoch) return this.readRetry(offset, length, started);
         if (data.length !== length) {
           this.evict(m, new CstorError('protocol', `read of ${length} bytes returned ${data.length}`), 'read failed');
           return this.readRetry(offset, length, started);
@@ -355,11 +371,13 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     const m = this.pickReader();
     if (!m) return this.readRetry(offset, length, started).then((data) => void data.copy(into));
     m.inflightRead++;
+    const epoch = m.epoch;
     const c = m.client!;
     const sent = c.readInto ? c.readInto(offset, into) : c.read(offset, length).then(intoCopier(into));
     return sent.then(
       () => {
         m.inflightRead--;
+        if (m.epoch !== epoch) return this.readRetry(offset, length, started).then((data) => void data.copy(into));
         this.stats.reads++;
         this.stats.readBytes += length;
         this.stats.readLatencyMs += performance.now() - started;
@@ -377,8 +395,10 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       const m = this.pickReader();
       if (!m) break;
       m.inflightRead++;
+      const epoch = m.epoch;
       try {
         const data = await m.client!.read(offset, length);
+        if (m.epoch !== epoch) continue; // evicted meanwhile: not trusted (see readFrom)
         if (data.length !== length) throw new CstorError('protocol', `read of ${length} bytes returned ${data.length}`);
         this.stats.reads++;
         this.stats.readBytes += length;
@@ -457,13 +477,27 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       return;
     }
     m.inflightRead++;
+    const epoch = m.epoch;
+    // A write in flight on this replica may fail after its quorum ack, and the pool then runs this
+    // read (ordered behind it) on the old data. Its error reply comes first on the connection, but
+    // the client runs error callbacks in a microtask and successes at once: so the reply is only
+    // trusted after that microtask, once the failure had its chance to evict the replica.
+    const writesBefore = m.inflightWrite > 0;
     c.readCb(offset, length, (err, data) => {
       m.inflightRead--;
       if (err === null && data !== undefined && data.length === length) {
-        this.stats.reads++;
-        this.stats.readBytes += length;
-        this.stats.readLatencyMs += performance.now() - started;
-        done(null, data);
+        const deliver = (): void => {
+          if (m.epoch !== epoch) {
+            this.readRetry(offset, length, started).then((d) => done(null, d), (e: unknown) => done(asError(e), undefined));
+            return;
+          }
+          this.stats.reads++;
+          this.stats.readBytes += length;
+          this.stats.readLatencyMs += performance.now() - started;
+          done(null, data);
+        };
+        if (writesBefore) queueMicrotask(deliver);
+        else deliver();
         return;
       }
       this.evict(m, err ?? new CstorError('protocol', `read of ${length} bytes returned ${data?.length ?? 0}`), 'read failed');
@@ -730,8 +764,16 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       this.stats.snapshotFlushMs += performance.now() - t2;
       this.stats.snapshotQuiescedMs += t2 - t1;
       if (!ioSeq.ok) {
-        // Undo: the snapshot must not survive on the replicas where it was created.
-        await Promise.allSettled(this.connected().map((m) => m.client!.snapshotDestroy(name)));
+        // Undo: the snapshot must not survive on the replicas where it was created. One that
+        // cannot destroy it is evicted: kept in the set, it would answer a retry's list with this
+        // cut ("exists": success on one replica) or keep it on a retry (creation is idempotent by
+        // name), unlike the others. Its rebuild drops it (not on the source: the prefix differs).
+        const undo = this.connected().map((m) => ({ m, epoch: m.epoch }));
+        const undone = await Promise.allSettled(undo.map(({ m }) => m.client!.snapshotDestroy(name)));
+        undone.forEach((r, i) => {
+          const { m, epoch } = undo[i]!;
+          if (r.status === 'rejected' && m.epoch === epoch) this.evict(m, r.reason, `snapshot ${name} undo failed`);
+        });
         throw new CstorError(
           'unavailable',
           `snapshot ${name} of ${this.name} failed: created on ${ioSeq.healthyOk} healthy replicas, ${this.consistencyFactor} needed (${ioSeq.failed.join('; ')}); removed again`,
@@ -1046,6 +1088,10 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     for (const m of chosen) {
       m.state = 'healthy';
       this.log.info('replica chosen healthy', { replica: m.address, checkpointedIoSeq: m.checkpointedIoSeq });
+    }
+    if (chosen.length > 0 && !this.ioSeqJumped) {
+      this.ioSeqJumped = true;
+      this.nextIoSeq = Math.max(this.nextIoSeq, newest + 1 + ioSeqRestartGap);
     }
     if (chosen.length === 0) {
       this.log.warn('no replica can be trusted as healthy yet', {
