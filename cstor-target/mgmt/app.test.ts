@@ -179,4 +179,25 @@ describe('target mgmt API', () => {
     const saved = JSON.parse(await fs.readFile(path.join(dir, 'volumes.json'), 'utf8')) as { volumes: { name: string }[] };
     expect(saved.volumes.map((v) => v.name)).to.deep.equal(['vol1']);
   });
+
+  it('keeps an io_seq reservation in the state file: a restarted target writes above it, whatever the checkpoints', async () => {
+    await serveVol1();
+    const vol = portal.targets.get('vol1')!;
+    await vol.writeAt(0, Buffer.alloc(4096, 1));
+    const seqs = (): number[] => cluster.client(replicas[0]!).calls.filter((c) => c.op === 'write').map((c) => c.args[2] as number);
+    const first = seqs()[0]!;
+    const stateFile = path.join(dir, 'volumes.json');
+    const reserved = (JSON.parse(await fs.readFile(stateFile, 'utf8')) as { ioSeqReserved: Record<string, number> }).ioSeqReserved.vol1!;
+    expect(reserved, 'the reservation covers the write sent').to.be.at.least(first);
+    await stopApi();
+    // As if the old target had sent writes up to its reservation that no replica checkpointed.
+    await startApi();
+    const again = manager.get('vol1');
+    await again.waitFor((v) => v.phase === 'Healthy', 5000);
+    await again.writeAt(4096, Buffer.alloc(4096, 2));
+    expect(seqs().at(-1)!, 'io_seq after the restart').to.be.greaterThan(reserved);
+    const after = (JSON.parse(await fs.readFile(stateFile, 'utf8')) as { ioSeqReserved: Record<string, number> }).ioSeqReserved.vol1!;
+    expect(after).to.be.at.least(seqs().at(-1)!);
+    expect((await again.readAt(0, 8192)).equals(Buffer.concat([Buffer.alloc(4096, 1), Buffer.alloc(4096, 2)]))).to.equal(true);
+  });
 });

@@ -3,6 +3,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseReplicaAddress } from '../../lib/replica-protocol/address.ts';
+import { fsyncDir } from '../../lib/fsync-dir.ts';
 import { CstorError, describeError } from '../../lib/errors.ts';
 import type { BlockDevice } from '../../lib/block-device.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -42,8 +43,10 @@ export interface VolumeManagerOptions {
 interface StateFile {
   version: 1;
   volumes: VolumeSpec[];
-  /** volume → replicas that missed a write and must be rebuilt before they are trusted. */
+  /** volume → replicas that missed a write or a snapshot and must be rebuilt before they are trusted. */
   suspects?: Record<string, string[]>;
+  /** volume → the highest io_seq this target may send (ReplicatedVolume's IoSeqStore). */
+  ioSeqReserved?: Record<string, number>;
 }
 
 /** Validates a PUT body into a VolumeSpec, naming every problem. */
@@ -101,6 +104,7 @@ function sameSpec(a: VolumeSpec, b: VolumeSpec): boolean {
 export class VolumeManager {
   private readonly volumes = new Map<string, { spec: VolumeSpec; volume: ReplicatedVolume }>();
   private readonly suspects = new Map<string, Set<string>>();
+  private readonly ioSeqReserved = new Map<string, number>();
   private readonly log: Logger;
   private saving: Promise<void> = Promise.resolve();
 
@@ -121,6 +125,9 @@ export class VolumeManager {
     }
     for (const [name, list] of Object.entries(state.suspects ?? {})) {
       if (Array.isArray(list)) this.suspects.set(name, new Set(list.filter((a): a is string => typeof a === 'string')));
+    }
+    for (const [name, n] of Object.entries(state.ioSeqReserved ?? {})) {
+      if (Number.isSafeInteger(n) && n >= 0) this.ioSeqReserved.set(name, n);
     }
     for (const raw of state.volumes ?? []) {
       try {
@@ -167,6 +174,18 @@ export class VolumeManager {
           await this.save();
         },
       },
+      // Only with a state file: without one a restart forgets the reservation anyway.
+      ...(this.options.stateFile
+        ? {
+            ioSeq: {
+              load: () => this.ioSeqReserved.get(spec.name) ?? 0,
+              reserve: async (upTo: number) => {
+                this.ioSeqReserved.set(spec.name, Math.max(upTo, this.ioSeqReserved.get(spec.name) ?? 0));
+                await this.save();
+              },
+            },
+          }
+        : {}),
       targetId: this.options.targetId,
       ...(this.options.quiesceTimeoutMs !== undefined ? { quiesceTimeoutMs: this.options.quiesceTimeoutMs } : {}),
       ...(this.options.readStickiness !== undefined ? { readStickiness: this.options.readStickiness } : {}),
@@ -183,6 +202,8 @@ export class VolumeManager {
     if (!cur) return false;
     this.volumes.delete(name);
     this.suspects.delete(name);
+    // Stopped after a final sync: no write of this target is left in flight to protect against.
+    this.ioSeqReserved.delete(name);
     await this.save();
     if (this.options.portal?.hasTarget(name)) await this.options.portal.removeTarget(name);
     await cur.volume.stop();
@@ -220,7 +241,9 @@ export class VolumeManager {
     if (!file) return Promise.resolve();
     const suspects: Record<string, string[]> = {};
     for (const [name, set] of this.suspects) if (set.size > 0 && this.volumes.has(name)) suspects[name] = [...set];
-    const state: StateFile = { version: 1, volumes: [...this.volumes.values()].map((v) => v.spec), suspects };
+    const ioSeqReserved: Record<string, number> = {};
+    for (const [name, n] of this.ioSeqReserved) if (this.volumes.has(name)) ioSeqReserved[name] = n;
+    const state: StateFile = { version: 1, volumes: [...this.volumes.values()].map((v) => v.spec), suspects, ioSeqReserved };
     const write = async (): Promise<void> => {
       await fs.mkdir(path.dirname(file), { recursive: true });
       const tmp = `${file}.tmp`;
@@ -232,6 +255,8 @@ export class VolumeManager {
         await fh.close();
       }
       await fs.rename(tmp, file);
+      // The rename itself durable: a suspect mark or an io_seq reservation is relied on once saved.
+      await fsyncDir(path.dirname(file));
     };
     this.saving = this.saving.then(write, write);
     return this.saving;

@@ -108,8 +108,12 @@ export interface ReplicatedVolumeOptions {
   reconnectMaxMs?: number;
   /** Bytes per readLayer page during rebuild (default 1 MiB). */
   rebuildPageBytes?: number;
-  /** Where replicas that missed a write are remembered across target restarts (none: not remembered). */
+  /** Where replicas that missed a write or a snapshot are remembered across target restarts (none: not remembered). */
   suspects?: SuspectStore;
+  /** Where the io_seq reservation is persisted (none: io_seq only jumps past the checkpoints on election). */
+  ioSeq?: IoSeqStore;
+  /** io_seqs reserved at a time (default 2^20); the next reservation is made when half is used. */
+  ioSeqReserveChunk?: number;
   /**
    * Read stickiness (default 0: DESIGN.md §6 to the letter, each read to the healthy replica with
    * the fewest reads in flight). N > 0: reads keep going to the replica chosen last while it has at
@@ -124,12 +128,26 @@ export interface ReplicatedVolumeOptions {
 /**
  * Replicas that answered a write or unmap with an error (not a lost connection): they may hold a
  * later write while missing that one, so their checkpoint cannot be trusted until they are rebuilt.
+ * Also replicas away from (or failing) a snapshot create or destroy that succeeded: their
+ * checkpoint is as fresh as the others' while their snapshots differ.
  */
 export interface SuspectStore {
   load(): ReadonlySet<string>;
   /** Persists the mark; writes acknowledged after the failure wait for it. */
   mark(address: string): Promise<void>;
   clear(address: string): Promise<void>;
+}
+
+/**
+ * The highest io_seq this volume's targets may have used, persisted by the target (its state
+ * file). A target never sends an io_seq above what it reserved, and the next target starts above
+ * it: so io_seq is never reused for other data, even for writes the last target sent and never
+ * saw acknowledged, whatever the replicas' checkpoints say.
+ */
+export interface IoSeqStore {
+  load(): number;
+  /** Persists `upTo` as the new reservation; resolves once it is durable. */
+  reserve(upTo: number): Promise<void>;
 }
 
 const snapshotNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -176,7 +194,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   /** writeAt takes a `released` callback (LeasingBlockDevice, cstor-target/scsi/disk.ts). */
   readonly releasesWriteData = true;
   private readonly log: Logger;
-  private readonly opts: Required<Omit<ReplicatedVolumeOptions, 'logger' | 'blockSize' | 'suspects'>>;
+  private readonly opts: Required<Omit<ReplicatedVolumeOptions, 'logger' | 'blockSize' | 'suspects' | 'ioSeq' | 'ioSeqReserveChunk'>>;
   private readonly gate = new WriteGate();
   /** Serializes snapshot create/destroy and rebuild joins ("wait while another snapshot runs"). */
   readonly snapLock = new Mutex();
@@ -185,6 +203,15 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   private nextIoSeq = 1;
   /** Set once this target chose a healthy set from written replicas (io_seq jumped past the old target's). */
   private ioSeqJumped = false;
+  private readonly ioSeqStore: IoSeqStore | null;
+  /** No write is sent with an io_seq above this (Infinity without a store). */
+  private ioSeqReserved = Infinity;
+  /** Past this, the next reservation is made in the background. */
+  private ioSeqRenewAt = Infinity;
+  private ioSeqRenewing = false;
+  private readonly ioSeqReserveChunk: number;
+  /** The write gate is held because io_seq reached the reservation. */
+  private ioSeqHeld = false;
   /** The replica the last read went to (readStickiness). */
   private lastReader: Member | undefined;
   private phaseNow: VolumePhase = 'Init';
@@ -251,12 +278,21 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     this.initialPending = this.members.length;
     this.suspectStore = options.suspects ?? null;
     this.suspects = new Set(this.suspectStore?.load() ?? []);
+    this.ioSeqStore = options.ioSeq ?? null;
+    this.ioSeqReserveChunk = Math.max(2, options.ioSeqReserveChunk ?? 2 ** 20);
+    if (this.ioSeqStore) {
+      // Start above everything the targets before this one may have sent.
+      const reserved = this.ioSeqStore.load();
+      this.ioSeqReserved = this.ioSeqRenewAt = reserved;
+      this.nextIoSeq = reserved + 1;
+    }
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
 
   /** Starts connecting to every replica; returns at once (watch `phase`, or `waitFor`). */
   start(): void {
+    this.ioSeqCheck();
     for (const m of this.members) void this.connectMember(m, true);
   }
 
@@ -545,7 +581,16 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       queueMicrotask(() => cb(err));
       return;
     }
+    if (this.nextIoSeq > this.ioSeqReserved) {
+      // The reservation ran out (ioSeqCheck holds the gate until the next one is durable).
+      this.ioSeqCheck();
+      const open = this.gate.waitOpen() ?? Promise.resolve();
+      if (cb === undefined) return open.then(() => this.sendWrite(unmap, offset, length, data, released));
+      void open.then(() => this.sendWrite(unmap, offset, length, data, released, cb));
+      return;
+    }
     const ioSeq = this.nextIoSeq++;
+    if (ioSeq >= this.ioSeqRenewAt) this.ioSeqCheck();
     const w = new PendingWrite(this, unmap, length, started);
     if (released !== undefined) w.released = released;
     let done: Promise<void> | undefined;
@@ -738,6 +783,8 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       let healthyOk = 0;
       let settled = 0;
       const failed: string[] = [];
+      const failedMembers: Member[] = [];
+      let succeeded = false;
       await new Promise<void>((resolve) => {
         const n = sent.replies.length;
         if (n === 0) resolve();
@@ -750,6 +797,9 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
               },
               (err: unknown) => {
                 failed.push(`${m.address}: ${describeError(err)}`);
+                failedMembers.push(m);
+                // Answered already: like a replica away from the set, it must not be trusted without it.
+                if (succeeded) this.markSuspect(m.address, `missed snapshot ${name}`);
                 this.evict(m, err, `snapshot ${name} failed`);
               },
             )
@@ -779,6 +829,11 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
           `snapshot ${name} of ${this.name} failed: created on ${ioSeq.healthyOk} healthy replicas, ${this.consistencyFactor} needed (${ioSeq.failed.join('; ')}); removed again`,
         );
       }
+      // Replicas without the snapshot (away, or failed it) have checkpoints as fresh as the others':
+      // after a target restart the election would trust them and the snapshot would be lost.
+      succeeded = true;
+      for (const m of this.members) if (!sent.targets.includes(m) || failedMembers.includes(m)) this.markSuspect(m.address, `missed snapshot ${name}`);
+      if (this.suspectsUnsaved > 0) await this.suspectsSaved;
       this.stats.snapshotsCreated++;
       this.log.info('snapshot created', { snapshot: name, ioSeq: ioSeq.seq });
       return (await this.findSnapshot(name)) ?? { name, ioSeq: ioSeq.seq, createdAt: Date.now(), usedBytes: 0 };
@@ -799,11 +854,19 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
         const targets = this.fanout().filter((m) => m !== deferTo);
         const results = await Promise.allSettled(targets.map((m) => m.client!.snapshotDestroy(name)));
         let ok = 0;
+        const failed: Member[] = [];
         results.forEach((r, i) => {
           if (r.status === 'fulfilled') ok++;
-          else this.evict(targets[i]!, r.reason, `snapshot ${name} destroy failed`);
+          else {
+            failed.push(targets[i]!);
+            this.evict(targets[i]!, r.reason, `snapshot ${name} destroy failed`);
+          }
         });
         if (ok === 0) throw new CstorError('unavailable', `snapshot ${name} of ${this.name}: destroy failed on every replica`);
+        // Replicas that still hold it (away, or failed the destroy) must not be trusted as they are
+        // after a restart: the snapshot would come back. (D being rebuilt applies it before rebuildDone.)
+        for (const m of this.members) if (m !== deferTo && (!targets.includes(m) || failed.includes(m))) this.markSuspect(m.address, `missed the destroy of snapshot ${name}`);
+        if (this.suspectsUnsaved > 0) await this.suspectsSaved;
         this.log.info('snapshot destroyed', { snapshot: name });
       }),
     );
@@ -973,6 +1036,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       m.state = 'waiting';
       m.lastError = null;
       this.nextIoSeq = Math.max(this.nextIoSeq, checkpoint + 1);
+      this.ioSeqCheck();
       this.log.info('replica connected', { replica: m.address, mode: st.mode, checkpointedIoSeq: checkpoint });
     } catch (err) {
       if (m.epoch === epoch) this.evict(m, err, 'connect failed');
@@ -983,10 +1047,46 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     }
   }
 
-  private markSuspect(address: string): void {
+  /**
+   * Keeps io_seq within the persisted reservation: the next one is made when half of the current
+   * one is used, and new writes are held at the gate only if io_seq reached the end before it was
+   * durable (or when the target starts, and when election moves io_seq up).
+   */
+  private ioSeqCheck(): void {
+    const store = this.ioSeqStore;
+    if (store === null) return;
+    if (this.nextIoSeq > this.ioSeqReserved && !this.ioSeqHeld) {
+      this.ioSeqHeld = true;
+      this.gate.hold();
+    }
+    if (this.ioSeqRenewing || this.stopped || this.nextIoSeq < this.ioSeqRenewAt) return;
+    this.ioSeqRenewing = true;
+    const upTo = this.nextIoSeq + this.ioSeqReserveChunk;
+    store.reserve(upTo).then(
+      () => {
+        this.ioSeqRenewing = false;
+        if (upTo > this.ioSeqReserved) {
+          this.ioSeqReserved = upTo;
+          this.ioSeqRenewAt = upTo - Math.floor(this.ioSeqReserveChunk / 2);
+        }
+        if (this.ioSeqHeld && this.nextIoSeq <= this.ioSeqReserved) {
+          this.ioSeqHeld = false;
+          this.gate.release();
+        }
+        this.ioSeqCheck(); // io_seq may have moved up meanwhile (election)
+      },
+      (err: unknown) => {
+        this.ioSeqRenewing = false;
+        this.log.error('cannot persist the io_seq reservation: writes past it wait until it is', { reservedUpTo: this.ioSeqReserved, error: describeError(err) });
+        if (!this.stopped) setTimeout(() => this.ioSeqCheck(), 1000).unref();
+      },
+    );
+  }
+
+  private markSuspect(address: string, why = 'missed a write'): void {
     if (this.suspects.has(address)) return;
     this.suspects.add(address);
-    this.log.warn('replica missed a write: it is rebuilt before it is trusted again', { replica: address });
+    this.log.warn(`replica ${why}: it is rebuilt before it is trusted again`, { replica: address });
     const store = this.suspectStore;
     if (!store) return;
     this.suspectsUnsaved++;
@@ -1092,6 +1192,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     if (chosen.length > 0 && !this.ioSeqJumped) {
       this.ioSeqJumped = true;
       this.nextIoSeq = Math.max(this.nextIoSeq, newest + 1 + ioSeqRestartGap);
+      this.ioSeqCheck();
     }
     if (chosen.length === 0) {
       this.log.warn('no replica can be trusted as healthy yet', {
