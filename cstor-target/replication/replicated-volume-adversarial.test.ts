@@ -5,73 +5,8 @@ import { expect } from 'chai';
 import { CstorError, hasErrorCode } from '../../lib/errors.ts';
 import type { CallbackReplicaClient } from '../../lib/replica-protocol/client.ts';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
-import { FakeCluster, type FakeReplicaClient, type FakeReplicaStore } from './fake-replica.ts';
-import { ReplicatedVolume, type ReplicatedVolumeOptions } from './replicated-volume.ts';
-
-const MiB = 1 << 20;
-const volumes: ReplicatedVolume[] = [];
-
-function addresses(rf: number): string[] {
-  return Array.from({ length: rf }, (_, i) => `pool${i}:3232`);
-}
-
-function makeVolume(
-  rf: number,
-  cluster?: FakeCluster,
-  extra: Partial<ReplicatedVolumeOptions> = {},
-): { vol: ReplicatedVolume; cluster: FakeCluster } {
-  const c = cluster ?? new FakeCluster('vol1', 4 * MiB, addresses(rf));
-  const vol = new ReplicatedVolume({
-    volume: 'vol1',
-    size: 4 * MiB,
-    replicationFactor: rf,
-    replicas: c.addresses,
-    connect: c.connect,
-    reconnectMinMs: 20,
-    reconnectMaxMs: 100,
-    quiesceTimeoutMs: 500,
-    rebuildPageBytes: 8192,
-    ...extra,
-  });
-  volumes.push(vol);
-  vol.start();
-  return { vol, cluster: c };
-}
-
-function pattern(seed: number, length = 4096): Buffer {
-  const b = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) b[i] = (seed * 31 + i * 7) & 0xff;
-  return b;
-}
-
-function preset(store: FakeReplicaStore, mode: 'Healthy' | 'Rebuilding' | 'New', ioSeq: number): void {
-  store.mode = mode;
-  store.highestIoSeq = ioSeq;
-  store.checkpointedIoSeq = ioSeq;
-}
-
-function sameChain(a: FakeReplicaStore, b: FakeReplicaStore): void {
-  expect(a.snapshotList().map((s) => [s.name, s.ioSeq])).to.deep.equal(b.snapshotList().map((s) => [s.name, s.ioSeq]));
-  expect(a.readView(0, a.size).equals(b.readView(0, b.size)), 'head view equal').to.equal(true);
-  for (const s of a.snapshotList()) {
-    expect(a.readView(0, a.size, s.name).equals(b.readView(0, b.size, s.name)), `snapshot ${s.name} equal`).to.equal(true);
-  }
-}
-
-function settled(n: number) {
-  return (v: ReplicatedVolume): boolean => v.count('healthy') === n && v.status().rebuilding === null;
-}
-
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { FakeCluster, type FakeReplicaClient } from './fake-replica.ts';
+import { addresses, makeVolume, MiB, pattern, preset, rejects, sameChain, settled, sleep, stopVolumes } from './test-fixtures.ts';
 
 /**
  * Replies held back and then delivered in one synchronous pass, as TcpReplicaClient.onBytes
@@ -142,7 +77,7 @@ function holdReplies(client: FakeReplicaClient, callbacks: boolean): HeldReplies
 }
 
 afterEach(async () => {
-  await Promise.all(volumes.splice(0).map((v) => v.stop()));
+  await stopVolumes();
 });
 
 describe('ReplicatedVolume under adversarial interleavings', () => {

@@ -6,10 +6,9 @@ import { hasErrorCode } from '../../lib/errors.ts';
 import type { CallbackReplicaClient } from '../../lib/replica-protocol/client.ts';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
 import { FakeCluster } from './fake-replica.ts';
-import { ReplicatedVolume } from './replicated-volume.ts';
+import type { ReplicatedVolume } from './replicated-volume.ts';
+import { addresses, makeVolume, MiB, pattern, stopVolumes } from './test-fixtures.ts';
 
-const MiB = 1 << 20;
-const volumes: ReplicatedVolume[] = [];
 
 /** Fake replica clients given the callback forms (over their promises), so the volume's per-replica callback path runs. */
 function withCallbacks(client: ReplicaClient): ReplicaClient & CallbackReplicaClient {
@@ -19,27 +18,9 @@ function withCallbacks(client: ReplicaClient): ReplicaClient & CallbackReplicaCl
   return c;
 }
 
-function makeVolume(rf: number, callbacks = true): { vol: ReplicatedVolume; cluster: FakeCluster } {
-  const cluster = new FakeCluster('vol1', 4 * MiB, Array.from({ length: rf }, (_, i) => `pool${i}:3232`));
-  const vol = new ReplicatedVolume({
-    volume: 'vol1',
-    size: 4 * MiB,
-    replicationFactor: rf,
-    replicas: cluster.addresses,
-    connect: callbacks ? (a) => cluster.connect(a).then(withCallbacks) : cluster.connect,
-    reconnectMinMs: 20,
-    reconnectMaxMs: 100,
-    quiesceTimeoutMs: 500,
-  });
-  volumes.push(vol);
-  vol.start();
-  return { vol, cluster };
-}
-
-function pattern(seed: number, length = 4096): Buffer {
-  const b = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) b[i] = (seed * 31 + i * 7) & 0xff;
-  return b;
+function makeCbVolume(rf: number, callbacks = true): { vol: ReplicatedVolume; cluster: FakeCluster } {
+  const cluster = new FakeCluster('vol1', 4 * MiB, addresses(rf));
+  return makeVolume(rf, cluster, { connect: callbacks ? (a) => cluster.connect(a).then(withCallbacks) : cluster.connect });
 }
 
 /** writeCb as a promise, checking that it did not call back inside the call. */
@@ -61,12 +42,12 @@ function readCb(vol: ReplicatedVolume, offset: number, length: number): Promise<
 
 describe('ReplicatedVolume callback forms (writeCb, readCb)', () => {
   afterEach(async () => {
-    await Promise.all(volumes.splice(0).map((v) => v.stop()));
+    await stopVolumes();
   });
 
   for (const callbacks of [true, false]) {
     it(`RF 3 (${callbacks ? 'callback' : 'promise'} replica clients): a write is on every replica, released once all replied; reads return it`, async () => {
-      const { vol, cluster } = makeVolume(3, callbacks);
+      const { vol, cluster } = makeCbVolume(3, callbacks);
       await vol.waitFor((v) => v.phase === 'Healthy', 5000);
       let released = 0;
       expect(await writeCb(vol, 8192, pattern(1), () => released++)).to.equal(null);

@@ -4,28 +4,13 @@
 import { expect } from 'chai';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
 import { FakeCluster } from './fake-replica.ts';
-import { ReplicatedVolume, type IoSeqStore, type ReplicatedVolumeOptions, type SuspectStore } from './replicated-volume.ts';
+import type { IoSeqStore, ReplicatedVolume, ReplicatedVolumeOptions, SuspectStore } from './replicated-volume.ts';
+import { addresses, makeVolume as makeFixtureVolume, MiB, settled as settledN, sleep, stopVolumes } from './test-fixtures.ts';
 
-const MiB = 1 << 20;
-const addrs = ['pool0:3232', 'pool1:3232', 'pool2:3232'];
-const volumes: ReplicatedVolume[] = [];
+const addrs = addresses(3);
 
 function makeVolume(cluster: FakeCluster, extra: Partial<ReplicatedVolumeOptions> = {}): ReplicatedVolume {
-  const vol = new ReplicatedVolume({
-    volume: 'vol1',
-    size: 4 * MiB,
-    replicationFactor: 3,
-    replicas: cluster.addresses,
-    connect: extra.connect ?? cluster.connect,
-    reconnectMinMs: 20,
-    reconnectMaxMs: 100,
-    quiesceTimeoutMs: 500,
-    rebuildPageBytes: 8192,
-    ...extra,
-  });
-  volumes.push(vol);
-  vol.start();
-  return vol;
+  return makeFixtureVolume(3, cluster, extra).vol;
 }
 
 /** An io_seq store whose reservations become durable only when `persist()` is called (or at once with `auto`). */
@@ -71,13 +56,10 @@ class MemorySuspects implements SuspectStore {
   }
 }
 
-const settled = (v: ReplicatedVolume): boolean => v.count('healthy') === 3 && v.status().rebuilding === null;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const settled = settledN(3);
 
 describe('ReplicatedVolume io_seq reservation and snapshot suspects', () => {
-  afterEach(async () => {
-    for (const v of volumes.splice(0)) await v.stop();
-  });
+  afterEach(stopVolumes);
 
   it('sends no write before its io_seq is inside a durable reservation, and starts above the last one', async () => {
     const cluster = new FakeCluster('vol1', 4 * MiB, addrs);
@@ -134,7 +116,6 @@ describe('ReplicatedVolume io_seq reservation and snapshot suspects', () => {
     await a.snapshotCreate('s1');
     expect([...suspects.set]).to.deep.equal(['pool2:3232']);
     await a.stop();
-    volumes.splice(volumes.indexOf(a), 1);
     cluster.store('pool2:3232').revive();
     const b = makeVolume(cluster, { suspects });
     await b.waitFor(settled, 10_000, 'all healthy');
@@ -156,7 +137,6 @@ describe('ReplicatedVolume io_seq reservation and snapshot suspects', () => {
     await a.snapshotDestroy('s1');
     expect([...suspects.set]).to.deep.equal(['pool1:3232']);
     await a.stop();
-    volumes.splice(volumes.indexOf(a), 1);
     cluster.store('pool1:3232').revive();
     const b = makeVolume(cluster, { suspects });
     await b.waitFor(settled, 10_000, 'all healthy');
