@@ -6,6 +6,7 @@ import { CstorError, hasErrorCode } from '../../lib/errors.ts';
 import type { CallbackReplicaClient } from '../../lib/replica-protocol/client.ts';
 import type { ReplicaClient } from '../../lib/replica-protocol/types.ts';
 import { FakeCluster, type FakeReplicaClient } from './fake-replica.ts';
+import type { ReplicatedVolume } from './replicated-volume.ts';
 import { addresses, makeVolume, MiB, pattern, preset, rejects, sameChain, settled, sleep, stopVolumes } from './test-fixtures.ts';
 
 /**
@@ -74,6 +75,20 @@ function holdReplies(client: FakeReplicaClient, callbacks: boolean): HeldReplies
     };
   }
   return ctl;
+}
+
+/**
+ * pool2 of an RF=3 volume crashes and comes back; its rebuild is slowed (every readLayer 40 ms) so a
+ * test can act while it streams. Returns the rebuild's source and the other healthy replica.
+ */
+async function slowRebuildOfPool2(vol: ReplicatedVolume, cluster: FakeCluster): Promise<{ source: string; other: string }> {
+  cluster.store('pool2:3232').crash();
+  await vol.waitFor((v) => v.members[2]!.state === 'offline', 2000);
+  for (const a of ['pool0:3232', 'pool1:3232']) cluster.client(a).faults.push({ op: 'readLayer', kind: 'delay', delayMs: 40, count: Infinity });
+  cluster.store('pool2:3232').revive();
+  await vol.waitFor((v) => v.members[2]!.state === 'rebuilding', 5000);
+  const source = vol.status().rebuildingFrom!;
+  return { source, other: source === 'pool0:3232' ? 'pool1:3232' : 'pool0:3232' };
 }
 
 afterEach(async () => {
@@ -364,13 +379,7 @@ describe('ReplicatedVolume under adversarial interleavings', () => {
       const { vol, cluster } = makeVolume(3);
       await vol.waitFor((v) => v.phase === 'Healthy', 5000);
       for (let i = 0; i < 8; i++) await vol.writeAt(i * 4096, pattern(i));
-      cluster.store('pool2:3232').crash();
-      await vol.waitFor((v) => v.members[2]!.state === 'offline', 2000);
-      for (const a of ['pool0:3232', 'pool1:3232']) cluster.client(a).faults.push({ op: 'readLayer', kind: 'delay', delayMs: 40, count: Infinity });
-      cluster.store('pool2:3232').revive();
-      await vol.waitFor((v) => v.members[2]!.state === 'rebuilding', 5000);
-      const source = vol.status().rebuildingFrom!;
-      const other = source === 'pool0:3232' ? 'pool1:3232' : 'pool0:3232';
+      const { other } = await slowRebuildOfPool2(vol, cluster);
       cluster.client(other).faults.push({ op: 'write', kind: 'error' });
       // Acknowledged by the source (healthy) and pool2 (being rebuilt): max(RF-CF+1, CF) = 2 OKs.
       await vol.writeAt(0, pattern(50));
@@ -415,13 +424,7 @@ describe('ReplicatedVolume under adversarial interleavings', () => {
       const { vol, cluster } = makeVolume(3);
       await vol.waitFor((v) => v.phase === 'Healthy', 5000);
       for (let i = 0; i < 8; i++) await vol.writeAt(i * 4096, pattern(i));
-      cluster.store('pool2:3232').crash();
-      await vol.waitFor((v) => v.members[2]!.state === 'offline', 2000);
-      for (const a of ['pool0:3232', 'pool1:3232']) cluster.client(a).faults.push({ op: 'readLayer', kind: 'delay', delayMs: 40, count: Infinity });
-      cluster.store('pool2:3232').revive();
-      await vol.waitFor((v) => v.members[2]!.state === 'rebuilding', 5000);
-      const source = vol.status().rebuildingFrom!;
-      const other = source === 'pool0:3232' ? 'pool1:3232' : 'pool0:3232';
+      const { source, other } = await slowRebuildOfPool2(vol, cluster);
       cluster.client(source).faults.push({ op: 'snapshotCreate', kind: 'error' });
       cluster.client(other).faults.splice(0);
       await vol.writeAt(0, pattern(70));
