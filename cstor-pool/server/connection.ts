@@ -66,6 +66,11 @@ export interface ConnectionContext {
   payloads?: PayloadPool;
   /** false: read with 'data' events and FrameDecoder (the fallback path; for tests). Default true. */
   directReads?: boolean;
+  /**
+   * Closes every other connection serving `volume` (REBUILD_START: see `serve`); returns how many.
+   * Absent: nothing is fenced.
+   */
+  fenceVolume?(volume: string, keep: ReplicaConnection): number;
 }
 
 /**
@@ -142,6 +147,13 @@ export class ReplicaConnection {
     if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
     socket.on('drain', () => this.maybeResume());
     socket.on('error', (err) => this.log.debug('replica connection error', { error: err.message }));
+    // Once the peer is gone, frames decoded but not dispatched (the backlog of a paused
+    // connection) are dropped: run later, a write would land after whatever the target did since
+    // (a new connection's writes, a rebuild) and overwrite newer data with older.
+    socket.on('close', () => {
+      this.closing = true;
+      this.backlog.length = 0;
+    });
     // Liveness for the target's timeout rule (keepalive.ts): a frame a second while busy.
     socket.on('close', startKeepalive({ busy: () => this.inflight > 0, send: () => this.reply(keepaliveOpcode, 0, encodeKeepalive(), 0) }));
   }
@@ -151,9 +163,10 @@ export class ReplicaConnection {
     return this.handle?.replica.volume ?? null;
   }
 
-  /** Closes the connection now; requests in flight finish but their replies are dropped. */
+  /** Closes the connection now; requests in flight finish but their replies are dropped (the backlog is not run). */
   destroy(): void {
     this.closing = true;
+    this.backlog.length = 0;
     this.socket.destroy();
   }
 
@@ -336,14 +349,14 @@ export class ReplicaConnection {
           await r.write(req.offset, req.data, req.ioSeq);
           m.writeBytes(req.data.length);
           return encodeWriteReply();
-        });
+        }, req.ioSeq);
       }
       case 'unmap': {
         const req = decodeUnmapRequest(frame);
         return o.run('write', req.offset, req.length, async () => {
           await r.unmapSeq(req.offset, req.length, req.ioSeq);
           return encodeUnmapReply();
-        });
+        }, req.ioSeq);
       }
       case 'sync':
         decodeSyncRequest(frame);
@@ -397,6 +410,13 @@ export class ReplicaConnection {
       }
       case 'rebuildStart': {
         const req = decodeRebuildStartRequest(frame);
+        // The target starts this replica over: any other connection to it is one the target gave
+        // up on. Requests it has not dispatched yet (a paused connection's backlog, which is not
+        // dropped before the close is seen) would land after this barrier, in the new head, with
+        // old data; so those connections are closed now, backlog and all. (Requests already in
+        // the ordering run before the barrier, and the new head leaves them behind.)
+        const fenced = this.ctx.fenceVolume?.(r.volume, this) ?? 0;
+        if (fenced > 0) this.log.warn('rebuild start: closed other connections to the volume', { connections: fenced });
         return o.run('barrier', 0, 0, async () => {
           await r.rebuildStart(req.keepThrough === null ? null : checkedName(req.keepThrough, 'REBUILD_START'));
           this.log.info('rebuild started', { keepThrough: req.keepThrough });
@@ -432,7 +452,7 @@ export class ReplicaConnection {
           await r.writeIfNewer(req.offset, req.data, req.ioSeq);
           m.writeBytes(req.data.length);
           return encodeWriteIfNewerReply();
-        });
+        }, req.ioSeq);
       }
       case 'rebuildDone':
         decodeRebuildDoneRequest(frame);

@@ -115,4 +115,24 @@ describe('cstor-pool/server/io-ordering', () => {
     );
     expect(await w2).to.equal('ok');
   });
+  it('holds the io_seq of a write that has to wait (no checkpoint may claim it), and only then, until it settles', async () => {
+    const held: number[] = [];
+    const o = new IoOrdering({
+      holdSeq: (seq) => {
+        held.push(seq);
+        return () => held.splice(held.indexOf(seq), 1);
+      },
+    });
+    const a = deferred();
+    const r = o.run('read', 0, 4096, () => a.promise);
+    const w1 = o.run('write', 8192, 4096, async () => void expect(held).to.deep.equal([]), 10);
+    const w2 = o.run('write', 0, 4096, async () => void expect(held, 'held while it runs (and the one behind it)').to.deep.equal([9, 11]), 9);
+    const w3 = o.run('write', 0, 4096, () => Promise.reject(new Error('EIO')), 11);
+    await w1;
+    expect(held, 'the write waiting behind the read, and the one behind it').to.deep.equal([9, 11]);
+    a.resolve();
+    await Promise.all([r, w2, w3.catch(() => undefined)]);
+    await new Promise((res) => setImmediate(res));
+    expect(held, 'released once settled, failed or not').to.deep.equal([]);
+  });
 });

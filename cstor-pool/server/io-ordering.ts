@@ -9,6 +9,8 @@
 //   everything earlier and holds back everything later; a staged barrier (snapshot create, whose
 //   cut comes before its durability) holds back everything later only until it says so.
 // Dependencies are taken at arrival, so the order is exactly the order requests were decoded in.
+// A write that has to wait has its io_seq held in the store meanwhile (`SeqHolder`), so that no
+// checkpoint taken in between (a sync ahead of it, a close) claims an io_seq it has not written.
 
 export type IoKind = 'read' | 'write' | 'flush' | 'barrier';
 
@@ -30,8 +32,15 @@ function conflicts(earlier: Entry, kind: IoKind, start: number, end: number): bo
 
 const settle = (): void => {};
 
+/** Replica.holdSeq: keeps checkpoints below an io_seq until the release is called. */
+export interface SeqHolder {
+  holdSeq(ioSeq: number): () => void;
+}
+
 export class IoOrdering {
   private readonly inflight = new Set<Entry>();
+
+  constructor(private readonly seqs: SeqHolder | null = null) {}
 
   /** Operations not yet finished. */
   get size(): number {
@@ -40,13 +49,23 @@ export class IoOrdering {
 
   /**
    * Runs `fn` once every earlier conflicting operation has finished. `start`/`length` is the byte
-   * range (ignored for flush and barrier).
+   * range (ignored for flush and barrier). `ioSeq` (a write's): held in the store while it waits.
    */
-  run<T>(kind: IoKind, start: number, length: number, fn: () => Promise<T>): Promise<T> {
+  run<T>(kind: IoKind, start: number, length: number, fn: () => Promise<T>, ioSeq?: number): Promise<T> {
     const end = start + length;
     const deps: Promise<void>[] = [];
     for (const e of this.inflight) if (conflicts(e, kind, start, end)) deps.push(e.done);
-    const result = deps.length === 0 ? fn() : Promise.all(deps).then(fn);
+    let result: Promise<T>;
+    if (deps.length === 0) {
+      result = fn();
+    } else if (ioSeq === undefined || this.seqs === null) {
+      result = Promise.all(deps).then(fn);
+    } else {
+      // Released once the write has settled (the store then counts it itself, done or failed).
+      const release = this.seqs.holdSeq(ioSeq);
+      result = Promise.all(deps).then(fn);
+      void result.then(release, release);
+    }
     const entry: Entry = { kind, start, end, done: result.then(settle, settle) };
     this.inflight.add(entry);
     void entry.done.then(() => this.inflight.delete(entry));

@@ -113,6 +113,16 @@ export class ReplicaServer {
       maxInFlightBytes: this.options.maxInFlightBytes ?? 256 * 1024 * 1024,
       maxQueuedReplyBytes: this.options.maxQueuedReplyBytes ?? 64 * 1024 * 1024,
       payloads: this.payloads,
+      fenceVolume: (volume, keep) => {
+        let n = 0;
+        for (const c of this.connections) {
+          if (c !== keep && c.volume === volume) {
+            c.destroy();
+            n++;
+          }
+        }
+        return n;
+      },
       ...(this.options.directReads !== undefined ? { directReads: this.options.directReads } : {}),
     });
     this.connections.add(conn);

@@ -4,9 +4,12 @@ import type { Replica } from '../store/types.ts';
 import { IoOrdering } from './io-ordering.ts';
 
 export class VolumeHandle {
-  readonly ordering = new IoOrdering();
+  readonly ordering: IoOrdering;
 
-  constructor(readonly replica: Replica) {}
+  constructor(readonly replica: Replica) {
+    const r = replica;
+    this.ordering = new IoOrdering(r.holdSeq ? { holdSeq: (ioSeq) => r.holdSeq!(ioSeq) } : null);
+  }
 
   /**
    * SNAPSHOT_CREATE: a barrier against everything that arrived before it; requests that arrive

@@ -128,6 +128,11 @@ export class StoreReplica implements Replica {
   private readonly syncMutex = new Mutex();
   private readonly imports = new Map<string, PendingImport>();
   private readonly bitsCache = new Map<string, LayerBits>();
+  /**
+   * The bits of the layer a snapshot sealed and is making durable now (step 2): its bitmap pages
+   * may not be on disk yet, so they are never reloaded from there (see layerBits).
+   */
+  private sealingBits: { id: string; bits: LayerBits } | null = null;
   private readonly counters = { reads: 0, writes: 0, readBytes: 0, writeBytes: 0 };
 
   private constructor(
@@ -206,13 +211,20 @@ export class StoreReplica implements Replica {
   // ---- index ----
 
   private async layerBits(layer: LayerFile): Promise<LayerBits> {
+    if (this.sealingBits?.id === layer.id) return this.sealingBits.bits;
     let bits = this.bitsCache.get(layer.id);
     if (!bits) {
       bits = await layer.loadBits();
-      if (this.bitsCache.size >= 8) this.bitsCache.delete(this.bitsCache.keys().next().value as string);
-      this.bitsCache.set(layer.id, bits);
+      this.cacheBits(layer.id, bits);
     }
     return bits;
+  }
+
+  /** Keeps a sealed layer's bits in the cache (8 entries, oldest out: each is 2 bits per block). */
+  private cacheBits(id: string, bits: LayerBits): void {
+    this.bitsCache.delete(id);
+    while (this.bitsCache.size >= 8) this.bitsCache.delete(this.bitsCache.keys().next().value as string);
+    this.bitsCache.set(id, bits);
   }
 
   /** Rebuilds the index and lowerHas from every layer's bitmap (after a chain change). */
@@ -307,6 +319,21 @@ export class StoreReplica implements Replica {
     if (n <= 0) this.inflight.delete(seq);
     else this.inflight.set(seq, n);
     if (done && seq > this.maxSeq) this.maxSeq = seq;
+  }
+
+  /**
+   * Replica.holdSeq: a write of `ioSeq` that has arrived but is not issued yet (the server's
+   * ordering holds it behind an earlier request) counts as in flight, so no checkpoint (a sync, a
+   * close, a snapshot's seal) claims it before it has landed. The release is idempotent.
+   */
+  holdSeq(ioSeq: number): () => void {
+    this.beginSeq(ioSeq);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.endSeq(ioSeq, false);
+    };
   }
 
   /** Highest io_seq such that no write at or below it is still in flight. */
@@ -770,7 +797,8 @@ export class StoreReplica implements Replica {
     this.touchedPages = new Set();
     this.layers.push(old);
     this.layerAlloc.push(this.headAlloc);
-    this.bitsCache.set(old.id, oldBits);
+    this.cacheBits(old.id, oldBits);
+    this.sealingBits = { id: old.id, bits: oldBits };
     this.startHead(newHead);
     this.persisting = new Promise<void>((resolve) => (job.done = resolve));
     return job;
@@ -789,6 +817,7 @@ export class StoreReplica implements Replica {
       throw e;
     } finally {
       this.persisting = null;
+      this.sealingBits = null;
       job.done?.();
     }
     const pending = this.host.adoptSealed(job.meta);
@@ -868,9 +897,17 @@ export class StoreReplica implements Replica {
     });
   }
 
-  /** Folds hidden layers that no other chain uses any more. Caller holds the pool mutex. */
+  /**
+   * Folds hidden layers that no other chain uses any more. Caller holds the pool mutex. Refused
+   * (the caller retries on the next open) on a failed replica: its memory is ahead of the disk
+   * (a snapshot never made durable), and a fold would commit that chain.
+   */
   async compact(): Promise<void> {
-    await this.lock.exclusive(() => this.compactLocked());
+    this.checkOpen();
+    await this.lock.exclusive(async () => {
+      this.checkOpen();
+      await this.compactLocked();
+    });
   }
 
   private async compactLocked(): Promise<void> {
@@ -1035,7 +1072,7 @@ export class StoreReplica implements Replica {
     this.layerAlloc.splice(idx + 1, 1);
     this.layerAlloc[idx] = countBits(dst.alloc);
     this.bitsCache.delete(child.id);
-    this.bitsCache.set(parent.id, dst);
+    this.cacheBits(parent.id, dst);
     await child.close();
     await this.host.releaseLayers([child.id]);
     await this.computeIndex();
@@ -1147,7 +1184,8 @@ export class StoreReplica implements Replica {
       this.touchedPages = new Set();
       this.ckpt = ckpt;
       this.maxSeq = ckpt;
-      this.inflight.clear();
+      // (`inflight` is left as it is: no write is in the store under the exclusive lock, so it
+      // holds only io_seqs the server holds for writes queued behind this step; see holdSeq.)
       await this.discardImports();
       for (const l of dropped) {
         this.bitsCache.delete(l.id);
@@ -1231,7 +1269,7 @@ export class StoreReplica implements Replica {
       this.imports.delete(name);
       this.layers.splice(at, 0, imp.layer);
       this.layerAlloc.splice(at, 0, countBits(imp.bits.alloc));
-      this.bitsCache.set(imp.layer.id, imp.bits);
+      this.cacheBits(imp.layer.id, imp.bits);
       await this.computeIndex();
     });
   }

@@ -68,6 +68,12 @@ export interface Replica extends BlockDevice {
   write(offset: number, data: Buffer, ioSeq: number): Promise<void>;
   unmapSeq(offset: number, length: number, ioSeq: number): Promise<void>;
   /**
+   * A write of `ioSeq` has arrived and will be issued (it waits behind an earlier request): until
+   * the returned release is called, no checkpoint claims `ioSeq` or anything above it. Added by
+   * the layer store; the pool server holds the io_seq of a write its ordering makes wait.
+   */
+  holdSeq?(ioSeq: number): () => void;
+  /**
    * Reads `buf.length` bytes at `offset` straight into `buf` (readAt without allocating its
    * result). Offset and length must be block-aligned and inside the replica. Added by the layer
    * store; the pool server reads into pooled reply buffers with it.
