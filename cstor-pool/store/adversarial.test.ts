@@ -501,4 +501,53 @@ describe('pool store: adversarial interleavings and crash cuts', () => {
     await expectCode(r.readHeadSince(0, 0, 1 * MiB), 'aborted');
     await expectCode(r.readSnapshotAt('s1', 0, bs), 'aborted');
   });
+
+  it('a write the disk refuses marks the replica Rebuilding, durably, before the error is answered; later writes do not make it trusted', async () => {
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    const r = await pool.openReplica('v');
+    await r.markHealthy();
+    await r.write(0, fill(1, bs), 1);
+    const eio = (): never => {
+      throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+    };
+    const orig = { writeNow: LayerFile.prototype.writeNow, write: LayerFile.prototype.write };
+    LayerFile.prototype.writeNow = eio;
+    LayerFile.prototype.write = () => Promise.reject(Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' }));
+    try {
+      await expectRejection(r.write(bs, fill(2, bs), 2), /ENOSPC: injected/);
+    } finally {
+      Object.assign(LayerFile.prototype, orig);
+    }
+    expect(r.mode).to.equal('Rebuilding');
+    // A later write lands (an overwrite, say): the checkpoint passes io_seq 2, which is missing.
+    await r.write(0, fill(3, bs), 3);
+    await r.sync();
+    expect(r.checkpointedIoSeq).to.equal(3);
+    expect(firstBytes(await r.readAt(0, 2 * bs), 2)).to.deep.equal([3, 0]);
+    // On disk too: a target that never saw the error still finds a replica to rebuild.
+    const copy = await crashCopy();
+    expect((await copy.openReplica('v')).mode).to.equal('Rebuilding');
+  });
+
+  it('a write the disk refuses fails the replica when even the mark cannot be saved', async () => {
+    await pool.createReplica({ volume: 'v', size: 1 * MiB });
+    const r = await pool.openReplica('v');
+    await r.markHealthy();
+    const orig = { writeNow: LayerFile.prototype.writeNow, write: LayerFile.prototype.write };
+    const saveMeta = (pool as unknown as { saveMeta: (m: unknown) => Promise<void> }).saveMeta;
+    LayerFile.prototype.writeNow = () => {
+      throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+    };
+    LayerFile.prototype.write = () => Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
+    (pool as unknown as { saveMeta: () => Promise<void> }).saveMeta = () => Promise.reject(Object.assign(new Error('EIO: metadata'), { code: 'EIO' }));
+    try {
+      await expectRejection(r.write(0, fill(2, bs), 2), /EIO: injected/);
+    } finally {
+      Object.assign(LayerFile.prototype, orig);
+      (pool as unknown as { saveMeta: unknown }).saveMeta = saveMeta;
+    }
+    expect(r.isFailed).to.equal(true);
+    await expectCode(r.readAt(0, bs), 'io');
+    await expectCode(r.write(0, fill(3, bs), 3), 'io');
+  });
 });

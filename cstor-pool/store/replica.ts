@@ -525,43 +525,79 @@ export class StoreReplica implements Replica {
     checkRange(this, offset, data.length);
     checkSeq(ioSeq);
     if (data.length === 0) return;
-    // Fast path: no structural change holds or awaits the lock and the head takes the write inline
-    // (LayerFile.writeNow, inline-io.ts): all of it happens now, with no thread-pool round trip.
-    // Nothing else runs in between, so the in-flight io_seq bookkeeping (begin/endSeq) has nothing
-    // to record; the order of effects (data, then the index) is the one below.
-    if (this.lock.tryShared()) {
-      let inline: boolean;
-      try {
-        inline = this.head.writeNow(data, 0, data.length, offset);
-        if (inline) {
+    // Set when the head's file refused the write (an I/O failure, not a refused request).
+    let headFailed = false;
+    try {
+      // Fast path: no structural change holds or awaits the lock and the head takes the write inline
+      // (LayerFile.writeNow, inline-io.ts): all of it happens now, with no thread-pool round trip.
+      // Nothing else runs in between, so the in-flight io_seq bookkeeping (begin/endSeq) has nothing
+      // to record; the order of effects (data, then the index) is the one below.
+      if (this.lock.tryShared()) {
+        let inline: boolean;
+        try {
+          try {
+            inline = this.head.writeNow(data, 0, data.length, offset);
+          } catch (err) {
+            headFailed = true;
+            throw err;
+          }
+          if (inline) {
+            this.dataDirty = true;
+            this.noteWrite(data.length);
+            this.markHead(offset / this.blockSize, data.length / this.blockSize, 'data', ioSeq);
+            if (ioSeq > this.maxSeq) this.maxSeq = ioSeq;
+            this.counters.writes++;
+            this.counters.writeBytes += data.length;
+          }
+        } finally {
+          this.lock.releaseShared();
+        }
+        if (inline) return;
+      }
+      await this.lock.shared(async () => {
+        this.checkOpen();
+        this.beginSeq(ioSeq);
+        let ok = false;
+        try {
+          await this.head.write(data, 0, data.length, offset).catch((err: unknown) => {
+            headFailed = true;
+            throw err;
+          });
           this.dataDirty = true;
           this.noteWrite(data.length);
           this.markHead(offset / this.blockSize, data.length / this.blockSize, 'data', ioSeq);
-          if (ioSeq > this.maxSeq) this.maxSeq = ioSeq;
-          this.counters.writes++;
-          this.counters.writeBytes += data.length;
+          ok = true;
+        } finally {
+          this.endSeq(ioSeq, ok);
         }
-      } finally {
-        this.lock.releaseShared();
-      }
-      if (inline) return;
+        this.counters.writes++;
+        this.counters.writeBytes += data.length;
+      });
+    } catch (err) {
+      if (headFailed) await this.writeFailed(ioSeq, err);
+      throw err;
     }
-    await this.lock.shared(async () => {
-      this.checkOpen();
-      this.beginSeq(ioSeq);
-      let ok = false;
-      try {
-        await this.head.write(data, 0, data.length, offset);
-        this.dataDirty = true;
-        this.noteWrite(data.length);
-        this.markHead(offset / this.blockSize, data.length / this.blockSize, 'data', ioSeq);
-        ok = true;
-      } finally {
-        this.endSeq(ioSeq, ok);
-      }
-      this.counters.writes++;
-      this.counters.writeBytes += data.length;
-    });
+  }
+
+  /**
+   * A write the head's file refused (EIO, ENOSPC on a full pool): later writes may land where this
+   * one did not, and the checkpoint counts io_seqs, not holes, so this replica could pass for as
+   * fresh as its peers without the write. Its mode is persisted as Rebuilding before the error is
+   * answered: no target trusts it until it is rebuilt (the target's own suspect mark can be lost
+   * with the target). If even that cannot be saved, the replica is failed until it is reloaded.
+   */
+  private async writeFailed(ioSeq: number, cause: unknown): Promise<void> {
+    if (this.closed || this.failed || this.meta.mode !== 'Healthy') return;
+    this.host.logger.error('write failed on disk: replica marked for rebuild', { volume: this.volume, ioSeq, error: describeError(cause) });
+    try {
+      await this.structural(async () => {
+        if (this.meta.mode !== 'Healthy') return;
+        await this.host.saveMeta({ ...this.meta, mode: 'Rebuilding', rebuildInsertAt: this.meta.layers.length });
+        this.meta = this.host.metaOf(this.volume);
+      });
+    } catch (err) {
+      this.failed ??= new CstorError('io', `replica ${this.volume}: write io_seq ${ioSeq} failed and the replica could not be marked for rebuild; it is failed until it is reloaded`, { cause: err });
+    }
   }
 
   async unmap(offset: number, length: number): Promise<void> {
