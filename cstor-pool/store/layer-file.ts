@@ -138,14 +138,6 @@ export function isLayerId(id: string): boolean {
   return /^[0-9a-f]{16}$/.test(id);
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 function bitsetBytes(blocks: number): number {
   const raw = bitsetWords(blocks) * 4;

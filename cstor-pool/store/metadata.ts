@@ -5,7 +5,8 @@ import fs from 'node:fs/promises';
 import { CstorError } from '../../lib/errors.ts';
 import { replicaModes, type ReplicaMode } from '../../lib/replica-protocol/types.ts';
 import { childPath } from './names.ts';
-import { fsyncDir, isLayerId } from './layer-file.ts';
+import { fsyncDir } from '../../lib/fsync-dir.ts';
+import { isLayerId } from './layer-file.ts';
 
 export interface SnapshotRecord {
   name: string;

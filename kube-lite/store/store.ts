@@ -12,7 +12,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../lib/logger.ts';
 import { CstorError } from '../../lib/errors.ts';
-import { Wal, readWalFile, fsyncDir } from './wal.ts';
+import { fsyncDir } from '../../lib/fsync-dir.ts';
+import { Wal, readWalFile } from './wal.ts';
 import { WatchHub } from './watch-hub.ts';
 import { objectKey, type ChangeEvent, type KubeObject } from './types.ts';
 

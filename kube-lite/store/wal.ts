@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { fsyncDir } from '../../lib/fsync-dir.ts';
 import { CstorError } from '../../lib/errors.ts';
 
 interface PendingRecord {
@@ -65,15 +66,6 @@ export function readWalFile(file: string): ReadResult {
 
 /** Append, create, and O_DSYNC: a write returns once its data is durable. */
 const walFlags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_DSYNC;
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 export class Wal {
   private fh: fsp.FileHandle;
