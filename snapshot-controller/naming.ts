@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { PersistentVolume } from '../lib/kube/types/core.ts';
 import type { SnapshotCondition, SnapshotConditionType, VolumeSnapshot } from '../lib/kube/types/volume-snapshot.ts';
 import { kubeTime } from '../lib/kube/time-format.ts';
+import { dns1123LabelProblems } from '../lib/names.ts';
 
 /** Our finalizer on a VolumeSnapshot: held while a backend snapshot or VolumeSnapshotData may exist. */
 export const snapshotFinalizer = 'volumesnapshot.external-storage.k8s.io/snapshot-protection';
@@ -30,6 +31,35 @@ export const cstorIqnPrefix = 'iqn.2016-09.com.openebs.cstor:';
 /** `<pvName>_<snapshotName>_<unixNanos>`. */
 export function snapshotId(pvName: string, snapshotName: string, unixNanos: bigint): string {
   return `${pvName}_${snapshotName}_${unixNanos.toString()}`;
+}
+
+/** m-apiserver's and the pools' limit on a snapshot name (maya-apiserver/flows/cas-flows.ts checkSnapshotName). */
+export const maxSnapshotIdLength = 253;
+
+/** Digits of a unix-nanosecond timestamp (until the year 2286). */
+const nanosDigits = 19;
+
+const backendSnapshotNamePattern = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+
+/**
+ * Why m-apiserver would refuse a snapshot of PV `pvName` named after VolumeSnapshot
+ * `snapshotName` (its id too long, or the PV name not a volume name), or undefined. Checked
+ * before an id is stored: an id m-apiserver refuses could never be created, and its delete
+ * would be refused forever too.
+ */
+export function backendNameProblem(pvName: string, snapshotName: string): string | undefined {
+  const volumeProblems = dns1123LabelProblems(pvName);
+  if (volumeProblems.length > 0) return `PersistentVolume name "${pvName}" is not a cStor volume name (${volumeProblems.join('; ')})`;
+  const length = pvName.length + snapshotName.length + 2 + nanosDigits;
+  if (length > maxSnapshotIdLength) {
+    return `the snapshot id "<pv>_<snapshot name>_<unix nanos>" would be ${length} characters, more than the ${maxSnapshotIdLength} the backend accepts: use a VolumeSnapshot name of at most ${Math.max(0, maxSnapshotIdLength - pvName.length - 2 - nanosDigits)} characters`;
+  }
+  return undefined;
+}
+
+/** True when m-apiserver could hold a snapshot `snapshotId` of volume `volumeName` (else it never made one). */
+export function isBackendSnapshotName(snapshotId: string, volumeName: string): boolean {
+  return snapshotId.length <= maxSnapshotIdLength && backendSnapshotNamePattern.test(snapshotId) && dns1123LabelProblems(volumeName).length === 0;
 }
 
 /** The `<unixNanos>` part of a snapshot id (for the Timestamp label), or undefined. */

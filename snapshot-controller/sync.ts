@@ -30,12 +30,14 @@ import { snapshotLabels, type VolumeSnapshot, type VolumeSnapshotData } from '..
 import type { MayaClient, SnapshotRef } from './maya-client.ts';
 import { noSnapshotMetrics, type SnapshotMetrics } from './metrics.ts';
 import {
+  backendNameProblem,
   condition,
   cstorIqnPrefix,
   currentCondition,
   dataBackendNamespaceAnnotation,
   dataOwnerAnnotations,
   hasFinalizer,
+  isBackendSnapshotName,
   isCstorVolume,
   isReady,
   nanosOfSnapshotId,
@@ -157,7 +159,7 @@ export class SnapshotSyncer {
     }
     const log = this.d.logger.child({ data: name, snapshot: `${owner.namespace}/${owner.name}` });
     const ref = backendRefOfData(data, owner.namespace);
-    if (ref) await this.metrics.observe('DeleteSnapshot', () => this.d.maya.deleteSnapshot(ref));
+    if (ref && isBackendSnapshotName(ref.snapshotId, ref.volumeName)) await this.metrics.observe('DeleteSnapshot', () => this.d.maya.deleteSnapshot(ref));
     await ignoreNotFound(this.d.datas.delete({ name }));
     log.info('deleted an orphaned VolumeSnapshotData and its backend snapshot', { snapshotId: ref?.snapshotId });
     void this.d.events.event(data, 'Normal', 'OrphanDeleted', `VolumeSnapshot ${owner.namespace}/${owner.name} (uid ${owner.uid}) is gone: deleted backend snapshot ${ref?.snapshotId ?? '(none)'} and this VolumeSnapshotData`);
@@ -173,14 +175,18 @@ export class SnapshotSyncer {
     if (snap.spec.snapshotDataName) names.add(snap.spec.snapshotDataName);
     const datas = [...names].map((n) => this.d.cache.data(n)).filter((x): x is VolumeSnapshotData => x !== undefined && ownerOf(x)?.uid === uid);
     const refs = new Map<string, SnapshotRef>();
-    const id = snap.metadata.annotations?.[snapshotIdAnnotation];
-    const pvName = snap.metadata.labels?.[snapshotLabels.pvName];
-    if (id && pvName) refs.set(id, { snapshotId: id, volumeName: pvName, namespace: snap.metadata.namespace ?? '' });
+    // The id and PV on the object only when they are still what this controller wrote (users can
+    // edit labels and annotations: never delete another volume's snapshot because of an edit).
+    const stored = this.storedRef(snap);
+    if (stored) refs.set(stored.snapshotId, stored);
     for (const data of datas) {
       const ref = backendRefOfData(data, snap.metadata.namespace ?? '');
       if (ref) refs.set(ref.snapshotId, ref);
     }
     for (const ref of refs.values()) {
+      // A name m-apiserver refuses was never created there (it checks create and delete alike),
+      // and asking to delete it would be refused forever: nothing to delete.
+      if (!isBackendSnapshotName(ref.snapshotId, ref.volumeName)) continue;
       try {
         await this.metrics.observe('DeleteSnapshot', () => this.d.maya.deleteSnapshot(ref));
       } catch (err) {
@@ -207,6 +213,24 @@ export class SnapshotSyncer {
     this.d.logger.info('snapshot deleted', { key: keyOf(snap), snapshotIds: [...refs.keys()], snapshotData: [...names] });
   }
 
+  /**
+   * The backend snapshot the object's id annotation and PV label name, when they are still what
+   * this controller wrote: the id is `<that PV>_<this object's name>_<nanos>`, and the PV (when it
+   * still exists) is bound to a claim of this namespace. Labels and annotations are the user's to
+   * edit; an edit must never point the controller at another namespace's volume.
+   */
+  private storedRef(snap: VolumeSnapshot): SnapshotRef | undefined {
+    const id = snap.metadata.annotations?.[snapshotIdAnnotation];
+    const pvName = snap.metadata.labels?.[snapshotLabels.pvName];
+    const ns = snap.metadata.namespace ?? '';
+    if (!id || !pvName) return undefined;
+    const prefix = `${pvName}_${snap.metadata.name ?? ''}_`;
+    if (!id.startsWith(prefix) || !/^\d+$/.test(id.slice(prefix.length))) return undefined;
+    const pv = this.d.cache.volume(pvName);
+    if (pv && pv.spec.claimRef?.namespace !== ns) return undefined;
+    return { snapshotId: id, volumeName: pvName, namespace: ns };
+  }
+
   // ---- invalid? ----------------------------------------------------------------------------
 
   /** What the snapshot is of; once an id is stored, the PV name on the labels is the answer. */
@@ -214,6 +238,8 @@ export class SnapshotSyncer {
     const ns = snap.metadata.namespace ?? '';
     const storedPv = snap.metadata.labels?.[snapshotLabels.pvName];
     if (snap.metadata.annotations?.[snapshotIdAnnotation] && storedPv) {
+      const stored = this.storedRef(snap);
+      if (!stored) return problem('SnapshotMetadataChanged', untrustedMessage(snap), false);
       const pv = this.d.cache.volume(storedPv);
       return { source: pv ? { pvName: storedPv, pv } : { pvName: storedPv } };
     }
@@ -240,6 +266,14 @@ export class SnapshotSyncer {
     }
     const pv = this.d.cache.volume(pvName);
     if (!pv) return problem('VolumeNotFound', `PersistentVolume "${pvName}" of claim "${claimKey}" not found`, true);
+    const boundTo = pv.spec.claimRef;
+    if (boundTo?.namespace !== claimRef.namespace || boundTo.name !== claimRef.name || (boundTo.uid && claim.metadata.uid && boundTo.uid !== claim.metadata.uid)) {
+      return problem(
+        'VolumeNotBoundToClaim',
+        `PersistentVolume "${pvName}" named by claim "${claimKey}" is bound to ${boundTo?.name ? `claim "${boundTo.namespace ?? ''}/${boundTo.name}"` : 'no claim'}, not to this one`,
+        true,
+      );
+    }
     if (!isCstorVolume(pv)) {
       return problem(
         'UnsupportedVolume',
@@ -247,6 +281,8 @@ export class SnapshotSyncer {
         false,
       );
     }
+    const nameProblem = backendNameProblem(pvName, snap.metadata.name ?? '');
+    if (nameProblem) return problem('InvalidSnapshotName', `cannot snapshot claim "${claimKey}": ${nameProblem}`, false);
     return { source: { pvName, pv, claim } };
   }
 
@@ -393,6 +429,20 @@ export class SnapshotSyncer {
 
   /** A Ready snapshot keeps its VolumeSnapshotData: recreate it when the backend snapshot is still there. */
   private async verify(snap: VolumeSnapshot): Promise<void> {
+    const ours = snapshotDataName(snap.metadata.uid ?? '');
+    if (snap.spec.snapshotDataName !== ours && snap.metadata.annotations?.[snapshotIdAnnotation]) {
+      // spec.snapshotDataName is this controller's field: a Ready snapshot pointed (by an edit) at
+      // another VolumeSnapshotData would let a clone read that one's backend snapshot. Bind it back.
+      const foreign = snap.spec.snapshotDataName ?? '';
+      snap = await this.d.snapshots.mergePatch(refOf(snap), { spec: { snapshotDataName: ours } });
+      this.d.logger.warn('bound a VolumeSnapshot back to its own VolumeSnapshotData', { key: keyOf(snap), foreign, data: ours });
+      void this.d.events.event(
+        snap,
+        'Warning',
+        'SnapshotDataMismatch',
+        `spec.snapshotDataName was changed to "${foreign}"; this controller owns that field: bound back to "${ours}"`,
+      );
+    }
     const name = snap.spec.snapshotDataName ?? '';
     if (this.d.cache.data(name)) return;
     try {
@@ -401,12 +451,12 @@ export class SnapshotSyncer {
     } catch (err) {
       if (!hasErrorCode(err, 'not_found')) throw err;
     }
-    const id = snap.metadata.annotations?.[snapshotIdAnnotation];
-    const pvName = snap.metadata.labels?.[snapshotLabels.pvName];
-    if (!id || !pvName || name !== snapshotDataName(snap.metadata.uid ?? '')) {
-      return this.fail(snap, { reason: 'SnapshotDataMissing', message: `VolumeSnapshotData "${name}" is gone and this controller cannot recreate it (no snapshot id recorded)`, retry: false });
+    const ref = this.storedRef(snap);
+    if (!ref || name !== snapshotDataName(snap.metadata.uid ?? '')) {
+      const why = snap.metadata.annotations?.[snapshotIdAnnotation] ? untrustedMessage(snap) : 'no snapshot id recorded';
+      return this.fail(snap, { reason: 'SnapshotDataMissing', message: `VolumeSnapshotData "${name}" is gone and this controller cannot recreate it (${why})`, retry: false });
     }
-    const ref: SnapshotRef = { snapshotId: id, volumeName: pvName, namespace: snap.metadata.namespace ?? '' };
+    const { snapshotId: id, volumeName: pvName } = ref;
     try {
       await this.d.maya.getSnapshot(ref);
     } catch (err) {
@@ -423,6 +473,12 @@ export class SnapshotSyncer {
 }
 
 const readyMemo = 'Ready';
+
+function untrustedMessage(snap: VolumeSnapshot): string {
+  const id = snap.metadata.annotations?.[snapshotIdAnnotation] ?? '';
+  const pv = snap.metadata.labels?.[snapshotLabels.pvName] ?? '';
+  return `the annotation ${snapshotIdAnnotation} "${id}" and the label ${snapshotLabels.pvName} "${pv}" were changed: they no longer name a snapshot of this VolumeSnapshot's volume (a PersistentVolume of a claim in namespace "${snap.metadata.namespace ?? ''}"); this controller writes them once and they must not be edited`;
+}
 
 function problem(reason: string, message: string, retry: boolean): { problem: SnapshotProblem } {
   return { problem: { reason, message, retry } };

@@ -136,10 +136,18 @@ export async function resolveCloneSource(o: ResolveOptions): Promise<CloneSource
 
   const data = await o.reads.getSnapshotData(dataName);
   if (!data) throw new CstorError('not_found', `VolumeSnapshotData ${dataName} of VolumeSnapshot ${key} not found`, { retryable: true });
+  // It must point back at exactly this VolumeSnapshot (namespace, name AND uid): spec.snapshotDataName
+  // is editable, and a VolumeSnapshotData (cluster-scoped) of another namespace, of an earlier
+  // snapshot of the same name, or one without a reference must never be cloned through it.
   const ref = data.spec.volumeSnapshotRef?.name;
-  const uid = snapshot.metadata.uid;
-  if (ref && ref !== `${key}-${uid ?? ''}` && ref !== key) {
-    throw new CstorError('invalid', `VolumeSnapshotData ${dataName} belongs to VolumeSnapshot ${ref}, not to ${key}${uid ? ` (uid ${uid})` : ''}`);
+  const uid = snapshot.metadata.uid ?? '';
+  if (ref !== `${key}-${uid}`) {
+    throw new CstorError(
+      'invalid',
+      ref
+        ? `VolumeSnapshotData ${dataName} belongs to VolumeSnapshot ${ref}, not to ${key} (uid ${uid})`
+        : `VolumeSnapshotData ${dataName} names no VolumeSnapshot (spec.volumeSnapshotRef.name is empty): it is not the data of ${key} (uid ${uid})`,
+    );
   }
   const snapshotId = data.spec.openebsVolume?.snapshotId;
   if (!snapshotId) throw new CstorError('invalid', `VolumeSnapshotData ${dataName} of VolumeSnapshot ${key} has no spec.openebsVolume.snapshotId: it is not a cStor snapshot`);

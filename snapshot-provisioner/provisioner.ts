@@ -13,6 +13,7 @@ import type { MayaClient } from '../lib/maya-client/client.ts';
 import { mayaLabels } from '../lib/maya-client/types.ts';
 import type { ProvisionedVolume, ProvisionRequest, Provisioner } from '../lib/provisioner/types.ts';
 import { pvPartsFor } from '../lib/provisioner/iscsi-pv.ts';
+import { checkVolumeAnswer } from '../volume-provisioner/provisioner.ts';
 import { resolveCloneSource, type CloneSourceReads } from './clone-source.ts';
 
 export const promoterName = 'volumesnapshot.external-storage.k8s.io/snapshot-promoter';
@@ -48,9 +49,7 @@ export class SnapshotPromoter implements Provisioner {
       spec: { capacity: req.capacity },
       cloneSpec: { isClone: true, sourceVolume: source.sourceVolume, snapshotName: source.snapshotId },
     });
-    if (volume.metadata?.name && volume.metadata.name !== req.pvName) {
-      throw new CstorError('protocol', `m-apiserver answered volume ${volume.metadata.name} for a clone named ${req.pvName}`);
-    }
+    checkVolumeAnswer(volume, req.pvName);
     const parts = pvPartsFor({ ...volume, metadata: { ...volume.metadata, name: req.pvName } }, source.sourceClass, source.fsType);
     return { ...parts, annotations: { [identityAnnotation]: this.o.identity } };
   }

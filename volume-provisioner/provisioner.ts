@@ -4,14 +4,26 @@
 // for the same volume, and m-apiserver answers the one that exists.
 import { CstorError } from '../lib/errors.ts';
 import type { PersistentVolume } from '../lib/kube/types/core.ts';
+import type { CasVolume } from '../lib/maya-client/types.ts';
 import type { MayaClient } from '../lib/maya-client/client.ts';
 import { mayaLabels } from '../lib/maya-client/types.ts';
-import { pvPartsFor } from '../lib/provisioner/iscsi-pv.ts';
+import { iqnFor, pvPartsFor } from '../lib/provisioner/iscsi-pv.ts';
 import type { ProvisionedVolume, ProvisionRequest, Provisioner } from '../lib/provisioner/types.ts';
 
 export const iscsiProvisionerName = 'openebs.io/provisioner-iscsi';
 
 type Maya = Pick<MayaClient, 'createVolume' | 'deleteVolume'>;
+
+/**
+ * Refuses an m-apiserver answer that describes another volume than `pvName` (its name, or its
+ * IQN): a PV built from it would send the claim's IO to someone else's volume.
+ */
+export function checkVolumeAnswer(volume: CasVolume, pvName: string): void {
+  const name = volume.metadata?.name;
+  if (name && name !== pvName) throw new CstorError('protocol', `m-apiserver answered volume ${name} for a volume named ${pvName}`);
+  const iqn = volume.spec?.iqn;
+  if (iqn && iqn !== iqnFor(pvName)) throw new CstorError('protocol', `m-apiserver answered IQN ${iqn} for volume ${pvName} (expected ${iqnFor(pvName)})`);
+}
 
 export class IscsiVolumeProvisioner implements Provisioner {
   readonly name = iscsiProvisionerName;
@@ -29,6 +41,7 @@ export class IscsiVolumeProvisioner implements Provisioner {
       },
       spec: { capacity: req.capacity },
     });
+    checkVolumeAnswer(volume, req.pvName);
     return pvPartsFor(volume, className, req.storageClass.parameters?.['fsType'] || 'ext4');
   }
 

@@ -109,6 +109,11 @@ export class CasEngine {
   private readonly loadedCache = new Map<string, { rvs: string; loaded: LoadedTemplate }>();
   private readonly templates: ObjectReader;
 
+  /** The openebs namespace (`env.namespace`): where CStorVolumes and CStorVolumeReplicas live. */
+  get openebsNamespace(): string {
+    return this.namespace;
+  }
+
   constructor(options: CasEngineOptions) {
     this.kube = options.kube;
     this.http = options.http;

@@ -83,17 +83,53 @@ function checkCapacity(value: unknown, what: string): string {
     throw bad(`${what} "${String(value)}" is not a capacity (examples: 5G, 5Gi, 1073741824)`);
   }
   if (bytes <= 0) throw bad(`${what} must be more than 0`);
+  if (!Number.isSafeInteger(bytes)) throw bad(`${what} "${String(value)}" is too large`);
   return String(value);
+}
+
+/** metadata.namespace, when given, is a string (it is templated into objects and answers). */
+function checkNamespace(req: JsonObject): void {
+  const namespace = field(req, 'metadata', 'namespace');
+  if (namespace !== undefined && namespace !== null && typeof namespace !== 'string') throw bad('metadata.namespace must be a string');
+}
+
+/** metadata.labels, when given, maps names to strings (they become Kubernetes label values). */
+function checkLabels(req: JsonObject): void {
+  const labels = field(req, 'metadata', 'labels');
+  if (labels === undefined || labels === null) return;
+  if (!isJsonObject(labels)) throw bad('metadata.labels must be an object');
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== 'string') throw bad(`metadata.labels["${k}"] must be a string`);
+  }
+}
+
+/**
+ * Whether the request asks for a clone. cloneSpec.isClone is true or false (or "true"/"false");
+ * anything else, or a source named without isClone true, is refused: a clone request misread as
+ * a plain create would hand out an empty volume where the snapshot's data was asked for.
+ */
+function isCloneRequest(req: JsonObject): boolean {
+  const clone = field(req, 'cloneSpec');
+  if (clone === undefined || clone === null) return false;
+  if (!isJsonObject(clone)) throw bad('cloneSpec must be an object');
+  const flag = clone['isClone'];
+  if (flag === true || flag === 'true') return true;
+  if (flag !== undefined && flag !== null && flag !== false && flag !== 'false') throw bad(`cloneSpec.isClone must be true or false, not ${JSON.stringify(flag)}`);
+  const named = ['sourceVolume', 'snapshotName'].filter((k) => clone[k] !== undefined && clone[k] !== null && clone[k] !== '');
+  if (named.length > 0) throw bad(`cloneSpec.${named.join(' and cloneSpec.')} given but cloneSpec.isClone is not true: set isClone: true for a clone, or leave cloneSpec out`);
+  return false;
 }
 
 export class CasFlows {
   private readonly engine: CasEngine;
+  private readonly kube: KubeObjects;
   private readonly reader: ObjectReader;
   private readonly logger: Logger;
   private readonly locks = new KeyedMutex();
 
   constructor(options: CasFlowsOptions) {
     this.engine = options.engine;
+    this.kube = options.kube;
     this.reader = options.reader ?? options.kube;
     this.logger = options.logger;
   }
@@ -138,10 +174,10 @@ export class CasFlows {
     const req = requireObject(body, 'CASVolume');
     const name = checkVolumeName(field(req, 'metadata', 'name'), 'metadata.name (the volume name)');
     checkCapacity(field(req, 'spec', 'capacity'), 'spec.capacity');
-    const labels = field(req, 'metadata', 'labels');
-    if (labels !== undefined && labels !== null && !isJsonObject(labels)) throw bad('metadata.labels must be an object');
-    const clone = field(req, 'cloneSpec');
-    const isClone = isJsonObject(clone) && (clone['isClone'] === true || clone['isClone'] === 'true');
+    checkNamespace(req);
+    checkLabels(req);
+    const isClone = isCloneRequest(req);
+    const clone = field(req, 'cloneSpec') as JsonObject;
     if (isClone) {
       checkVolumeName(clone['sourceVolume'], 'cloneSpec.sourceVolume');
       checkSnapshotName(clone['snapshotName'], 'cloneSpec.snapshotName');
@@ -149,8 +185,38 @@ export class CasFlows {
     }
     const className = field(req, 'metadata', 'labels', 'openebs.io/storageclass');
     return this.locks.run(name, async () => {
+      if (isClone) await this.checkExistingClone(name, String(clone['sourceVolume']), String(clone['snapshotName']));
       return this.run(isClone ? 'clone-volume' : 'create-volume', this.storageClass(typeof className === 'string' ? className : undefined), req, { volume: name });
     });
+  }
+
+  /**
+   * A clone create of a name that exists answers the existing volume (idempotent retries): only
+   * when it is that same clone. A volume of that name made from another snapshot, another source,
+   * or not a clone at all is refused (409), never handed out as the requested clone's data.
+   */
+  private async checkExistingClone(name: string, sourceVolume: string, snapshotName: string): Promise<void> {
+    const namespace = this.engine.openebsNamespace;
+    const existing: Array<{ object: KubeObject; source: Json | undefined }> = [];
+    try {
+      const cv = await this.kube.get({ apiVersion: 'openebs.io/v1alpha1', kind: 'CStorVolume', namespace, name });
+      existing.push({ object: cv, source: field(cv, 'metadata', 'labels', 'openebs.io/source-volume') });
+    } catch (err) {
+      if (!hasErrorCode(err, 'not_found')) throw err;
+    }
+    // Replicas left by a create cut short (no CStorVolume yet) would be adopted by the retry.
+    const cvrs = await this.kube.list({ apiVersion: 'openebs.io/v1alpha1', kind: 'CStorVolumeReplica', namespace, labelSelector: `openebs.io/persistent-volume=${name}` });
+    for (const cvr of cvrs) existing.push({ object: cvr, source: field(cvr, 'metadata', 'annotations', 'openebs.io/source-volume') });
+    for (const { object, source } of existing) {
+      const snapshot = field(object, 'metadata', 'annotations', 'openebs.io/snapshot');
+      if (source === sourceVolume && snapshot === snapshotName) continue;
+      const what = typeof source === 'string' && source !== '' ? `a clone of snapshot ${typeof snapshot === 'string' ? snapshot : '(unknown)'} of volume ${source}` : 'a volume that is not a clone';
+      throw new CstorError(
+        'conflict',
+        `volume ${name} exists already (${object.kind} ${String(object.metadata.name)}) as ${what}: it is not a clone of snapshot ${snapshotName} of volume ${sourceVolume}; delete it first or use another name`,
+        { retryable: false },
+      );
+    }
   }
 
   async readVolume(query: VolumeQuery): Promise<Json> {
@@ -173,6 +239,7 @@ export class CasFlows {
     const req = requireObject(body, 'CASSnapshot');
     const name = checkSnapshotName(field(req, 'metadata', 'name'), 'metadata.name (the snapshot name)');
     const volume = checkVolumeName(field(req, 'spec', 'volumeName'), 'spec.volumeName');
+    checkNamespace(req);
     const casType = field(req, 'spec', 'casType');
     if (casType !== undefined && casType !== null && casType !== '' && casType !== 'cstor') {
       throw bad(`spec.casType "${String(casType)}" is not supported: only cstor`);
