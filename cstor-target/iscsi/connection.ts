@@ -95,8 +95,12 @@ export class IscsiConnection implements TargetMember {
   private loginStarted = false;
   private statSN = 0;
   private expCmdSN = 0;
+  /** The highest MaxCmdSN advertised (it never goes back): commands are taken up to it. */
+  private maxCmdSNSent = 0;
   /** Non-immediate commands that arrived ahead of ExpCmdSN, by CmdSN. */
   private readonly ahead = new Map<number, () => void>();
+  /** The ITTs of the SCSI commands among them, by CmdSN (ABORT TASK finds them there). */
+  private readonly aheadItt = new Map<number, number>();
   private readonly tasks = new Map<number, ScsiTask>();
   /** Tags of tasks we aborted or finished recently (→ their slot in retiredRing): late Data-Out for them is dropped quietly. */
   private readonly retired = new Map<number, number>();
@@ -185,8 +189,15 @@ export class IscsiConnection implements TargetMember {
     return this.tasks.size;
   }
 
+  /**
+   * MaxCmdSN: the window opens by one as each command finishes, not as it arrives, so an initiator
+   * has at most queueDepth commands outstanding (and their data buffers with them). Monotonic, as
+   * initiators ignore a lower one (RFC 7143 §4.2.2.1).
+   */
   private get maxCmdSN(): number {
-    return snAdd(this.expCmdSN, this.options.queueDepth - 1);
+    const m = snAdd(this.expCmdSN, this.options.queueDepth - 1 - this.tasks.size);
+    if (snLess(this.maxCmdSNSent, m)) this.maxCmdSNSent = m;
+    return this.maxCmdSNSent;
   }
 
   /** The StatSN for a PDU, advanced past it when the PDU carries a status. */
@@ -496,16 +507,17 @@ export class IscsiConnection implements TargetMember {
   }
 
   /** Runs `fn` in CmdSN order: now if immediate or next in sequence, later if ahead, never if outside the window. */
-  private ordered(cmdSN: number, immediate: boolean, fn: () => void): void {
+  private ordered(cmdSN: number, immediate: boolean, fn: () => void, itt?: number): void {
     if (immediate) {
       fn();
       return;
     }
-    if (cmdSN === this.expCmdSN) {
+    if (cmdSN === this.expCmdSN && !snLess(this.maxCmdSN, cmdSN)) {
       this.expCmdSN = snAdd(this.expCmdSN, 1);
       fn();
       for (let next = this.ahead.get(this.expCmdSN); next; next = this.ahead.get(this.expCmdSN)) {
         this.ahead.delete(this.expCmdSN);
+        if (this.aheadItt.size > 0) this.aheadItt.delete(this.expCmdSN);
         this.expCmdSN = snAdd(this.expCmdSN, 1);
         next();
       }
@@ -513,6 +525,7 @@ export class IscsiConnection implements TargetMember {
     }
     if (snInRange(cmdSN, this.expCmdSN, this.maxCmdSN) && !this.ahead.has(cmdSN)) {
       this.ahead.set(cmdSN, fn);
+      if (itt !== undefined) this.aheadItt.set(cmdSN, itt);
       return;
     }
     // Outside [ExpCmdSN, MaxCmdSN] (or a duplicate): silently ignored (RFC 7143 §4.2.2.1).
@@ -527,6 +540,7 @@ export class IscsiConnection implements TargetMember {
       this.isid = req.isid;
       this.cid = req.cid;
       this.expCmdSN = req.cmdSN;
+      this.maxCmdSNSent = snAdd(req.cmdSN, this.options.queueDepth - 1);
       this.statSN = req.expStatSN;
     }
     if (req.tsih !== 0) {
@@ -700,10 +714,19 @@ export class IscsiConnection implements TargetMember {
       case TmfFunction.abortTask: {
         const task = this.tasks.get(req.refTaskTag);
         if (!task) {
-          // Already answered (or aborted): it does not exist any more. Never seen, but numbered below
-          // this request: RFC 7143 §11.5.1 counts it received and the abort done.
+          // Already answered (or aborted): it does not exist any more.
           if (this.retired.has(req.refTaskTag)) return TmfResponse.taskDoesNotExist;
-          return snLess(req.refCmdSN, cmdSN) ? TmfResponse.complete : TmfResponse.taskDoesNotExist;
+          if (!snLess(req.refCmdSN, cmdSN)) return TmfResponse.taskDoesNotExist;
+          if (this.aheadItt.get(req.refCmdSN) === req.refTaskTag) {
+            // Received ahead of a CmdSN gap, not started: it must never run once the gap fills.
+            this.ahead.set(req.refCmdSN, () => undefined);
+            this.aheadItt.delete(req.refCmdSN);
+          } else if (!this.ahead.has(req.refCmdSN)) {
+            // Never received, numbered below this request: RFC 7143 §11.5.1 counts it received and
+            // the abort done, so ExpCmdSN moves past it (else every later command waits for it forever).
+            this.ordered(req.refCmdSN, false, () => undefined);
+          }
+          return TmfResponse.complete;
         }
         await this.abortTask(task);
         return TmfResponse.complete;
@@ -711,17 +734,21 @@ export class IscsiConnection implements TargetMember {
       case TmfFunction.abortTaskSet:
       case TmfFunction.clearTaskSet:
         if (req.lun !== 0) return TmfResponse.lunDoesNotExist;
+        this.dropQueuedBefore(cmdSN);
         if (req.func === TmfFunction.clearTaskSet) await this.host.resetTarget(this.target, 'clear', this.nexus);
         else await this.abortAll(0);
         return TmfResponse.complete;
       case TmfFunction.lunReset:
         if (req.lun !== 0) return TmfResponse.lunDoesNotExist;
+        this.dropQueuedBefore(cmdSN);
         await this.host.resetTarget(this.target, 'lun', this.nexus);
         return TmfResponse.complete;
       case TmfFunction.targetWarmReset:
+        this.dropQueuedBefore(cmdSN);
         await this.host.resetTarget(this.target, 'warm', this.nexus);
         return TmfResponse.complete;
       case TmfFunction.targetColdReset:
+        this.dropQueuedBefore(cmdSN);
         await this.host.resetTarget(this.target, 'cold', this.nexus);
         return TmfResponse.complete;
       case TmfFunction.clearAca:
@@ -738,13 +765,28 @@ export class IscsiConnection implements TargetMember {
     if (task.done) await task.done.catch(() => undefined);
   }
 
+  /**
+   * SCSI commands this initiator sent before an (immediate) abort or reset but that still wait
+   * behind a CmdSN gap: they belong to the aborted task set, so they must never run once the gap
+   * fills (their CmdSNs stay taken). Commands numbered after the request are left alone.
+   */
+  private dropQueuedBefore(cmdSN: number): void {
+    if (this.aheadItt.size === 0) return;
+    for (const sn of [...this.aheadItt.keys()]) {
+      if (!snLess(sn, cmdSN)) continue;
+      this.ahead.set(sn, () => undefined);
+      this.aheadItt.delete(sn);
+    }
+  }
+
   async abortAll(lun?: number): Promise<void> {
     const victims = [...this.tasks.values()].filter((t) => lun === undefined || t.cmd.lun === lun);
     await Promise.all(victims.map((t) => this.abortTask(t)));
   }
 
   private retire(task: ScsiTask): void {
-    this.tasks.delete(task.itt);
+    // An aborted task that finishes later must not remove a newer task that reuses its tag.
+    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
     const slot = this.retiredAt;
     const oldest = this.retiredRing[slot]!;
     // Forget the oldest unless its tag was retired again since (then a later slot holds it).
@@ -759,13 +801,13 @@ export class IscsiConnection implements TargetMember {
   private onScsiCommand(pdu: RawPdu): void {
     const cmd = decodeScsiCommand(pdu);
     const placed = cmd.data.length > 0 ? this.claimPlaced(cmd) : undefined;
-    // The usual case, next in order with nothing queued ahead: run it without a closure.
-    if (!cmd.immediate && cmd.cmdSN === this.expCmdSN && this.ahead.size === 0) {
+    // The usual case, next in order with nothing queued ahead and the window open: run it without a closure.
+    if (!cmd.immediate && cmd.cmdSN === this.expCmdSN && this.ahead.size === 0 && !snLess(this.maxCmdSNSent, cmd.cmdSN)) {
       this.expCmdSN = snAdd(this.expCmdSN, 1);
       this.startCommand(pdu, cmd, placed);
       return;
     }
-    this.ordered(cmd.cmdSN, cmd.immediate, () => this.startCommand(pdu, cmd, placed));
+    this.ordered(cmd.cmdSN, cmd.immediate, () => this.startCommand(pdu, cmd, placed), cmd.itt);
   }
 
   private startCommand(pdu: RawPdu, cmd: ScsiCommand, placed: { buffer: Buffer; lease: Lease | undefined } | undefined): void {
@@ -932,13 +974,15 @@ export class IscsiConnection implements TargetMember {
     let residualFlag: number = Residual.none;
     let residualCount = 0;
     const wanted = result.data ? result.data.length : this.target!.disk.dataOutLength(cmd.cdb);
+    // Data-out the CDB asks for but the initiator never sent (W clear) was not transferred, whatever its EDTL.
+    const sent = result.data !== undefined || cmd.write || wanted === 0 ? edtl : 0;
     if (result.status === ScsiStatus.good || result.data) {
-      if (wanted > edtl) {
+      if (wanted > sent) {
         residualFlag = Residual.overflow;
-        residualCount = wanted - edtl;
-      } else if (wanted < edtl) {
+        residualCount = wanted - sent;
+      } else if (wanted < sent) {
         residualFlag = Residual.underflow;
-        residualCount = edtl - wanted;
+        residualCount = sent - wanted;
       }
     }
     let dataSN = 0;
@@ -946,7 +990,8 @@ export class IscsiConnection implements TargetMember {
     const collapse = result.status === ScsiStatus.good && !result.sense;
     if (data && data.length > 0) {
       for (let off = 0; off < data.length; ) {
-        const n = Math.min(max, data.length - off);
+        // A Data-In PDU never crosses a burst (sequence) boundary: MaxBurstLength bounds each sequence.
+        const n = Math.min(max, burst - (off % burst), data.length - off);
         const last = off + n >= data.length;
         // A pooled buffer goes back once the write carrying its last piece is done.
         const endOfBurst = last || (off + n) % burst === 0;

@@ -2,7 +2,7 @@
 // CDBs, checks them, runs them against the device and answers data or CHECK CONDITION with sense.
 // Transport-independent: the iSCSI layer hands it a CDB and the data-out it received.
 import type { BlockDevice } from '../../lib/block-device.ts';
-import { describeError, hasErrorCode } from '../../lib/errors.ts';
+import { CstorError, describeError, hasErrorCode } from '../../lib/errors.ts';
 import { SUPPORTED_VPD_PAGES, standardInquiry, vpdPage, type BlockLimits, type DiskIdentity } from './inquiry.ts';
 import { modeSense, type ModeState } from './mode-pages.ts';
 import { Asc, ScsiSenseError, ScsiStatus, SenseKey, descriptorSense, fixedSense, invalidFieldInCdb, invalidFieldInParameterList, lbaOutOfRange } from './sense.ts';
@@ -269,7 +269,8 @@ export class ScsiDisk {
 
   /**
    * execute() with a callback, for the transport's hot path: a plain READ or WRITE (10/16) on LUN
-   * 0 (no protection bits, no FUA, in range, nothing pending: no unit attention, no reservation)
+   * 0 (no protection bits, no FUA, for writes the write cache on, in range, nothing pending: no
+   * unit attention, no reservation)
    * goes straight to the device's callback form, without a promise; everything else is execute().
    * `done` runs once with what execute() would resolve to, never before executeCb returned.
    */
@@ -279,7 +280,8 @@ export class ScsiDisk {
     const op = cdb.length >= 16 ? cdb[0]! : -1;
     if (dev !== undefined && req.lun === 0 && (cdb[1]! & 0xe8) === 0 && this.unitAttentions.size === 0 && this.reservedBy === undefined && !this.pr.hasReservation) {
       const bs = this.blockSize;
-      if (op === Op.write10 || op === Op.write16) {
+      // With the write cache off (WCE=0) a write syncs before GOOD: execute's path.
+      if ((op === Op.write10 || op === Op.write16) && this.modeState.writeCacheEnabled) {
         const lba = op === Op.write10 ? cdb.readUInt32BE(2) : lba64(cdb);
         const blocks = op === Op.write10 ? cdb.readUInt16BE(7) : cdb.readUInt32BE(10);
         const dataOut = req.dataOut;
@@ -306,8 +308,8 @@ export class ScsiDisk {
         if (blocks > 0 && lba + blocks <= this.blocks && blocks <= this.limits.maxTransferBlocks && (length < LEASED_READ_MIN || this.readInto === undefined)) {
           const t0 = performance.now();
           dev.readCb(lba * bs, length, (err, data) => {
-            if (err !== null || data === undefined) {
-              done(errorResult(op, err));
+            if (err !== null || data === undefined || data.length !== length) {
+              done(errorResult(op, err ?? shortRead(length, data?.length ?? 0)));
               return;
             }
             this.stats.record('read', data.length, t0);
@@ -445,7 +447,7 @@ export class ScsiDisk {
    */
   private read(cdb: Buffer, op: number, lba: number, blocks: number, hasFlags: boolean): Promise<ScsiResult> {
     if (hasFlags && cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'RDPROTECT: no protection information', 7);
-    this.checkTransfer(lba, blocks, cdb.length >= 16 ? 10 : cdb.length >= 12 ? 6 : cdb.length >= 10 ? 7 : 4);
+    this.checkTransfer(lba, blocks, lengthByte(op));
     if (blocks === 0) return Promise.resolve(GOOD);
     const t0 = performance.now();
     const length = blocks * this.blockSize;
@@ -461,8 +463,9 @@ export class ScsiDisk {
         (err: unknown) => errorResult(op, err),
       );
     }
-    return this.device.readAt(lba * this.blockSize, blocks * this.blockSize).then(
+    return this.device.readAt(lba * this.blockSize, length).then(
       (data): ScsiResult => {
+        if (data.length !== length) return errorResult(op, shortRead(length, data.length));
         this.stats.record('read', data.length, t0);
         return { status: ScsiStatus.good, data };
       },
@@ -474,7 +477,7 @@ export class ScsiDisk {
   private write(req: ScsiRequest, op: number, lba: number, blocks: number, hasFlags: boolean): Promise<ScsiResult> {
     const { cdb } = req;
     if (hasFlags && cdb[1]! & 0xe0) throw invalidFieldInCdb(1, 'WRPROTECT: no protection information', 7);
-    this.checkTransfer(lba, blocks, cdb.length >= 16 ? 10 : cdb.length >= 12 ? 6 : cdb.length >= 10 ? 7 : 4);
+    this.checkTransfer(lba, blocks, lengthByte(op));
     const bs = this.blockSize;
     const dataOut = req.dataOut;
     const have = dataOut === undefined ? 0 : Math.floor(dataOut.length / bs);
@@ -486,7 +489,8 @@ export class ScsiDisk {
     // Only a device that says when it is done with the data gets the release (others: dropped).
     const release = req.releaseDataOut;
     const written = release !== undefined && this.leasing ? (this.device as LeasingBlockDevice).writeAt(lba * bs, data, release) : this.device.writeAt(lba * bs, data);
-    const fua = hasFlags && (cdb[1]! & 0x08) !== 0;
+    // FUA, or the write cache turned off (MODE SELECT, WCE=0): durable before GOOD.
+    const fua = (hasFlags && (cdb[1]! & 0x08) !== 0) || !this.modeState.writeCacheEnabled;
     return (fua ? written.then(() => this.device.sync()) : written).then(
       (): ScsiResult => {
         this.stats.record('write', bytes, t0);
@@ -503,6 +507,8 @@ export class ScsiDisk {
     const bytchk = (cdb[1]! >> 1) & 3;
     if (bytchk === 0 || blocks === 0) return GOOD;
     if (bytchk === 2) throw invalidFieldInCdb(1, 'BYTCHK 10b is reserved', 2);
+    // The medium is read to compare: never more than a READ may move (not the whole volume at once).
+    this.checkTransfer(lba, blocks, lengthByte(cdb[0]!));
     const bs = this.blockSize;
     const medium = await this.device.readAt(lba * bs, blocks * bs);
     const data = req.dataOut ?? Buffer.alloc(0);
@@ -550,6 +556,7 @@ export class ScsiDisk {
         done += n;
       }
     }
+    if (!this.modeState.writeCacheEnabled) await this.device.sync();
     this.stats.record('write', blocks * bs, t0);
     return GOOD;
   }
@@ -601,7 +608,7 @@ export class ScsiDisk {
         return check(new ScsiSenseError(SenseKey.miscompare, Asc.miscompareDuringVerify, 'compare and write miscompare', { information: off }));
       }
       await this.device.writeAt(lba * bs, data.subarray(n * bs, 2 * n * bs));
-      if (cdb[1]! & 0x08) await this.device.sync();
+      if (cdb[1]! & 0x08 || !this.modeState.writeCacheEnabled) await this.device.sync();
       return GOOD;
     };
     const p = this.cawChain.then(run, run);
@@ -719,6 +726,19 @@ function errorResult(op: number, err: unknown): ScsiResult {
   if (hasErrorCode(err, 'unavailable', 'not_ready', 'timeout')) return { status: ScsiStatus.busy };
   const key = isRead(op) ? Asc.unrecoveredReadError : Asc.writeError;
   return check(new ScsiSenseError(SenseKey.mediumError, key, describeError(err)));
+}
+
+/** The CDB byte where a READ/WRITE/VERIFY's TRANSFER LENGTH starts (the sense field pointer). */
+function lengthByte(op: number): number {
+  if (op === Op.read6 || op === Op.write6) return 4;
+  if (op === Op.read12 || op === Op.write12 || op === Op.writeVerify12 || op === Op.verify12) return 6;
+  if (op === Op.read16 || op === Op.write16 || op === Op.writeVerify16 || op === Op.verify16) return 10;
+  return 7;
+}
+
+/** A device that answered a read with fewer (or more) bytes than asked: never GOOD with them. */
+function shortRead(asked: number, got: number): CstorError {
+  return new CstorError('protocol', `device read of ${asked} bytes returned ${got}`);
 }
 
 function lba64(cdb: Buffer): number {
