@@ -11,6 +11,7 @@ import { isDns1123Label } from '../../lib/names.ts';
 import type { IoStatsSnapshot } from '../scsi/io-stats.ts';
 import { Asc } from '../scsi/sense.ts';
 import type { ChapCredentials } from './chap.ts';
+import type { WriteCacheStore } from '../scsi/disk.ts';
 import { IscsiConnection, type ConnectionHost, type ConnectionOptions, type ResetKind } from './connection.ts';
 import { defaultTargetLimits, type TargetLimits } from './negotiation.ts';
 import { IscsiTarget, targetIqn } from './target.ts';
@@ -33,6 +34,8 @@ export interface AddTargetOptions {
   readonly serial?: string;
   /** When set, initiators must log in with CHAP (MD5) using these credentials. */
   readonly chap?: ChapCredentials;
+  /** Where the LUN's write-cache setting is kept across restarts (ScsiDiskOptions.writeCache). */
+  readonly writeCache?: WriteCacheStore;
 }
 
 export interface TargetInfo {
@@ -83,7 +86,7 @@ export class IscsiPortal {
     const { device } = opts;
     if (device.blockSize !== 512 && device.blockSize !== 4096) throw new CstorError('invalid', `block size ${device.blockSize} is not 512 or 4096`);
     if (device.size <= 0 || device.size % device.blockSize !== 0) throw new CstorError('invalid', `device size ${device.size} is not a positive multiple of ${device.blockSize}`);
-    const target = new IscsiTarget({ volume: opts.volume, device, serial: opts.serial ?? opts.volume, ...(opts.chap ? { chap: opts.chap } : {}) });
+    const target = new IscsiTarget({ volume: opts.volume, device, serial: opts.serial ?? opts.volume, ...(opts.chap ? { chap: opts.chap } : {}), ...(opts.writeCache ? { writeCache: opts.writeCache } : {}) });
     this.targets.set(opts.volume, target);
     this.logger.info('iSCSI target added', { volume: opts.volume, iqn: target.iqn });
     return target;

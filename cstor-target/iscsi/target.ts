@@ -1,7 +1,7 @@
 // One served volume: its IQN, its SCSI disk (LUN 0), optional CHAP credentials, and the connections
 // logged in to it.
 import type { BlockDevice } from '../../lib/block-device.ts';
-import { ScsiDisk } from '../scsi/disk.ts';
+import { ScsiDisk, type WriteCacheStore } from '../scsi/disk.ts';
 import type { ChapCredentials } from './chap.ts';
 
 export const IQN_PREFIX = 'iqn.2016-09.com.openebs.cstor:';
@@ -26,6 +26,7 @@ export interface IscsiTargetOptions {
   readonly serial: string;
   readonly chap?: ChapCredentials;
   readonly alias?: string;
+  readonly writeCache?: WriteCacheStore;
 }
 
 export class IscsiTarget {
@@ -44,6 +45,7 @@ export class IscsiTarget {
     this.disk = new ScsiDisk({
       device: opts.device,
       identity: { serial: opts.serial, vendor: 'OpenEBS', product: 'cstor-target', revision: '0001' },
+      ...(opts.writeCache ? { writeCache: opts.writeCache } : {}),
     });
   }
 }

@@ -10,6 +10,7 @@ import type { BlockDevice } from '../../lib/block-device.ts';
 import { closeServer, listen } from '../../lib/listen.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { FakeCluster } from '../replication/fake-replica.ts';
+import type { WriteCacheStore } from '../scsi/disk.ts';
 import { createMgmtApp } from './app.ts';
 import { VolumeManager, type TargetPortal } from './volume-manager.ts';
 
@@ -18,8 +19,10 @@ const replicas = ['127.0.0.1:3001', '127.0.0.1:3002', '127.0.0.1:3003'];
 
 class FakePortal implements TargetPortal {
   readonly targets = new Map<string, BlockDevice>();
-  addTarget(opts: { volume: string; device: BlockDevice }): void {
+  readonly writeCaches = new Map<string, WriteCacheStore>();
+  addTarget(opts: { volume: string; device: BlockDevice; writeCache?: WriteCacheStore }): void {
     this.targets.set(opts.volume, opts.device);
+    if (opts.writeCache) this.writeCaches.set(opts.volume, opts.writeCache);
   }
   async removeTarget(volume: string): Promise<void> {
     this.targets.delete(volume);
@@ -178,6 +181,21 @@ describe('target mgmt API', () => {
     expect((await vol.readAt(0, 4096)).equals(Buffer.alloc(4096, 9))).to.equal(true);
     const saved = JSON.parse(await fs.readFile(path.join(dir, 'volumes.json'), 'utf8')) as { volumes: { name: string }[] };
     expect(saved.volumes.map((v) => v.name)).to.deep.equal(['vol1']);
+  });
+
+  it('keeps a write cache turned off in the state file: a restarted target serves the volume with it off', async () => {
+    await serveVol1();
+    expect(portal.writeCaches.get('vol1')!.enabled).to.equal(true);
+    await portal.writeCaches.get('vol1')!.save(false);
+    const saved = JSON.parse(await fs.readFile(path.join(dir, 'volumes.json'), 'utf8')) as { writeCacheOff: string[] };
+    expect(saved.writeCacheOff).to.deep.equal(['vol1']);
+    await stopApi();
+    await startApi();
+    expect(portal.writeCaches.get('vol1')!.enabled).to.equal(false);
+    await portal.writeCaches.get('vol1')!.save(true);
+    await stopApi();
+    await startApi();
+    expect(portal.writeCaches.get('vol1')!.enabled).to.equal(true);
   });
 
   it('keeps an io_seq reservation in the state file: a restarted target writes above it, whatever the checkpoints', async () => {

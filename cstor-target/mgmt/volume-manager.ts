@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseReplicaAddress } from '../../lib/replica-protocol/address.ts';
 import { fsyncDir } from '../../lib/fsync-dir.ts';
+import type { WriteCacheStore } from '../scsi/disk.ts';
 import { CstorError, describeError } from '../../lib/errors.ts';
 import type { BlockDevice } from '../../lib/block-device.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -23,7 +24,7 @@ export interface VolumeSpec {
 
 /** What the manager needs from the iSCSI portal (cstor-target/iscsi/portal.ts implements it). */
 export interface TargetPortal {
-  addTarget(opts: { volume: string; device: BlockDevice }): unknown;
+  addTarget(opts: { volume: string; device: BlockDevice; writeCache?: WriteCacheStore }): unknown;
   removeTarget(volume: string): Promise<void>;
   hasTarget(volume: string): boolean;
 }
@@ -47,6 +48,8 @@ interface StateFile {
   suspects?: Record<string, string[]>;
   /** volume → the highest io_seq this target may send (ReplicatedVolume's IoSeqStore). */
   ioSeqReserved?: Record<string, number>;
+  /** Volumes whose initiator turned the write cache off (MODE SELECT, WCE=0). */
+  writeCacheOff?: string[];
 }
 
 /** Validates a PUT body into a VolumeSpec, naming every problem. */
@@ -105,6 +108,7 @@ export class VolumeManager {
   private readonly volumes = new Map<string, { spec: VolumeSpec; volume: ReplicatedVolume }>();
   private readonly suspects = new Map<string, Set<string>>();
   private readonly ioSeqReserved = new Map<string, number>();
+  private readonly writeCacheOff = new Set<string>();
   private readonly log: Logger;
   private saving: Promise<void> = Promise.resolve();
 
@@ -129,6 +133,7 @@ export class VolumeManager {
     for (const [name, n] of Object.entries(state.ioSeqReserved ?? {})) {
       if (Number.isSafeInteger(n) && n >= 0) this.ioSeqReserved.set(name, n);
     }
+    for (const name of state.writeCacheOff ?? []) if (typeof name === 'string') this.writeCacheOff.add(name);
     for (const raw of state.volumes ?? []) {
       try {
         const spec = parseVolumeSpec(raw.name, { capacity: raw.capacity, replicationFactor: raw.replicationFactor, replicas: raw.replicas, blockSize: raw.blockSize });
@@ -190,7 +195,15 @@ export class VolumeManager {
       ...(this.options.quiesceTimeoutMs !== undefined ? { quiesceTimeoutMs: this.options.quiesceTimeoutMs } : {}),
       ...(this.options.readStickiness !== undefined ? { readStickiness: this.options.readStickiness } : {}),
     });
-    this.options.portal?.addTarget({ volume: spec.name, device: volume });
+    const writeCache: WriteCacheStore = {
+      enabled: !this.writeCacheOff.has(spec.name),
+      save: async (enabled) => {
+        if (enabled) this.writeCacheOff.delete(spec.name);
+        else this.writeCacheOff.add(spec.name);
+        await this.save();
+      },
+    };
+    this.options.portal?.addTarget({ volume: spec.name, device: volume, writeCache });
     this.volumes.set(spec.name, { spec, volume });
     volume.start();
     this.log.info('serving volume', { volume: spec.name, capacity: spec.capacity, replicas: spec.replicas });
@@ -204,6 +217,7 @@ export class VolumeManager {
     this.suspects.delete(name);
     // Stopped after a final sync: no write of this target is left in flight to protect against.
     this.ioSeqReserved.delete(name);
+    // (writeCacheOff is kept: an initiator may still believe the cache off when it is served again.)
     await this.save();
     if (this.options.portal?.hasTarget(name)) await this.options.portal.removeTarget(name);
     await cur.volume.stop();
@@ -243,7 +257,13 @@ export class VolumeManager {
     for (const [name, set] of this.suspects) if (set.size > 0 && this.volumes.has(name)) suspects[name] = [...set];
     const ioSeqReserved: Record<string, number> = {};
     for (const [name, n] of this.ioSeqReserved) if (this.volumes.has(name)) ioSeqReserved[name] = n;
-    const state: StateFile = { version: 1, volumes: [...this.volumes.values()].map((v) => v.spec), suspects, ioSeqReserved };
+    const state: StateFile = {
+      version: 1,
+      volumes: [...this.volumes.values()].map((v) => v.spec),
+      suspects,
+      ioSeqReserved,
+      writeCacheOff: [...this.writeCacheOff],
+    };
     const write = async (): Promise<void> => {
       await fs.mkdir(path.dirname(file), { recursive: true });
       const tmp = `${file}.tmp`;

@@ -141,7 +141,7 @@ export class FakeTargetWorld extends FakeApiWorld {
     },
   };
 
-  syncer(o: { statusRefreshMs?: number } = {}): VolumeSyncer {
+  syncer(o: { statusRefreshMs?: number; advertise?: string } = {}): VolumeSyncer {
     return new VolumeSyncer({
       advertise: me,
       caches: {

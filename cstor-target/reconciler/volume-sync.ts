@@ -104,6 +104,8 @@ export class VolumeSyncer {
   private readonly managed = new Map<string, string>();
   /** Keys of volumes assigned to other targets, logged once each. */
   private readonly others = new Set<string>();
+  /** Per key: a capacity/block size change refused while served (the message, Warning once). */
+  private readonly resizeRefused = new Map<string, string>();
   /** Per key: our last status write (the cache may not have caught up with it yet). */
   private readonly written = new Map<string, { before: string; status: CvStatus; at: number }>();
 
@@ -118,7 +120,13 @@ export class VolumeSyncer {
     if (!cached) return this.forget(key);
     const mine = isAssigned(cached, this.d.advertise);
     const holds = (cached.metadata.finalizers ?? []).includes(cvFinalizer);
-    if (cached.metadata.deletionTimestamp || (!mine && holds)) return this.finalize(key, cached);
+    if (cached.metadata.deletionTimestamp || (!mine && holds)) {
+      // The finalizer's name is the same on every target: one that neither is assigned the
+      // volume nor serves it must leave it to the target that is (else two targets fight over
+      // it, and a volume deleted while its own target is down loses its guard).
+      if (mine || this.d.engine.spec(cached.metadata.name ?? '')) return this.finalize(key, cached);
+      return this.notMine(key, cached);
+    }
     if (!mine) return this.notMine(key, cached);
     const want = desiredVolume(cached, this.blockSize);
     if ('problems' in want) {
@@ -131,12 +139,18 @@ export class VolumeSyncer {
       if (!served) return this.waiting(key, cv, replicas.waiting);
       this.log(key).debug('replica set incomplete; keeping the served one', { waiting: replicas.waiting, replicas: served.replicas });
     } else {
-      if (!(await this.ensureServed(key, cv, { ...want, replicas: replicas.addresses }))) return;
+      const spec = this.keepSize(key, cv, served, { ...want, replicas: replicas.addresses });
+      if (!(await this.ensureServed(key, cv, spec))) return;
     }
     this.managed.set(key, want.name);
     this.d.engine.watch(want.name, () => this.d.enqueue(key));
     const st = this.d.engine.status(want.name);
-    if (st) await this.ensureStatus(key, cv, statusOfEngine(st), false);
+    if (st) {
+      const status = statusOfEngine(st);
+      const refused = this.resizeRefused.get(key);
+      if (refused) Object.assign(status, { reason: status.reason || 'ResizeNotSupported', message: status.message ? `${status.message}; ${refused}` : refused });
+      await this.ensureStatus(key, cv, status, false);
+    }
     this.recorded.delete(cv.metadata.uid ?? key);
   }
 
@@ -152,7 +166,26 @@ export class VolumeSyncer {
     return patched;
   }
 
-  /** Serves the volume with `spec`: first serve, or again with a changed spec (replica set, size). */
+  /**
+   * A served volume keeps its size and block size: the pools cannot resize a replica (they refuse
+   * the OPEN of another size), so serving it again at a new size would take it offline. The
+   * change is reported (Warning once, status message) and the volume stays served as it is.
+   */
+  private keepSize(key: string, cv: CStorVolume, served: VolumeSpec | undefined, want: VolumeSpec): VolumeSpec {
+    if (!served || (served.capacity === want.capacity && served.blockSize === want.blockSize)) {
+      this.resizeRefused.delete(key);
+      return want;
+    }
+    const message = `spec.capacity ${String(cv.spec?.capacity)} (${want.capacity} bytes) differs from the served ${served.capacity} bytes: resizing is not supported; the volume stays served at ${served.capacity} bytes`;
+    if (this.resizeRefused.get(key) !== message) {
+      this.resizeRefused.set(key, message);
+      this.log(key).warn('capacity change refused; volume kept as served', { served: served.capacity, wanted: want.capacity });
+      void this.d.events.event(cv, 'Warning', 'ResizeNotSupported', message);
+    }
+    return { ...want, capacity: served.capacity, blockSize: served.blockSize };
+  }
+
+  /** Serves the volume with `spec`: first serve, or again with a changed replica set (or RF). */
   private async ensureServed(key: string, cv: CStorVolume, spec: VolumeSpec): Promise<boolean> {
     const cur = this.d.engine.spec(spec.name);
     if (cur && sameServedSpec(cur, spec)) return true;
@@ -164,7 +197,7 @@ export class VolumeSyncer {
           await this.d.engine.serve(spec);
         });
         log.info('volume served again with a new spec', { from: cur.replicas, to: spec.replicas, capacity: spec.capacity });
-        const what = cur.capacity !== spec.capacity ? `capacity ${cur.capacity} → ${spec.capacity} bytes` : `replicas ${cur.replicas.join(',')} → ${spec.replicas.join(',')}`;
+        const what = cur.replicationFactor !== spec.replicationFactor ? `replicationFactor ${cur.replicationFactor} → ${spec.replicationFactor}, replicas ${cur.replicas.join(',')} → ${spec.replicas.join(',')}` : `replicas ${cur.replicas.join(',')} → ${spec.replicas.join(',')}`;
         void this.d.events.event(cv, 'Normal', 'ReplicasChanged', `volume ${spec.name} served again: ${what}`);
       } else {
         await this.metrics.observe('serve', () => this.d.engine.serve(spec));
@@ -213,6 +246,9 @@ export class VolumeSyncer {
   }
 
   private notMine(key: string, cv: CStorVolume): void {
+    this.managed.delete(key);
+    this.written.delete(key);
+    this.resizeRefused.delete(key);
     if (this.others.has(key)) return;
     this.others.add(key);
     this.log(key).info('CStorVolume assigned to another target; not serving it', { targetIP: cv.spec?.targetIP, advertise: this.d.advertise });
@@ -236,6 +272,7 @@ export class VolumeSyncer {
     }
     this.managed.delete(key);
     this.written.delete(key);
+    this.resizeRefused.delete(key);
     const finalizers = cv.metadata.finalizers ?? [];
     if (finalizers.includes(cvFinalizer)) {
       try {
@@ -255,6 +292,7 @@ export class VolumeSyncer {
     const name = this.managed.get(key);
     this.others.delete(key);
     this.written.delete(key);
+    this.resizeRefused.delete(key);
     if (name === undefined) return;
     if (this.d.engine.spec(name)) {
       await this.metrics.observe('stop', () => this.d.engine.stop(name));

@@ -208,6 +208,55 @@ describe('ScsiDisk under adversarial requests and failing devices', () => {
     expect(await syncsFor(runCb(disk, cdb10(0x2a, 0, 1), Buffer.alloc(BS, 5)))).to.equal(0);
   });
 
+  it('keeps the write-cache setting in its store: answered once saved, restored at start, unchanged by a failed save or a refused list', async () => {
+    const saved: boolean[] = [];
+    let failSave = false;
+    const store = {
+      enabled: true,
+      save: async (enabled: boolean): Promise<void> => {
+        if (failSave) throw new CstorError('io', 'state file unwritable');
+        saved.push(enabled);
+        store.enabled = enabled;
+      },
+    };
+    const dev = new FaultyCallbackDevice(16 << 20);
+    const disk = new ScsiDisk({ device: dev, identity: IDENTITY, writeCache: store });
+    const list = (wce: boolean, extraPage?: number): Buffer => {
+      const b = Buffer.alloc(4 + 20 + (extraPage === undefined ? 0 : 4));
+      b[4] = 0x08; // caching page
+      b[5] = 18;
+      b[6] = wce ? 0x04 : 0;
+      if (extraPage !== undefined) {
+        b[24] = extraPage;
+        b[25] = 2;
+      }
+      return b;
+    };
+    const modeSelect = (b: Buffer): Promise<ScsiResult> => run(disk, Buffer.from([0x15, 0x10, 0, 0, b.length, 0]), b);
+    const wceNow = async (d: ScsiDisk): Promise<boolean> => {
+      const r = await run(d, Buffer.from([0x1a, 0x08, 0x08, 0, 255, 0]));
+      return (r.data![4 + 2]! & 0x04) !== 0; // MODE SENSE(6), DBD: header then the caching page
+    };
+    // A list with a bad page after the caching page changes nothing.
+    expect(senseOf(await modeSelect(list(false, 0x30))).slice(0, 2)).to.deep.equal([5, 0x26]);
+    expect(saved).to.deep.equal([]);
+    expect(await wceNow(disk)).to.equal(true);
+    expect((await modeSelect(list(false))).status).to.equal(0);
+    expect(saved).to.deep.equal([false]);
+    expect(await wceNow(disk)).to.equal(false);
+    // A disk made from the same store (a restarted target) starts with the cache off.
+    const again = new ScsiDisk({ device: dev, identity: IDENTITY, writeCache: store });
+    expect(await wceNow(again)).to.equal(false);
+    // A save that fails: CHECK CONDITION, and the setting stays off.
+    failSave = true;
+    expect((await modeSelect(list(true))).status).to.equal(2);
+    expect(await wceNow(disk)).to.equal(false);
+    failSave = false;
+    expect((await modeSelect(list(true))).status).to.equal(0);
+    expect(saved).to.deep.equal([false, true]);
+    expect(await wceNow(disk)).to.equal(true);
+  });
+
   it('refuses LBAs and lengths that overflow past the capacity, in 32 and 64 bits, on both paths', async () => {
     const dev = new FaultyCallbackDevice(1 << 20);
     const disk = new ScsiDisk({ device: dev, identity: IDENTITY });

@@ -65,6 +65,18 @@ const LEASED_READ_MIN = 128 * 1024;
 export interface ScsiDiskOptions {
   readonly device: BlockDevice;
   readonly identity: DiskIdentity;
+  /** Where the write-cache setting outlives this process (none: on at every start). */
+  readonly writeCache?: WriteCacheStore;
+}
+
+/**
+ * A volume's write-cache setting (caching mode page, WCE). An initiator that turned the cache off
+ * sends no SYNCHRONIZE CACHE; if a restarted target forgot the setting, it would answer writes
+ * before they are durable. MODE SELECT answers once a change is saved.
+ */
+export interface WriteCacheStore {
+  readonly enabled: boolean;
+  save(enabled: boolean): Promise<void>;
 }
 
 export const Op = {
@@ -138,7 +150,8 @@ export class ScsiDisk {
   readonly blocks: number;
   readonly limits: BlockLimits;
   readonly stats = new IoStats();
-  private readonly modeState: ModeState = { writeCacheEnabled: true };
+  private readonly modeState: ModeState;
+  private readonly writeCacheStore: WriteCacheStore | undefined;
   /** RESERVE(6) holder. */
   private reservedBy: string | undefined;
   readonly pr = new PersistentReservations();
@@ -154,6 +167,8 @@ export class ScsiDisk {
 
   constructor(opts: ScsiDiskOptions) {
     this.device = opts.device;
+    this.writeCacheStore = opts.writeCache;
+    this.modeState = { writeCacheEnabled: opts.writeCache?.enabled ?? true };
     const dev = opts.device as LeasingBlockDevice;
     this.leasing = dev.releasesWriteData === true;
     this.readInto = typeof dev.readInto === 'function' ? dev.readInto : undefined;
@@ -616,7 +631,7 @@ export class ScsiDisk {
     return p;
   }
 
-  private modeSelect(req: ScsiRequest, ten: boolean): ScsiResult {
+  private modeSelect(req: ScsiRequest, ten: boolean): ScsiResult | Promise<ScsiResult> {
     const { cdb } = req;
     const listLen = ten ? cdb.readUInt16BE(7) : cdb[4]!;
     if ((cdb[1]! & 0x10) === 0 && listLen > 0) throw invalidFieldInCdb(1, 'PF must be set', 4);
@@ -627,16 +642,36 @@ export class ScsiDisk {
     if (p.length < hdr) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'MODE SELECT list shorter than its header');
     const bdLen = ten ? p.readUInt16BE(6) : p[3]!;
     let at = hdr + bdLen;
+    // Every page is checked before any is applied: a list refused halfway changes nothing.
+    let wce: boolean | undefined;
     for (let guard = 0; at < p.length && guard < 64; guard++) {
       if (at + 2 > p.length) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'truncated mode page');
       const page = p[at]! & 0x3f;
       const len = p[at + 1]! + 2;
       if (at + len > p.length) throw new ScsiSenseError(SenseKey.illegalRequest, Asc.parameterListLengthError, 'truncated mode page');
-      if (page === 0x08) this.modeState.writeCacheEnabled = (p[at + 2]! & 0x04) !== 0;
+      if (page === 0x08) wce = (p[at + 2]! & 0x04) !== 0;
       else if (page !== 0x0a && page !== 0x1c) throw invalidFieldInParameterList(at, `mode page 0x${page.toString(16)}`);
       at += len;
     }
-    return GOOD;
+    if (wce === undefined || wce === this.modeState.writeCacheEnabled) return GOOD;
+    const store = this.writeCacheStore;
+    if (store === undefined) {
+      this.modeState.writeCacheEnabled = wce;
+      return GOOD;
+    }
+    // Off takes effect at once (stricter); on only once saved, so no restart can lose "off" while
+    // the initiator relies on it. A failed save leaves the old setting (the error maps to sense).
+    if (!wce) this.modeState.writeCacheEnabled = false;
+    return store.save(wce).then(
+      () => {
+        this.modeState.writeCacheEnabled = wce;
+        return GOOD;
+      },
+      (err: unknown) => {
+        if (!wce) this.modeState.writeCacheEnabled = true;
+        throw err;
+      },
+    );
   }
 
   private inquiry(cdb: Buffer, present: boolean): ScsiResult {
