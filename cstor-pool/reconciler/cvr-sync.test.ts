@@ -92,10 +92,16 @@ const cases: Case[] = [
     want: { phase: 'Healthy', capacity: { total: '1Gi', used: 8192 }, calls: ['cvrs.patchStatus openebs/pv1-pool-a'], events: [], replicas: { pv1: GiB } },
   },
   {
-    name: 'a Healthy CVR whose replica vanished from the store → recreated empty, Warning ReplicaRecreated, phase Init',
+    name: 'a Healthy CVR whose replica vanished from the store → recreated empty in Rebuilding mode (never New: not a fresh volume), Warning ReplicaRecreated',
     setup: (w) => void w.addCvr('pv1', { status: { phase: 'Healthy', capacity: { total: '1Gi', used: 4096 } } }),
     volume: 'pv1',
-    want: { phase: 'Init', replicas: { pv1: GiB }, events: ['ReplicaRecreated', 'Created'] },
+    want: {
+      phase: 'Rebuilding',
+      replicas: { pv1: GiB },
+      events: ['ReplicaRecreated', 'Created'],
+      calls: ['store.createReplica pv1', 'store.openReplica pv1', 'replica.rebuildStart pv1 null', 'cvrs.patchStatus openebs/pv1-pool-a'],
+      dropped: ['pv1'],
+    },
   },
   {
     name: 'status already true → no patch at all',
@@ -360,7 +366,7 @@ describe('pool reconciler: CVR sync steps (fakes)', () => {
       expect(deleted).to.deep.equal(['orphan']);
       expect([...w.replicas.keys()].sort()).to.deep.equal(['kept', 'not-ours']);
       expect([...w.owned.entries.keys()]).to.deep.equal(['kept']);
-      expect(w.calls).to.include('cvrs.list cstorpool.openebs.io/name=pool-a');
+      expect(w.calls).to.include('cvrs.list '); // the whole namespace: a moved CVR keeps its data (adversarial.test.ts)
       expect(w.dropped).to.deep.equal(['orphan']);
       expect(w.events.map((e) => `${e.object} ${e.reason}`)).to.deep.equal(['CStorPool/pool-a OrphanDeleted']);
     });

@@ -17,6 +17,14 @@
 // - Before creating a replica the pool records it as its own (owned-replicas.ts); the orphan
 //   sweep deletes only such replicas, only once the CVR informer has synced, and only after
 //   a live list confirms that no CVR of this pool names the volume.
+// - Never delete data a CVR may still want: a deleted CVR's replica stays when another live CVR
+//   of this pool names it (the record passes to that CVR), or when the reconciler did not make
+//   it and it is not what the CVR asks for (ReplicaMismatch); the sweep keeps a replica while
+//   its recorded CVR exists anywhere in the namespace (moved to another pool, or this pool
+//   restarted under another --name), and never sweeps records of another namespace.
+// - A replica re-created because it vanished while its CVR said it held data is put in
+//   Rebuilding mode (recorded first, so a crash in between is finished later): a target takes
+//   a volume whose replicas are all New as fresh, and would serve it empty.
 // - Problems go to status (phase Error, reason, message) AND a Warning Event, once per distinct
 //   message; causes that may heal (a clone's snapshot not there yet, API or disk errors) are
 //   retried with backoff, the others wait for the CVR to change.
@@ -35,7 +43,7 @@ import type { OwnedReplicas } from './owned-replicas.ts';
 import { statusMatches, statusOfReplica, statusPatch } from './replica-status.ts';
 import { cvrAnnotations, cvrFinalizer, cvrLabels, type CStorVolumeReplica, type CvrStatus } from './types.ts';
 
-export type ReplicaStore = Pick<Pool, 'createReplica' | 'deleteReplica' | 'getReplica' | 'listReplicas'>;
+export type ReplicaStore = Pick<Pool, 'createReplica' | 'deleteReplica' | 'getReplica' | 'listReplicas' | 'openReplica'>;
 export type CvrClient = Pick<ResourceClient<CStorVolumeReplica>, 'list' | 'mergePatch' | 'patchStatus'>;
 
 export interface EventSink {
@@ -110,6 +118,7 @@ export class CvrSyncer {
   private readonly recorded = new Map<string, string>();
   /** Per volume: the store step running now (a sync and the orphan sweep never interleave on one volume). */
   private readonly volumeLocks = new Map<string, Promise<unknown>>();
+  private warnedForeign = false;
 
   constructor(private readonly d: CvrSyncDeps) {
     this.metrics = d.metrics ?? noMetrics;
@@ -125,7 +134,10 @@ export class CvrSyncer {
     const desired = this.validate(cached);
     if ('problem' in desired) return this.fail(cached, desired.problem);
     const cvr = await this.ensureFinalizer(cached);
-    const info = await this.withVolume(desired.volume, async () => (await this.d.store.getReplica(desired.volume)) ?? this.create(cvr, desired));
+    const info = await this.withVolume(desired.volume, async () => {
+      const cur = await this.d.store.getReplica(desired.volume);
+      return cur ? this.finishRecreate(cvr, desired.volume, cur) : this.create(cvr, desired);
+    });
     if (!info) return;
     const mismatch = this.mismatch(info, desired);
     if (mismatch) return this.fail(cvr, mismatch);
@@ -176,8 +188,14 @@ export class CvrSyncer {
   private async create(cvr: CStorVolumeReplica, want: Desired): Promise<ReplicaInfo | null> {
     const log = this.log(cvr, want.volume);
     const key = objectKey(cvr);
-    // Intent first: a crash after the create but before this record would leak the replica.
-    await this.d.owned.add(want.volume, { cvr: key, uid: cvr.metadata.uid ?? '', createdAt: this.d.clock.now() });
+    const was = cvr.status?.phase;
+    // It held data once (its CVR said so): the new, empty replica must be rebuilt, never taken
+    // as a fresh volume's. (Offline alone does not tell: a never-served replica of a stopped
+    // pool is Offline too; the space it used does.)
+    const held = was === 'Healthy' || was === 'Degraded' || was === 'Rebuilding' || (was === 'Offline' && Number(cvr.status?.capacity?.used ?? 0) > 0);
+    // Intent first: a crash after the create but before this record would leak the replica
+    // (or, for a re-creation, leave it New: finishRecreate picks that up from the record).
+    await this.d.owned.add(want.volume, { cvr: key, uid: cvr.metadata.uid ?? '', createdAt: this.d.clock.now(), ...(held ? { rebuild: true } : {}) });
     this.d.failpoint?.('after-intent');
     const op = want.cloneOf ? 'clone' : 'create';
     let info: ReplicaInfo;
@@ -191,15 +209,44 @@ export class CvrSyncer {
     this.d.onStoreChanged?.();
     const what = want.cloneOf ? `cloned from ${want.cloneOf.volume}@${want.cloneOf.snapshot}` : 'created';
     log.info(`replica ${what}`, { size: info.size });
-    const was = cvr.status?.phase;
     if (was === 'Healthy' || was === 'Degraded' || was === 'Rebuilding' || was === 'Offline') {
       // It existed (the CVR said so) and vanished from the store: say so loudly; the target rebuilds it.
-      const message = `replica ${want.volume} was ${was} but is missing from pool ${this.d.poolName}: recreated empty (its target must rebuild it)`;
-      log.warn('replica missing from the store; recreated', { was });
+      const how = held ? 'recreated empty in Rebuilding mode (its target rebuilds it from a healthy replica; it is never served as a fresh volume)' : 'recreated empty (its target must rebuild it)';
+      const message = `replica ${want.volume} was ${was} but is missing from pool ${this.d.poolName}: ${how}`;
+      log.warn('replica missing from the store; recreated', { was, rebuild: held });
       void this.d.events.event(cvr, 'Warning', 'ReplicaRecreated', message);
     }
     void this.d.events.event(cvr, 'Normal', want.cloneOf ? 'Cloned' : 'Created', `replica ${want.volume} (${info.size} bytes) ${what} in pool ${this.d.poolName}`);
-    return info;
+    return held ? this.finishRecreate(cvr, want.volume, info) : info;
+  }
+
+  /**
+   * A re-created replica (owned record `rebuild`) still New is put in Rebuilding mode, so no
+   * target elects it, alone or with other New ones, as a fresh volume's and serves it empty;
+   * the flag goes once the replica has left New. Null when it cannot (recorded, retried).
+   */
+  private async finishRecreate(cvr: CStorVolumeReplica, volume: string, info: ReplicaInfo): Promise<ReplicaInfo | null> {
+    const owned = this.d.owned.get(volume);
+    if (!owned?.rebuild) return info;
+    if (info.mode !== 'New') {
+      const { rebuild: _done, ...rest } = owned;
+      await this.d.owned.add(volume, rest);
+      return info;
+    }
+    try {
+      this.d.dropVolume(volume); // a target connected meanwhile sees the new mode when it reconnects
+      const replica = await this.d.store.openReplica(volume);
+      try {
+        await replica.rebuildStart(null);
+      } finally {
+        await replica.close();
+      }
+    } catch (err) {
+      await this.fail(cvr, { reason: 'CreateFailed', message: `cannot put the re-created replica ${volume} in Rebuilding mode: ${describeError(err)}`, retry: true, cause: err });
+      return null;
+    }
+    this.log(cvr, volume).info('re-created replica set to Rebuilding (its target rebuilds it)');
+    return (await this.d.store.getReplica(volume)) ?? { ...info, mode: 'Rebuilding' };
   }
 
   private createProblem(want: Desired, err: unknown): CvrProblem {
@@ -246,9 +293,25 @@ export class CvrSyncer {
     const finalizers = cvr.metadata.finalizers ?? [];
     if (!finalizers.includes(cvrFinalizer)) return;
     const key = objectKey(cvr);
-    const volume = this.volumeToDelete(cvr);
+    const target = this.volumeToDelete(cvr);
+    // Another live CVR of this pool names the same volume (e.g. one moved here from another
+    // pool): the data is still wanted. Leave it, and hand the owned record to that CVR.
+    const heir = target ? this.otherClaimant(target, cvr) : undefined;
+    if (target && heir) {
+      await this.withVolume(target, async () => {
+        const owner = this.d.owned.get(target);
+        if (owner?.cvr === key) await this.d.owned.add(target, { ...owner, cvr: objectKey(heir), uid: heir.metadata.uid ?? '' });
+      });
+      this.log(cvr, target).warn('another CStorVolumeReplica of this pool names the replica; leaving its data', { heir: objectKey(heir) });
+    }
+    const volume = heir ? null : target;
     if (volume) {
-      const problem = await this.withVolume(volume, async (): Promise<CvrProblem | null> => {
+      const problem = await this.withVolume(volume, async (): Promise<CvrProblem | 'kept' | null> => {
+        const foreign = await this.foreignReplica(cvr, volume);
+        if (foreign) {
+          this.log(cvr, volume).warn('the replica was not made for this CStorVolumeReplica and is not what it asks for; leaving its data', { why: foreign });
+          return 'kept';
+        }
         try {
           this.d.dropVolume(volume);
           await this.metrics.observe('delete', () => this.d.store.deleteReplica(volume));
@@ -259,9 +322,11 @@ export class CvrSyncer {
         await this.d.owned.remove(volume);
         return null;
       });
-      if (problem) return this.fail(cvr, problem);
-      this.d.onStoreChanged?.();
-      this.log(cvr, volume).info('replica deleted');
+      if (problem && problem !== 'kept') return this.fail(cvr, problem);
+      if (!problem) {
+        this.d.onStoreChanged?.();
+        this.log(cvr, volume).info('replica deleted');
+      }
     }
     try {
       await this.metrics.observe('remove_finalizer', () =>
@@ -291,6 +356,34 @@ export class CvrSyncer {
     }
     for (const [volume, entry] of this.d.owned.list()) if (entry.cvr === key && entry.uid === cvr.metadata.uid) return volume;
     return null;
+  }
+
+  /**
+   * Why the replica `volume` must not be deleted for `cvr`, or null: a replica the reconciler
+   * did not record (made through the mgmt API, or by another cluster) that this CVR never
+   * served — it asks for another size or source (it was ReplicaMismatch), or its spec is invalid.
+   */
+  private async foreignReplica(cvr: CStorVolumeReplica, volume: string): Promise<string | null> {
+    if (this.d.owned.get(volume)) return null;
+    const info = await this.d.store.getReplica(volume);
+    if (!info) return null;
+    const desired = this.validate(cvr);
+    if ('problem' in desired) return desired.problem.message;
+    return this.mismatch(info, desired)?.message ?? null;
+  }
+
+  /** A live (not deleting) CVR of this pool, other than `cvr`, that names `volume`. */
+  private otherClaimant(volume: string, cvr: CStorVolumeReplica): CStorVolumeReplica | undefined {
+    const key = objectKey(cvr);
+    return this.d.cache
+      .list()
+      .find(
+        (c) =>
+          objectKey(c) !== key &&
+          !c.metadata.deletionTimestamp &&
+          c.metadata.labels?.[cvrLabels.pool] === this.d.poolName &&
+          c.metadata.labels[cvrLabels.persistentVolume] === volume,
+      );
   }
 
   // ---- problems ----------------------------------------------------------------------------
@@ -324,11 +417,22 @@ export class CvrSyncer {
    */
   async sweepOrphans(): Promise<string[]> {
     const inCache = new Set(this.d.cache.list().map((c) => c.metadata.labels?.[cvrLabels.persistentVolume]));
-    const candidates = [...this.d.owned.list()].filter(([volume]) => !inCache.has(volume));
+    // A record made for a CVR of another namespace is never swept: the pool restarted with
+    // another --namespace (or OPENEBS_NAMESPACE unset) sees none of its CVRs, and must not
+    // take them all for gone.
+    const candidates = [...this.d.owned.list()].filter(([volume, entry]) => !inCache.has(volume) && entry.cvr.startsWith(`${this.d.namespace}/`));
+    const foreign = [...this.d.owned.list()].filter(([, entry]) => !entry.cvr.startsWith(`${this.d.namespace}/`)).map(([volume]) => volume);
+    if (foreign.length > 0 && !this.warnedForeign) {
+      this.warnedForeign = true;
+      this.d.logger.warn(`replicas recorded for CStorVolumeReplicas outside namespace ${this.d.namespace} are never swept; is --namespace right?`, { volumes: foreign });
+    }
     if (candidates.length === 0) return [];
-    // The cache may lag: confirm with the API server before deleting anything.
-    const live = await this.d.cvrs.list({ namespace: this.d.namespace, labelSelector: `${cvrLabels.pool}=${this.d.poolName}` });
-    const liveVolumes = new Set(live.items.map((c) => c.metadata.labels?.[cvrLabels.persistentVolume]));
+    // The cache may lag: confirm with the API server before deleting anything. The whole
+    // namespace is listed: a recorded CVR that still exists, even now labelled for another pool
+    // (moved), may still want this data (e.g. as the source of its rebuild there); it goes
+    // only once that CVR is gone.
+    const live = await this.d.cvrs.list({ namespace: this.d.namespace });
+    const liveVolumes = new Set(live.items.filter((c) => c.metadata.labels?.[cvrLabels.pool] === this.d.poolName).map((c) => c.metadata.labels?.[cvrLabels.persistentVolume]));
     const liveKeys = new Set(live.items.map((c) => objectKey(c)));
     const deleted: string[] = [];
     for (const [volume, entry] of candidates) {

@@ -6,7 +6,7 @@ import { CstorError } from '../../lib/errors.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { FakeApiWorld } from '../../lib/kube/fake-api-world.ts';
 import type { KubeList } from '../../lib/kube/types/meta.ts';
-import type { CreateReplicaOptions, ReplicaInfo } from '../store/types.ts';
+import type { CreateReplicaOptions, Replica, ReplicaInfo } from '../store/types.ts';
 import type { ReplicaMode } from '../../lib/replica-protocol/types.ts';
 import { CvrSyncer, type CvrClient, type EventSink, type ReplicaStore } from './cvr-sync.ts';
 import { MemoryOwnedReplicas } from './owned-replicas.ts';
@@ -126,6 +126,21 @@ export class FakeWorld extends FakeApiWorld {
       return r ? structuredClone(r) : null;
     },
     listReplicas: async () => [...this.replicas.values()].map((r) => structuredClone(r)),
+    // Only what the reconciler uses of a replica handle: rebuildStart (mode → Rebuilding) and close.
+    openReplica: async (volume) => {
+      this.call('store.openReplica', volume);
+      const handle = {
+        rebuildStart: async (keepThrough: string | null) => {
+          this.call('replica.rebuildStart', `${volume} ${keepThrough ?? 'null'}`);
+          const r = this.replicas.get(volume);
+          if (!r) throw new CstorError('not_found', `replica ${volume} not found`);
+          r.mode = 'Rebuilding';
+          r.checkpointedIoSeq = 0;
+        },
+        close: async () => {},
+      };
+      return handle as unknown as Replica;
+    },
   };
 
   readonly eventSink: EventSink = {
@@ -140,7 +155,14 @@ export class FakeWorld extends FakeApiWorld {
     return new CvrSyncer({
       poolName,
       namespace: ns,
-      cache: { get: (key) => this.cvrs.get(key), list: () => [...this.cvrs.values()] },
+      // As the informer's label selector: only this pool's CVRs are cached.
+      cache: {
+        get: (key) => {
+          const c = this.cvrs.get(key);
+          return c?.metadata.labels?.[cvrLabels.pool] === poolName ? c : undefined;
+        },
+        list: () => [...this.cvrs.values()].filter((c) => c.metadata.labels?.[cvrLabels.pool] === poolName),
+      },
       cvrs: this.cvrClient,
       store: this.store,
       owned: this.owned,

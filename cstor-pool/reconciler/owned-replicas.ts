@@ -4,7 +4,7 @@
 // intent: a crash between the two leaves a record for a replica that may not exist, which the
 // sweep or the next create resolves), removed AFTER it is deleted.
 //
-// On disk: <pool dir>/reconciler/owned.json  {format: 1, replicas: {<volume>: {cvr, uid, createdAt}}}
+// On disk: <pool dir>/reconciler/owned.json  {format: 1, replicas: {<volume>: {cvr, uid, createdAt, rebuild?}}}
 // replaced by tmp file + fsync + rename + fsync(dir). The store ignores this directory.
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -16,6 +16,12 @@ export interface OwnedEntry {
   cvr: string;
   uid: string;
   createdAt: number;
+  /**
+   * The replica is a re-creation of one that held data (its CVR said so): it must be put in
+   * Rebuilding mode before a target sees it, never left New (a target takes a volume whose
+   * replicas are all New as fresh and serves it empty). Kept until the replica is deleted.
+   */
+  rebuild?: boolean;
 }
 
 export interface OwnedReplicas {
@@ -72,7 +78,7 @@ export class FileOwnedReplicas implements OwnedReplicas {
       }
       for (const [volume, e] of Object.entries(replicas as Record<string, Partial<OwnedEntry>>)) {
         if (typeof e?.cvr !== 'string' || typeof e.uid !== 'string') throw new CstorError('io', `${dir}/owned.json: entry ${volume} is malformed`);
-        owned.entries.set(volume, { cvr: e.cvr, uid: e.uid, createdAt: Number(e.createdAt ?? 0) });
+        owned.entries.set(volume, { cvr: e.cvr, uid: e.uid, createdAt: Number(e.createdAt ?? 0), ...(e.rebuild === true ? { rebuild: true } : {}) });
       }
     }
     return owned;
@@ -88,7 +94,7 @@ export class FileOwnedReplicas implements OwnedReplicas {
 
   add(volume: string, entry: OwnedEntry): Promise<void> {
     const cur = this.entries.get(volume);
-    if (cur && cur.uid === entry.uid && cur.cvr === entry.cvr) return Promise.resolve();
+    if (cur && cur.uid === entry.uid && cur.cvr === entry.cvr && (cur.rebuild ?? false) === (entry.rebuild ?? false)) return Promise.resolve();
     this.entries.set(volume, entry);
     return this.save();
   }
