@@ -419,6 +419,25 @@ describe('ReplicatedVolume under adversarial interleavings', () => {
     });
   });
 
+  it('a rebuild whose join cannot drain the writes in flight is retried with back-off, not at once over and over', async () => {
+    const { vol, cluster } = makeVolume(3, undefined, { quiesceTimeoutMs: 100 });
+    await vol.waitFor((v) => v.phase === 'Healthy', 5000);
+    await vol.writeAt(0, pattern(1));
+    cluster.store('pool2:3232').crash();
+    await vol.waitFor((v) => v.members[2]!.state === 'offline', 2000);
+    // A write that hangs on pool0: no join can drain it, and only pool1 of the healthy ones drains.
+    cluster.client('pool0:3232').faults.push({ op: 'write', kind: 'hang' });
+    void vol.writeAt(4096, pattern(2)).catch(() => undefined);
+    const lists = (): number => cluster.client('pool1:3232').calls.filter((c) => c.op === 'snapshotList').length + cluster.client('pool0:3232').calls.filter((c) => c.op === 'snapshotList').length;
+    const before = lists();
+    cluster.store('pool2:3232').revive();
+    await sleep(2000);
+    const attempts = lists() - before;
+    // At once over and over: one attempt per 100 ms quiesce (~20). With back-off (0.5, 1, 2 s): at most 4.
+    expect(attempts, 'rebuild attempts in 2 s').to.be.within(1, 5);
+    expect(vol.members[2]!.state).to.equal('waiting');
+  });
+
   describe('snapshots against failures', () => {
     it('a snapshot during a rebuild that fails on the source: refused and removed everywhere, the source evicted; all whole afterwards', async () => {
       const { vol, cluster } = makeVolume(3);

@@ -221,6 +221,13 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
   private loopRunning = false;
   private loopDirty = false;
   private rebuild: { d: Member; h: Member; aborted: boolean; complete: boolean; deferredDestroys: string[] } | null = null;
+  /**
+   * Replicas whose last rebuild failed while they stayed connected (say its join could not drain
+   * the writes in flight): the next attempt waits, 0.5 s doubling to 30 s, since each holds new
+   * writes for up to the quiesce timeout.
+   */
+  private readonly rebuildRetry = new Map<string, { at: number; backoffMs: number }>();
+  private rebuildTimer: NodeJS.Timeout | null = null;
   private rebuildCounter = 0;
   private readonly suspects: Set<string>;
   private readonly suspectStore: SuspectStore | null;
@@ -302,6 +309,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
     this.gate.hold();
     await this.gate.drained(this.opts.quiesceTimeoutMs);
     this.stopped = true;
+    if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
     if (this.rebuild) this.rebuild.aborted = true;
     const fanout = this.fanout();
     await Promise.allSettled(fanout.map((m) => m.client!.sync()));
@@ -1151,8 +1159,19 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
       await this.cleanupInternalSnapshots();
     }
     if (!this.rebuild && this.count('healthy') > 0) {
-      const d = this.members.find((m) => m.state === 'waiting');
+      const now = Date.now();
+      const waiting = this.members.filter((m) => m.state === 'waiting');
+      const d = waiting.find((m) => (this.rebuildRetry.get(m.address)?.at ?? 0) <= now);
       if (d) this.startRebuild(d);
+      else if (waiting.length > 0) {
+        const next = Math.min(...waiting.map((m) => this.rebuildRetry.get(m.address)!.at));
+        if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
+        this.rebuildTimer = setTimeout(() => {
+          this.rebuildTimer = null;
+          this.schedule();
+        }, next - now);
+        this.rebuildTimer.unref();
+      }
     }
   }
 
@@ -1249,6 +1268,7 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
         }
         d.state = 'healthy';
         d.persistedMode = 'Healthy';
+        this.rebuildRetry.delete(d.address);
         this.stats.rebuildsDone++;
         this.log.info('replica rebuilt', { replica: d.address, from: h.address });
         this.setPhase();
@@ -1267,6 +1287,10 @@ export class ReplicatedVolume extends EventEmitter implements BlockDevice {
         // D is Rebuilding on its pool (never trusted): once it joined the fan-out, only a full
         // restart of its rebuild makes it whole, so it is reconnected and rebuilt again.
         if (d.state === 'rebuilding' || (err instanceof RebuildError && err.side === 'destination')) this.evict(d, e, 'rebuild failed');
+        if (d.state === 'waiting') {
+          const backoffMs = Math.min(2 * (this.rebuildRetry.get(d.address)?.backoffMs ?? 250), 30_000);
+          this.rebuildRetry.set(d.address, { at: Date.now() + backoffMs, backoffMs });
+        }
       })
       .finally(() => {
         if (this.rebuild === rb) this.rebuild = null;
