@@ -183,6 +183,30 @@ describe('target mgmt API', () => {
     expect(saved.volumes.map((v) => v.name)).to.deep.equal(['vol1']);
   });
 
+  it('keeps suspect marks across a stop and serve: a replica that missed a write is rebuilt, not trusted', async () => {
+    await serveVol1();
+    const vol = manager.get('vol1');
+    await vol.writeAt(0, Buffer.alloc(4096, 1));
+    // pool3 answers a write with an I/O error, then takes the next one: it misses a write.
+    cluster.client(replicas[2]!).faults.push({ op: 'write', kind: 'error' });
+    await vol.writeAt(0, Buffer.alloc(4096, 2));
+    await vol.waitFor((v) => v.count('healthy') === 3 && v.status().rebuilding === null, 10_000);
+    cluster.client(replicas[2]!).faults.push({ op: 'write', kind: 'error' });
+    await vol.writeAt(4096, Buffer.alloc(4096, 3));
+    const stateFile = path.join(dir, 'volumes.json');
+    const suspectsOf = async (): Promise<string[] | undefined> => (JSON.parse(await fs.readFile(stateFile, 'utf8')) as { suspects: Record<string, string[]> }).suspects.vol1;
+    expect(await suspectsOf()).to.deep.equal([replicas[2]]);
+    expect((await req('DELETE', '/v1/volumes/vol1')).status).to.be.oneOf([200, 204]);
+    expect(await suspectsOf(), 'kept while the volume is not served').to.deep.equal([replicas[2]]);
+    await serveVol1();
+    const again = manager.get('vol1');
+    await again.waitFor((v) => v.count('healthy') === 3 && v.status().rebuilding === null, 10_000);
+    expect(cluster.client(replicas[2]!).calls.filter((c) => c.op === 'rebuildStart').length, 'rebuilt after the serve').to.be.greaterThan(0);
+    expect((await again.readAt(0, 8192)).equals(Buffer.concat([Buffer.alloc(4096, 2), Buffer.alloc(4096, 3)]))).to.equal(true);
+    for (let i = 0; i < 100 && (await suspectsOf()) !== undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await suspectsOf(), 'cleared by the rebuild').to.equal(undefined);
+  });
+
   it('keeps a write cache turned off in the state file: a restarted target serves the volume with it off', async () => {
     await serveVol1();
     expect(portal.writeCaches.get('vol1')!.enabled).to.equal(true);

@@ -214,10 +214,9 @@ export class VolumeManager {
     const cur = this.volumes.get(name);
     if (!cur) return false;
     this.volumes.delete(name);
-    this.suspects.delete(name);
-    // Stopped after a final sync: no write of this target is left in flight to protect against.
-    this.ioSeqReserved.delete(name);
-    // (writeCacheOff is kept: an initiator may still believe the cache off when it is served again.)
+    // Suspect marks, the io_seq reservation and the write-cache setting are kept: a stop and serve
+    // (a changed replica set) must not trust a replica that missed a write or a snapshot, reuse an
+    // io_seq a drain that timed out left in flight, or forget a cache an initiator turned off.
     await this.save();
     if (this.options.portal?.hasTarget(name)) await this.options.portal.removeTarget(name);
     await cur.volume.stop();
@@ -254,9 +253,9 @@ export class VolumeManager {
     const file = this.options.stateFile;
     if (!file) return Promise.resolve();
     const suspects: Record<string, string[]> = {};
-    for (const [name, set] of this.suspects) if (set.size > 0 && this.volumes.has(name)) suspects[name] = [...set];
+    for (const [name, set] of this.suspects) if (set.size > 0) suspects[name] = [...set];
     const ioSeqReserved: Record<string, number> = {};
-    for (const [name, n] of this.ioSeqReserved) if (this.volumes.has(name)) ioSeqReserved[name] = n;
+    for (const [name, n] of this.ioSeqReserved) ioSeqReserved[name] = n;
     const state: StateFile = {
       version: 1,
       volumes: [...this.volumes.values()].map((v) => v.spec),
