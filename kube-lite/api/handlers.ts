@@ -14,10 +14,12 @@ import { Operations, type DeleteOptions } from './operations.ts';
 import { patchTypeOf } from './patch.ts';
 import { decodeKubeProtobuf, protobufContentType } from './protobuf/decode.ts';
 import { parsePath, type ResourcePath } from './router.ts';
-import { badRequest, failure, methodNotAllowed, notFound, statusFromError, unsupportedMediaType } from './status.ts';
+import { badRequest, failure, gone, methodNotAllowed, notFound, statusFromError, unsupportedMediaType } from './status.ts';
 import { serveWatch } from './watch.ts';
 
 const maxBody = 3 * 1024 * 1024;
+/** Past this many bytes a refused body is no longer read (the connection is closed). */
+const maxDiscard = 64 * 1024 * 1024;
 
 export interface HandlerContext {
   ops: Operations;
@@ -57,11 +59,19 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let refused = false;
     req.on('data', (c: Buffer) => {
       size += c.length;
+      if (refused) {
+        // Discard the rest so the client reads the 413 instead of a reset connection; a body
+        // far past the limit gets the connection closed.
+        if (size > maxDiscard) req.destroy();
+        return;
+      }
       if (size > maxBody) {
+        refused = true;
+        chunks.length = 0;
         reject(new CstorError('too_large', `the request body is larger than ${maxBody} bytes`, { details: { reason: 'RequestEntityTooLarge', httpStatus: 413 } }));
-        req.destroy();
         return;
       }
       chunks.push(c);
@@ -71,7 +81,26 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+/** Deepest nesting of arrays and objects accepted in a body (the recursive code after parsing needs a bound). */
+const maxDepth = 1000;
+
+/** Refuses a body nested deeper than maxDepth (checked without recursion). */
+function checkDepth(v: unknown): unknown {
+  const stack: [unknown, number][] = [[v, 1]];
+  while (stack.length > 0) {
+    const [cur, depth] = stack.pop()!;
+    if (typeof cur !== 'object' || cur === null) continue;
+    if (depth > maxDepth) throw badRequest(`the request body is nested more than ${maxDepth} levels deep`);
+    for (const child of Array.isArray(cur) ? cur : Object.values(cur)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return v;
+}
+
 async function parseBody(req: IncomingMessage): Promise<unknown> {
+  return checkDepth(await parseBodyUnchecked(req));
+}
+
+async function parseBodyUnchecked(req: IncomingMessage): Promise<unknown> {
   const raw = await readBody(req);
   const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
   if (ct === protobufContentType) {
@@ -111,6 +140,8 @@ function isTrue(v: string | null): boolean {
 
 interface ContinueToken {
   start: string;
+  /** The resourceVersion of the first page: later pages are of the same state, or refused. */
+  rv?: number;
 }
 
 function encodeContinue(t: ContinueToken): string {
@@ -121,6 +152,7 @@ function decodeContinue(s: string): ContinueToken {
   try {
     const t = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as ContinueToken;
     if (typeof t.start !== 'string') throw new Error('no start key');
+    if (t.rv !== undefined && !Number.isSafeInteger(t.rv)) throw new Error('bad resourceVersion');
     return t;
   } catch {
     throw badRequest(`continue key is not valid: ${s}`);
@@ -308,18 +340,29 @@ async function deleteOptions(req: IncomingMessage, q: URLSearchParams): Promise<
 }
 
 function sendList(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, info: ResourceInfo, version: string, ns: string | undefined, q: URLSearchParams): void {
-  const { items, resourceVersion } = ctx.ops.list(info, ns, { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined });
-  let page = items;
+  const list = ctx.ops.list(info, ns, { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined });
+  let { resourceVersion } = list;
+  let page = list.items;
   const extra: JsonObject = {};
   const cont = q.get('continue');
   if (cont) {
-    const { start } = decodeContinue(cont);
-    page = page.filter((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}` > start);
+    const token = decodeContinue(cont);
+    if (token.rv !== undefined) {
+      // Pages must be of one state, as etcd serves them: the later pages are the current state
+      // only when nothing of this resource (in this scope) changed since the first page; else 410
+      // (client-go's pager then lists without pages). Otherwise an informer watching from the
+      // list's resourceVersion would miss changes to the objects of the pages already read.
+      if (changedSince(ctx, info, ns, token.rv)) {
+        throw gone('The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      }
+      resourceVersion = token.rv;
+    }
+    page = page.filter((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}` > token.start);
   }
   const limit = Number(q.get('limit') ?? '0');
   if (Number.isInteger(limit) && limit > 0 && page.length > limit) {
     const last = page[limit - 1]!;
-    extra.continue = encodeContinue({ start: `${last.metadata.namespace ?? ''}/${last.metadata.name ?? ''}` });
+    extra.continue = encodeContinue({ start: `${last.metadata.namespace ?? ''}/${last.metadata.name ?? ''}`, rv: resourceVersion });
     extra.remainingItemCount = page.length - limit;
     page = page.slice(0, limit);
   }
@@ -328,6 +371,17 @@ function sendList(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse
     return;
   }
   send(res, 200, Operations.listBody(info, version, page, resourceVersion, extra));
+}
+
+/** Whether an object of `info` in scope changed after resourceVersion `rv` (or the history is gone). */
+function changedSince(ctx: HandlerContext, info: ResourceInfo, ns: string | undefined, rv: number): boolean {
+  let events;
+  try {
+    events = ctx.ops.store.hub.since(rv);
+  } catch {
+    return true;
+  }
+  return events.some((e) => e.resKey === info.resKey && (ns === undefined || e.obj.metadata.namespace === ns));
 }
 
 function startWatch(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, info: ResourceInfo, version: string, ns: string | undefined, name: string | undefined, q: URLSearchParams): void {

@@ -7,7 +7,7 @@ import { CstorError, hasErrorCode } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { apiVersionOf, type ResourceInfo, type ResourceRegistry } from '../resources/registry.ts';
 import { applyCreateDefaults, applyUpdateDefaults, defaultClassAnnotation } from '../resources/defaults.ts';
-import { validateMeta, validateSpec, validateUpdate } from '../resources/validation.ts';
+import { metaShapeProblems, validateMeta, validateSpec, validateUpdate } from '../resources/validation.ts';
 import { matches, parseFieldSelector, parseLabelSelector, type Selector } from '../resources/selectors.ts';
 import type { Store } from '../store/store.ts';
 import { isJsonObject, type JsonObject, type KubeObject } from '../store/types.ts';
@@ -77,8 +77,16 @@ export class Operations {
     this.logger = logger;
   }
 
+  /** GET: the durable object. */
   get(info: ResourceInfo, namespace: string | undefined, name: string): KubeObject {
     const o = this.store.get(info.resKey, info.namespaced ? namespace : undefined, name);
+    if (!o) throw notFound(info.resource, info.group, name);
+    return o;
+  }
+
+  /** What a write starts from: the object with every accepted write applied. */
+  private latest(info: ResourceInfo, namespace: string | undefined, name: string): KubeObject {
+    const o = this.store.getLatest(info.resKey, info.namespaced ? namespace : undefined, name);
     if (!o) throw notFound(info.resource, info.group, name);
     return o;
   }
@@ -120,6 +128,11 @@ export class Operations {
     if (body.metadata !== undefined && !isJsonObject(body.metadata)) throw badRequest('metadata must be an object');
     const o = deepClone(body) as KubeObject;
     o.metadata = isJsonObject(o.metadata) ? o.metadata : {};
+    // null means "not set" (Go's nil slices and maps); other wrong types are refused here, before
+    // any code indexes them.
+    for (const [k, v] of Object.entries(o.metadata)) if (v === null) delete o.metadata[k];
+    const shapes = metaShapeProblems(o.metadata);
+    if (shapes.length > 0) throw invalid(info.kind, info.group, typeof o.metadata.name === 'string' ? o.metadata.name : '', shapes);
     o.apiVersion = expected;
     o.kind = info.kind;
     return o;
@@ -135,15 +148,15 @@ export class Operations {
     }
     o.metadata.namespace = namespace ?? o.metadata.namespace;
     if (!forCreate || !o.metadata.namespace) return;
-    const ns = this.store.get('/namespaces', undefined, o.metadata.namespace);
+    const ns = this.store.getLatest('/namespaces', undefined, o.metadata.namespace);
     if (!ns) throw notFound('namespaces', '', o.metadata.namespace);
     if (ns.metadata.deletionTimestamp) {
       throw forbidden(`${info.resource} "${o.metadata.name ?? o.metadata.generateName ?? ''}" is forbidden: unable to create new content in namespace ${o.metadata.namespace} because it is being terminated`);
     }
   }
 
-  private validate(info: ResourceInfo, o: KubeObject): void {
-    const causes = [...validateMeta(info, o), ...validateSpec(info, o)];
+  private validate(info: ResourceInfo, o: KubeObject, old?: KubeObject): void {
+    const causes = [...validateMeta(info, o, old), ...validateSpec(info, o)];
     if (causes.length > 0) throw invalid(info.kind, info.group, o.metadata.name ?? '', causes);
   }
 
@@ -182,7 +195,7 @@ export class Operations {
       m.finalizers = [...new Set([...(m.finalizers ?? []), 'customresourcecleanup.apiextensions.k8s.io'])];
     }
     this.validate(info, o);
-    if (this.store.get(info.resKey, m.namespace, m.name ?? '')) throw alreadyExists(info.resource, info.group, m.name ?? '');
+    if (this.store.getLatest(info.resKey, m.namespace, m.name ?? '')) throw alreadyExists(info.resource, info.group, m.name ?? '');
     if (opts.dryRun) return o;
     return this.store.put(info.resKey, o, '');
   }
@@ -195,11 +208,11 @@ export class Operations {
     }
     o.metadata.name = name;
     this.checkNamespace(info, namespace, o, false);
-    return this.applyUpdate(info, this.get(info, namespace, name), o, opts);
+    return this.applyUpdate(info, this.latest(info, namespace, name), o, opts);
   }
 
   async patch(info: ResourceInfo, namespace: string | undefined, name: string, type: PatchType, body: unknown, opts: WriteOptions & { version?: string } = {}): Promise<KubeObject> {
-    const current = this.get(info, namespace, name);
+    const current = this.latest(info, namespace, name);
     let patched: unknown;
     switch (type) {
       case 'merge':
@@ -274,15 +287,19 @@ export class Operations {
     }
     m.resourceVersion = cm.resourceVersion;
     if (info.resKey === 'apiextensions.k8s.io/customresourcedefinitions' && opts.subresource !== 'status') this.checkCrdUpdate(current, next);
-    this.validate(info, next);
+    this.validate(info, next, current);
     const updateCauses = validateUpdate(info, current, next);
     if (updateCauses.length > 0) throw invalid(info.kind, info.group, name, updateCauses);
-    if (sameIgnoringRv(next, current)) return current; // no-op: no new resourceVersion, no event
+    if (sameIgnoringRv(next, current)) {
+      // No-op: no new resourceVersion, no event. Answered once the object's pending writes are
+      // durable, so the reply never shows a state a crash could take back.
+      return (await this.store.settled(info.resKey, cm.namespace, name)) ?? current;
+    }
     if (opts.dryRun) return next;
     const nsSpecFinalizers = info.resKey === '/namespaces' && isJsonObject(next.spec) && Array.isArray(next.spec.finalizers) && next.spec.finalizers.length > 0;
     if (m.deletionTimestamp && !(m.finalizers?.length) && !nsSpecFinalizers) {
-      // The last finalizer is gone: the object goes.
-      return this.store.remove(info.resKey, cm.namespace, name, cm.resourceVersion);
+      // The last finalizer is gone: the object goes, reported (reply and DELETED event) as updated.
+      return this.store.remove(info.resKey, cm.namespace, name, cm.resourceVersion, next);
     }
     return this.store.put(info.resKey, next, cm.resourceVersion);
   }
@@ -302,7 +319,7 @@ export class Operations {
    * Returns the object and whether it is gone.
    */
   async delete(info: ResourceInfo, namespace: string | undefined, name: string, opts: DeleteOptions = {}): Promise<{ obj: KubeObject; gone: boolean }> {
-    const current = this.get(info, namespace, name);
+    const current = this.latest(info, namespace, name);
     const m = current.metadata;
     const pre = opts.preconditions;
     if (pre?.uid && pre.uid !== m.uid) throw conflict(info.resource, info.group, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${m.uid ?? ''}`);
@@ -319,13 +336,16 @@ export class Operations {
       next.metadata.finalizers = [...new Set([...(m.finalizers ?? []), foregroundFinalizer])];
       next.metadata.deletionTimestamp = nowTimestamp();
       next.metadata.deletionGracePeriodSeconds = 0;
+      if (usesGeneration(info)) next.metadata.generation = (m.generation ?? 1) + 1;
       return { obj: await this.store.put(info.resKey, next, m.resourceVersion), gone: false };
     }
     if (m.finalizers?.length || isNamespace) {
-      if (m.deletionTimestamp) return { obj: current, gone: false };
+      if (m.deletionTimestamp) return { obj: (await this.store.settled(info.resKey, m.namespace, name)) ?? current, gone: false };
       const next = deepClone(current);
       next.metadata.deletionTimestamp = nowTimestamp();
       next.metadata.deletionGracePeriodSeconds = 0;
+      // As Kubernetes' markAsDeleting: objects with a generation get a new one when deletion starts.
+      if (usesGeneration(info)) next.metadata.generation = (m.generation ?? 1) + 1;
       if (isNamespace) next.status = { ...(isJsonObject(next.status) ? next.status : {}), phase: 'Terminating' };
       return { obj: await this.store.put(info.resKey, next, m.resourceVersion), gone: false };
     }
@@ -349,12 +369,18 @@ export class Operations {
   private async orphanDependents(uid: string): Promise<void> {
     for (const resKey of this.store.resourceKeys()) {
       for (const o of this.store.list(resKey)) {
-        const refs = o.metadata.ownerReferences;
-        if (!refs?.some((r) => r.uid === uid)) continue;
-        const next = deepClone(o);
+        if (!o.metadata.ownerReferences?.some((r) => r.uid === uid)) continue;
+        const cur = this.store.getLatest(resKey, o.metadata.namespace, o.metadata.name ?? '');
+        const refs = cur?.metadata.ownerReferences;
+        if (!cur || !refs) continue;
+        const next = deepClone(cur);
         next.metadata.ownerReferences = refs.filter((r) => r.uid !== uid);
         if (next.metadata.ownerReferences.length === 0) delete next.metadata.ownerReferences;
-        await this.store.put(resKey, next, o.metadata.resourceVersion).catch((err: unknown) => this.logger.warn('orphaning a dependent failed', { error: (err as Error).message }));
+        try {
+          await this.store.put(resKey, next, cur.metadata.resourceVersion);
+        } catch (err) {
+          this.logger.warn('orphaning a dependent failed', { error: (err as Error).message });
+        }
       }
     }
   }
@@ -365,7 +391,7 @@ export class Operations {
    */
   async mutate(info: ResourceInfo, namespace: string | undefined, name: string, fn: (o: KubeObject) => boolean | void, opts: WriteOptions = {}): Promise<KubeObject | undefined> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const cur = this.store.get(info.resKey, info.namespaced ? namespace : undefined, name);
+      const cur = this.store.getLatest(info.resKey, info.namespaced ? namespace : undefined, name);
       if (!cur) return undefined;
       const copy = deepClone(cur);
       if (fn(copy) === false) return cur;

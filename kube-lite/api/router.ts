@@ -22,7 +22,14 @@ export type ParsedPath =
   | { kind: 'other'; path: string };
 
 export function parsePath(pathname: string): ParsedPath {
-  const segs = pathname.split('/').filter((s) => s.length > 0).map((s) => decodeURIComponent(s));
+  let segs: string[];
+  try {
+    segs = pathname.split('/').filter((s) => s.length > 0).map((s) => decodeURIComponent(s));
+  } catch {
+    // A malformed percent-encoding (URIError): no such resource. (parsePath also runs in the
+    // response's 'finish' handler, where a throw would crash the process.)
+    return { kind: 'other', path: pathname };
+  }
   let group: string;
   let version: string;
   let rest: string[];

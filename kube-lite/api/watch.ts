@@ -49,8 +49,13 @@ export function serveWatch(ctx: WatchContext, req: IncomingMessage, res: ServerR
   let lastRv = w.fromRv ?? ctx.store.resourceVersion;
   const startRv = lastRv;
   const translate = (ev: ChangeEvent): string | undefined => {
-    if (ev.resKey !== info.resKey || ev.rv <= startRv) return undefined;
+    if (ev.rv <= startRv) return undefined;
+    // Every event, of any resource, advances the bookmark's resourceVersion: events arrive in
+    // resourceVersion order, so all of this watch's events up to ev.rv have been sent. (A bookmark
+    // that followed only this resource's events would leave a quiet watch with a resourceVersion
+    // the history drops, so its next watch got 410 and a full relist.)
     lastRv = ev.rv;
+    if (ev.resKey !== info.resKey) return undefined;
     const now = selected(ev.obj);
     const before = ev.prev !== undefined && selected(ev.prev);
     if (ev.type === 'DELETED') return before || now ? encode('DELETED', ev.obj) : undefined;
@@ -63,7 +68,15 @@ export function serveWatch(ctx: WatchContext, req: IncomingMessage, res: ServerR
 
   const queue: string[] = [];
   const onEvent = (ev: ChangeEvent): void => {
-    const line = translate(ev);
+    let line: string | undefined;
+    try {
+      line = translate(ev);
+    } catch (err) {
+      // An event this watch cannot encode: end the watch rather than skip the event silently
+      // (the client watches again from the last resourceVersion it saw).
+      end();
+      throw err;
+    }
     if (line !== undefined) queue.push(line);
     flush();
   };

@@ -4,10 +4,13 @@
 // dependents deleted, then loses the finalizer (and goes). Runs after each deletion, on objects
 // created with owners, and once at start.
 import type { Logger } from '../../lib/logger.ts';
-import { hasErrorCode } from '../../lib/errors.ts';
+import { describeError, hasErrorCode } from '../../lib/errors.ts';
 import { foregroundFinalizer, type Operations } from '../api/operations.ts';
 import type { KubeObject } from '../store/types.ts';
 import { PassController } from './pass-runner.ts';
+
+/** When an object could not be collected, the next pass runs after this long. */
+const retryFailedMs = 5_000;
 
 export class GarbageCollector extends PassController {
 
@@ -27,6 +30,7 @@ export class GarbageCollector extends PassController {
 
   protected async pass(): Promise<number | void> {
     const waiting = await this.foreground();
+    let failed = false;
     for (const resKey of this.ops.store.resourceKeys()) {
       const info = this.ops.registry.byResKey(resKey);
       if (!info) continue;
@@ -50,11 +54,15 @@ export class GarbageCollector extends PassController {
             });
           }
         } catch (err) {
-          if (!hasErrorCode(err, 'not_found', 'conflict')) throw err;
+          if (hasErrorCode(err, 'not_found', 'conflict')) continue;
+          // One object that cannot be fixed (e.g. stored before a stricter validation rule) must
+          // not keep the rest from being collected: log it, go on, and try it again later.
+          failed = true;
+          this.logger.warn('garbage collection of an object failed; retrying later', { resource: info.resource, namespace: o.metadata.namespace, name, error: describeError(err) });
         }
       }
     }
-    return waiting ? 500 : undefined;
+    return failed ? retryFailedMs : waiting ? 500 : undefined;
   }
 
   /** Foreground deletions: delete dependents, then release the owner. True while some wait. */

@@ -57,9 +57,13 @@ export class NamespaceController extends PassController {
         if (fins.length === 0) return false;
         o.spec = { ...spec, finalizers: [] };
       });
-      const still = this.ops.store.get('/namespaces', undefined, name);
+      const still = this.ops.store.getLatest('/namespaces', undefined, name);
       if (after && still && still.metadata.uid === ns.metadata.uid && !still.metadata.finalizers?.length) {
-        await this.ops.store.remove('/namespaces', undefined, name, still.metadata.resourceVersion).catch(() => undefined);
+        try {
+          await this.ops.store.remove('/namespaces', undefined, name, still.metadata.resourceVersion);
+        } catch (err) {
+          this.logger.warn('removing the emptied namespace failed; retrying on the next pass', { namespace: name, error: (err as Error).message });
+        }
       }
     }
     return again;

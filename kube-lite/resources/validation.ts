@@ -29,9 +29,13 @@ function obj(o: unknown, key: string): JsonObject | undefined {
   return isJsonObject(v) ? v : undefined;
 }
 
-export function validateMeta(info: ResourceInfo, o: KubeObject): StatusCause[] {
+/** `old`: on update, the stored object (finalizers it already holds are not checked again). */
+export function validateMeta(info: ResourceInfo, o: KubeObject, old?: KubeObject): StatusCause[] {
   const causes: StatusCause[] = [];
   const m = o.metadata;
+  // Shapes first: later code (and the controllers) index these fields as their types say.
+  const shapes = metaShapeProblems(m);
+  if (shapes.length > 0) return shapes;
   const name = m.name ?? '';
   if (!name) {
     causes.push({ reason: 'FieldValueRequired', message: 'Required value: name or generateName is required', field: 'metadata.name' });
@@ -50,6 +54,35 @@ export function validateMeta(info: ResourceInfo, o: KubeObject): StatusCause[] {
   }
   for (const [i, ref] of (m.ownerReferences ?? []).entries()) {
     for (const f of ['apiVersion', 'kind', 'name', 'uid'] as const) if (!ref[f]) causes.push(required(`metadata.ownerReferences[${i}].${f}`));
+  }
+  for (const [i, f] of (m.finalizers ?? []).entries()) {
+    if (old?.metadata.finalizers?.includes(f)) continue;
+    if (!qualifiedNameRe.test(f) || f.length > 316) causes.push(invalidValue(`metadata.finalizers[${i}]`, f, "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"));
+  }
+  return causes;
+}
+
+function isStringMap(v: unknown): boolean {
+  return isJsonObject(v) && Object.values(v).every((x) => typeof x === 'string');
+}
+
+/** Metadata fields of the wrong JSON type (a body is any JSON; these are what the types promise). */
+export function metaShapeProblems(m: Record<string, unknown>): StatusCause[] {
+  const causes: StatusCause[] = [];
+  const notA = (field: string, v: unknown, what: string): void => {
+    causes.push(invalidValue(`metadata.${field}`, v, `must be ${what}`));
+  };
+  for (const f of ['name', 'generateName', 'namespace', 'uid', 'resourceVersion'] as const) {
+    if (m[f] !== undefined && typeof m[f] !== 'string') notA(f, m[f], 'a string');
+  }
+  for (const f of ['labels', 'annotations'] as const) {
+    if (m[f] !== undefined && m[f] !== null && !isStringMap(m[f])) notA(f, m[f], 'a map of strings');
+  }
+  const fin = m.finalizers;
+  if (fin !== undefined && fin !== null && !(Array.isArray(fin) && fin.every((x) => typeof x === 'string'))) notA('finalizers', fin, 'a list of strings');
+  const refs = m.ownerReferences;
+  if (refs !== undefined && refs !== null && !(Array.isArray(refs) && refs.every((r) => isJsonObject(r) && ['apiVersion', 'kind', 'name', 'uid'].every((k) => r[k] === undefined || typeof r[k] === 'string')))) {
+    notA('ownerReferences', refs, 'a list of objects with string apiVersion, kind, name and uid');
   }
   return causes;
 }

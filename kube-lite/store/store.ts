@@ -2,6 +2,12 @@
 // one global resourceVersion counter; every change logged to the write-ahead log and published to
 // the watch hub once durable, in resourceVersion order.
 //
+// Reads (get, list, resourceVersion) see only durable state: a write is visible once its WAL
+// record is on disk, together with its watch event, so nothing a client reads can vanish in a
+// crash or a failed write, and no resourceVersion a client saw is handed out again after a
+// restart. Writers (getLatest) see every accepted write, so optimistic concurrency stays exact;
+// a write the log refuses is rolled back.
+//
 // On disk (DIR): snapshot.json {rv, objects: [{r: resKey, o: object}]} written by tmp-file + fsync +
 // rename, and wal-<gen>.log files (see wal.ts) with records {rv, r, t: "put"|"del", o}. Start =
 // snapshot + replay of every WAL file (records with rv <= snapshot rv skipped), then a fresh
@@ -33,6 +39,14 @@ interface WalRecord {
   o: KubeObject;
 }
 
+/** A key with writes accepted but not yet durable: its last durable state, for readers. */
+interface Unsettled {
+  durable: KubeObject | undefined;
+  pending: number;
+  /** Resolves (never rejects) once the last pending write is settled. */
+  settled: Promise<void>;
+}
+
 interface SnapshotFile {
   rv: number;
   objects: { r: string; o: KubeObject }[];
@@ -50,6 +64,9 @@ export class Store {
   private readonly data = new Map<string, Map<string, KubeObject>>();
   private readonly byUid = new Map<string, { resKey: string; key: string }>();
   private rvCounter: number;
+  /** The resourceVersion of the last durable write (what readers see). */
+  private committedRv: number;
+  private readonly unsettled = new Map<string, Map<string, Unsettled>>();
   private wal: Wal | null = null;
   private gen: number;
   private recordsSinceSnapshot = 0;
@@ -59,6 +76,7 @@ export class Store {
   private constructor(opts: Required<StoreOptions>, rv: number, gen: number, hub: WatchHub) {
     this.opts = opts;
     this.rvCounter = rv;
+    this.committedRv = rv;
     this.gen = gen;
     this.hub = hub;
   }
@@ -80,6 +98,7 @@ export class Store {
       .filter((x): x is { f: string; gen: number } => x.gen !== null)
       .sort((a, b) => a.gen - b.gen);
     const hub = new WatchHub(opts.historySize, snap.rv);
+    hub.onListenerError = (err) => opts.logger.error('a watch listener failed', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     const maxGen = walFiles.length > 0 ? walFiles[walFiles.length - 1]!.gen : 0;
     const store = new Store(opts, snap.rv, maxGen + 1, hub);
     for (const { r, o } of snap.objects) store.setLocal(r, o);
@@ -103,6 +122,7 @@ export class Store {
         replayed++;
       }
     }
+    store.committedRv = store.rvCounter;
     opts.logger.info('store loaded', { objects: store.count(), resourceVersion: store.rvCounter, replayed, walFiles: walFiles.length });
     // Compact now: the old WAL files (and any torn tail) are folded into a fresh snapshot.
     await store.writeSnapshot(store.serialize());
@@ -111,9 +131,9 @@ export class Store {
     return store;
   }
 
-  /** The latest assigned resourceVersion. */
+  /** The resourceVersion of the last durable write: what lists report and watches start from. */
   get resourceVersion(): number {
-    return this.rvCounter;
+    return this.committedRv;
   }
 
   get walStats(): Readonly<{ batches: number; records: number; bytes: number }> {
@@ -126,17 +146,36 @@ export class Store {
     return n;
   }
 
+  /** The durable object (what clients may read). */
   get(resKey: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    const key = objectKey(namespace, name);
+    const u = this.unsettled.get(resKey)?.get(key);
+    return u ? u.durable : this.data.get(resKey)?.get(key);
+  }
+
+  /** The object with every accepted write applied, durable or not (for writers' checks). */
+  getLatest(resKey: string, namespace: string | undefined, name: string): KubeObject | undefined {
     return this.data.get(resKey)?.get(objectKey(namespace, name));
   }
 
-  /** Objects of one resource, optionally in one namespace, sorted by namespace/name. */
+  /** Resolves with the durable object once the writes accepted so far for it are settled. */
+  async settled(resKey: string, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
+    const u = this.unsettled.get(resKey)?.get(objectKey(namespace, name));
+    if (u) await u.settled;
+    return this.get(resKey, namespace, name);
+  }
+
+  /** Durable objects of one resource, optionally in one namespace, sorted by namespace/name. */
   list(resKey: string, namespace?: string): KubeObject[] {
     const m = this.data.get(resKey);
-    if (!m) return [];
+    const pending = this.unsettled.get(resKey);
+    const pend = pending && pending.size > 0 ? pending : undefined;
     const out: KubeObject[] = [];
     const prefix = namespace === undefined ? undefined : `${namespace}/`;
-    for (const [k, o] of m) if (prefix === undefined || k.startsWith(prefix)) out.push(o);
+    if (m) {
+      for (const [k, o] of m) if ((prefix === undefined || k.startsWith(prefix)) && !pend?.has(k)) out.push(o);
+    }
+    if (pend) for (const [k, u] of pend) if (u.durable && (prefix === undefined || k.startsWith(prefix))) out.push(u.durable);
     return out.sort((a, b) => {
       const ka = objectKey(a.metadata.namespace, a.metadata.name ?? '');
       const kb = objectKey(b.metadata.namespace, b.metadata.name ?? '');
@@ -162,6 +201,7 @@ export class Store {
    * once it is durable. The caller must not mutate `obj` afterwards.
    */
   put(resKey: string, obj: KubeObject, expectRv?: string): Promise<KubeObject> {
+    if (!this.wal) throw new CstorError('aborted', 'store is closed');
     const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
     const prev = this.data.get(resKey)?.get(key);
     if (expectRv !== undefined) {
@@ -172,13 +212,18 @@ export class Store {
     }
     const rv = ++this.rvCounter;
     obj.metadata.resourceVersion = String(rv);
+    const u = this.beginWrite(resKey, key, prev);
     this.setLocal(resKey, obj);
     const ev: ChangeEvent = prev ? { type: 'MODIFIED', rv, resKey, obj, prev } : { type: 'ADDED', rv, resKey, obj };
-    return this.commit({ rv, r: resKey, t: 'put', o: obj }, ev).then(() => obj);
+    return this.commit({ rv, r: resKey, t: 'put', o: obj }, ev, key, u).then(() => obj);
   }
 
-  /** Removes an object (expectRv as for put); resolves with its last state once durable. */
-  remove(resKey: string, namespace: string | undefined, name: string, expectRv?: string): Promise<KubeObject> {
+  /**
+   * Removes an object (expectRv as for put); resolves with its last state once durable. `final`:
+   * that last state when the removal is an update (the last finalizer removed), else the current.
+   */
+  remove(resKey: string, namespace: string | undefined, name: string, expectRv?: string, final?: KubeObject): Promise<KubeObject> {
+    if (!this.wal) throw new CstorError('aborted', 'store is closed');
     const key = objectKey(namespace, name);
     const prev = this.data.get(resKey)?.get(key);
     if (!prev) throw new CstorError('not_found', `${key} not found`);
@@ -187,10 +232,12 @@ export class Store {
     }
     const rv = ++this.rvCounter;
     // A deleted object is reported with the deletion's resourceVersion, as Kubernetes does.
-    const last: KubeObject = { ...prev, metadata: { ...prev.metadata, resourceVersion: String(rv) } };
+    const base = final ?? prev;
+    const last: KubeObject = { ...base, metadata: { ...base.metadata, resourceVersion: String(rv) } };
+    const u = this.beginWrite(resKey, key, prev);
     this.deleteLocal(resKey, prev);
     const ev: ChangeEvent = { type: 'DELETED', rv, resKey, obj: last, prev };
-    return this.commit({ rv, r: resKey, t: 'del', o: last }, ev).then(() => last);
+    return this.commit({ rv, r: resKey, t: 'del', o: last }, ev, key, u).then(() => last);
   }
 
   /** Writes a snapshot, moves writes to a new WAL file and drops the older ones. */
@@ -216,14 +263,57 @@ export class Store {
     this.wal = null;
   }
 
-  private commit(rec: WalRecord, ev: ChangeEvent): Promise<void> {
-    if (!this.wal) return Promise.reject(new CstorError('aborted', 'store is closed'));
+  /** Marks a write to `key` pending; `prev` is its state before (durable when none is pending). */
+  private beginWrite(resKey: string, key: string, prev: KubeObject | undefined): Unsettled {
+    let pend = this.unsettled.get(resKey);
+    if (!pend) this.unsettled.set(resKey, (pend = new Map()));
+    let u = pend.get(key);
+    if (!u) pend.set(key, (u = { durable: prev, pending: 0, settled: Promise.resolve() }));
+    u.pending++;
+    return u;
+  }
+
+  /** A pending write is durable (`ok`) or refused; the last one settled makes the key readable. */
+  private endWrite(resKey: string, key: string, u: Unsettled, ok: boolean, after: KubeObject | undefined): void {
+    u.pending--;
+    if (ok) u.durable = after;
+    if (u.pending > 0) return;
+    this.unsettled.get(resKey)?.delete(key);
+    // The accepted state is the last write's object: when that write (or any, in whatever order
+    // they settled) was refused by the log, roll the accepted state back to the durable one.
+    const latest = this.data.get(resKey)?.get(key);
+    if (latest === u.durable) return;
+    if (latest) this.deleteLocal(resKey, latest);
+    if (u.durable) this.setLocal(resKey, u.durable);
+  }
+
+  private commit(rec: WalRecord, ev: ChangeEvent, key: string, u: Unsettled): Promise<void> {
+    const wal = this.wal;
+    if (!wal) return Promise.reject(new CstorError('aborted', 'store is closed'));
+    const after = rec.t === 'put' ? rec.o : undefined;
+    // Appended before any compaction below: the record precedes the rotation, so the snapshot
+    // (which holds it) is written only once it is durable.
+    // .then callbacks run in the order the WAL resolves records: resourceVersion order.
+    const done = wal.append(JSON.stringify(rec)).then(
+      () => {
+        this.endWrite(rec.r, key, u, true, after);
+        this.committedRv = rec.rv;
+        this.hub.publish(ev);
+      },
+      (err: unknown) => {
+        this.endWrite(rec.r, key, u, false, after);
+        throw err;
+      },
+    );
+    u.settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
     this.recordsSinceSnapshot++;
     if (this.recordsSinceSnapshot >= this.opts.snapshotEvery && !this.snapshotting) {
       this.compact().catch((err: unknown) => this.opts.logger.error('snapshot failed', { error: (err as Error).message }));
     }
-    // .then callbacks run in the order the WAL resolves records: resourceVersion order.
-    return this.wal.append(JSON.stringify(rec)).then(() => this.hub.publish(ev));
+    return done;
   }
 
   private async doCompact(): Promise<void> {
@@ -235,8 +325,11 @@ export class Store {
     this.recordsSinceSnapshot = 0;
     this.gen++;
     const rotated = wal.rotate(path.join(this.opts.dataDir, `wal-${this.gen}.log`));
-    await this.writeSnapshot(state);
+    // The state holds writes still on their way to the old log: the snapshot is written only once
+    // they are durable (the rotation resolves after them), so a write the log refuses never
+    // reaches a snapshot. Until the snapshot is in place the old log stays.
     await rotated;
+    await this.writeSnapshot(state);
     await fsp.rm(oldPath, { force: true });
   }
 

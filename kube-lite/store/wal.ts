@@ -128,7 +128,7 @@ export class Wal {
       if (batch.length > 0) {
         try {
           const buf = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((b) => b.buf));
-          await this.fh.write(buf);
+          await this.writeAll(buf);
           this.stats.batches++;
           this.stats.records += batch.length;
           this.stats.bytes += buf.length;
@@ -152,6 +152,20 @@ export class Wal {
           head.reject(err as Error);
         }
       }
+    }
+  }
+
+  /**
+   * write() may write fewer bytes than asked (a nearly full disk): the rest is written before the
+   * batch is acknowledged. A write that makes no progress fails the log (its torn tail is ignored
+   * when the log is read).
+   */
+  private async writeAll(buf: Buffer): Promise<void> {
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesWritten } = await this.fh.write(buf.subarray(off));
+      if (bytesWritten <= 0) throw new CstorError('io', `wrote 0 of ${buf.length - off} bytes`);
+      off += bytesWritten;
     }
   }
 

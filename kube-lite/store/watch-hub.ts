@@ -13,10 +13,13 @@ export class WatchHub {
   private readonly listeners = new Set<WatchListener>();
   /** Every event with rv > floorRv is retained. */
   private floorRv: number;
+  /** The resourceVersion of the last published event (or the floor). */
+  private lastRv: number;
 
   constructor(capacity: number, floorRv: number) {
     this.capacity = capacity;
     this.floorRv = floorRv;
+    this.lastRv = floorRv;
   }
 
   get oldestRetainedRv(): number {
@@ -28,6 +31,7 @@ export class WatchHub {
   }
 
   publish(ev: ChangeEvent): void {
+    this.lastRv = Math.max(this.lastRv, ev.rv);
     if (this.ring.length < this.capacity) {
       this.ring.push(ev);
     } else {
@@ -36,13 +40,32 @@ export class WatchHub {
       this.ring[this.head] = ev;
       this.head = (this.head + 1) % this.capacity;
     }
-    for (const l of this.listeners) l(ev);
+    // The change is durable when this runs: a listener that throws must neither keep the event
+    // from the listeners after it nor turn the writer's acknowledgement into an error.
+    for (const l of this.listeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.listenerErrors++;
+        this.onListenerError?.(err);
+      }
+    }
   }
+
+  /** Listener failures so far (each also goes to onListenerError). */
+  listenerErrors = 0;
+  onListenerError: ((err: unknown) => void) | undefined;
 
   /** Retained events with rv > fromRv, oldest first; throws `gone` when some were dropped. */
   since(fromRv: number): ChangeEvent[] {
     if (fromRv < this.floorRv) {
       throw new CstorError('gone', `too old resource version: ${fromRv} (${this.floorRv})`);
+    }
+    if (fromRv > this.lastRv) {
+      // Never issued by this store (a client of a server whose data directory was replaced):
+      // watching would silently skip every event up to fromRv. Kubernetes answers "Too large
+      // resource version"; 410 makes informers (lib/kube's, client-go's) relist.
+      throw new CstorError('gone', `too large resource version: ${fromRv}, current: ${this.lastRv}`);
     }
     const out: ChangeEvent[] = [];
     const n = this.ring.length;
