@@ -5,29 +5,13 @@ import { expect } from 'chai';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { hasErrorCode, type ErrorCode } from '../../lib/errors.ts';
+import { hasErrorCode } from '../../lib/errors.ts';
 import { LayerFile } from './layer-file.ts';
 import { openPool } from './pool.ts';
+import { expectCode, fill, KiB, MiB } from './test-helpers.ts';
 import { configureWriteback, defaultWritebackBytes } from './writeback.ts';
 import type { Pool, Replica } from './types.ts';
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
 const bs = 4 * KiB;
-
-function fill(byte: number, len: number): Buffer {
-  return Buffer.alloc(len, byte);
-}
-
-async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    expect(hasErrorCode(err, code), String(err)).to.equal(true);
-    return;
-  }
-  expect.fail(`expected a ${code} error`);
-}
 
 async function expectRejection(p: Promise<unknown>, message: RegExp): Promise<void> {
   try {
