@@ -45,7 +45,10 @@ export async function run(argv: readonly string[]): Promise<void> {
     const { main } = await sub.load();
     await main(rest, process.env);
   } catch (err) {
-    process.stderr.write(`cstor ${name}: ${describeError(err)}\n`);
+    // Bad input: the message names every problem (its causes only repeat them); else the whole chain.
+    const text = isCstorError(err) && err.code === 'invalid' ? err.message : describeError(err);
+    const prefix = `cstor ${name}: `;
+    process.stderr.write(`${text.startsWith(prefix) ? '' : prefix}${text}\n`);
     process.exitCode = isCstorError(err) && err.code === 'invalid' ? 2 : 1;
   }
 }

@@ -2,10 +2,10 @@
 // pool) and the mgmt HTTP API, and shuts down cleanly on SIGTERM/SIGINT (stop listening, close
 // connections, sync and close the pool). The only place that reads argv and env for the pool.
 import { shutdown, waitForSignal } from '../lib/shutdown.ts';
-import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { parseCommand } from '../lib/cli/args.ts';
+import { ensureWritableDir, parseCommand } from '../lib/cli/args.ts';
+import { takePidLock } from '../lib/cli/pid-lock.ts';
 import { clusterDaemonConfig, daemonOptions, hostPortFrom } from '../lib/cli/daemon-options.ts';
 import { CstorError } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
@@ -115,12 +115,22 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const config = poolConfig(argv, env);
   if (config === null) return;
   const logger = createLogger({ component: 'cstor-pool', level: config.logLevel, format: config.logFormat }).child({ pool: config.name });
+  // Listened for from here on: a SIGTERM during start-up stops cleanly once started, instead of killing the process.
+  const stopSignal = waitForSignal(logger);
   // The Kubernetes client code is loaded only when used (it costs seconds of start-up).
   const kube = config.kube ? (await import('../lib/kube/kubeconfig.ts')).loadKubeConfig({ ...config.kube, env }) : undefined;
-  await fs.mkdir(config.dataDir, { recursive: true });
+  await ensureWritableDir(config.dataDir, '--data-dir');
+  // One pool daemon per directory: two would write the same layer files.
+  const lock = takePidLock(config.dataDir, 'pool');
   configureInlineIo({ maxBytes: config.inlineIoMaxBytes });
   configureWriteback(config.writebackBytes);
-  const pool = await openPool({ dir: config.dataDir, name: config.name, logger });
+  let pool: Awaited<ReturnType<typeof openPool>>;
+  try {
+    pool = await openPool({ dir: config.dataDir, name: config.name, logger });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const registry = createRegistry('cstor-pool');
   const replicaServer = new ReplicaServer({ pool, logger, metrics: createPoolMetrics(registry) });
   const app = createMgmtApp({ pool, logger, registry, dropVolume: (v) => replicaServer.dropVolume(v) });
@@ -154,14 +164,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     await replicaServer.close();
     await closeServer(httpServer);
     await pool.close();
+    lock.release();
     throw err;
   }
   logger.info('pool ready', { dir: config.dataDir, replicas: (await pool.listReplicas()).length });
-  await waitForSignal(logger);
+  await stopSignal;
   await shutdown(logger, 'pool', async () => {
     await reconciler?.stop();
     await replicaServer.close();
     await closeServer(httpServer);
     await pool.close();
+    lock.release();
   });
 }

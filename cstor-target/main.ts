@@ -6,7 +6,8 @@ import { shutdown, waitForSignal } from '../lib/shutdown.ts';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { parseCommand } from '../lib/cli/args.ts';
+import { ensureWritableDir, parseCommand } from '../lib/cli/args.ts';
+import { takePidLock } from '../lib/cli/pid-lock.ts';
 import { clusterDaemonConfig, daemonOptions, hostPortFrom } from '../lib/cli/daemon-options.ts';
 import { CstorError } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
@@ -106,8 +107,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const config = targetConfig(argv, env);
   if (config === null) return;
   const logger = createLogger({ component: 'cstor-target', level: config.logLevel, format: config.logFormat });
+  // Listened for from here on: a SIGTERM during start-up stops cleanly once started, instead of killing the process.
+  const stopSignal = waitForSignal(logger);
   // The Kubernetes client code is loaded only when used (it costs seconds of start-up).
   const kube = config.kube ? (await import('../lib/kube/kubeconfig.ts')).loadKubeConfig({ ...config.kube, env }) : undefined;
+  if (config.dataDir) await ensureWritableDir(config.dataDir, '--data-dir');
+  // One target per --data-dir: two would overwrite each other's volumes.json.
+  const lock = config.dataDir ? takePidLock(config.dataDir, 'target') : null;
   const registry = createRegistry('cstor-target');
   const portal = new IscsiPortal({ logger });
   const manager = new VolumeManager({
@@ -136,15 +142,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     await portal.close();
     await closeServer(httpServer);
     await manager.close();
+    lock?.release();
     throw err;
   }
   logger.info('target ready', { targetId: config.targetId, dataDir: config.dataDir, volumes: manager.list().length });
-  await waitForSignal(logger);
+  await stopSignal;
   await shutdown(logger, 'target', async () => {
     await reconciler?.stop();
     await closeServer(httpServer);
     await portal.close();
     await manager.close();
     await reconciler?.markOffline();
+    lock?.release();
   });
 }

@@ -51,10 +51,17 @@ export function createMgmtApp(options: MgmtAppOptions): express.Express {
     });
   });
 
+  // Creates run one at a time, so "was it there before?" (201 or 200) holds for concurrent creates of one volume.
+  let creating: Promise<unknown> = Promise.resolve();
   app.post('/v1/replicas', async (req, res) => {
     const opts = parseCreateReplica(req.body);
-    const existed = (await pool.getReplica(opts.volume)) !== null;
-    const info = await ops.observe(opts.cloneOf ? 'clone' : 'create', () => pool.createReplica(opts));
+    const run = creating.then(async () => {
+      const existed = (await pool.getReplica(opts.volume)) !== null;
+      const info = await ops.observe(opts.cloneOf ? 'clone' : 'create', () => pool.createReplica(opts));
+      return { existed, info };
+    });
+    creating = run.catch(() => {});
+    const { existed, info } = await run;
     res.status(existed ? 200 : 201).json(info);
   });
 

@@ -16,6 +16,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { CstorError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { metricsHandler, operationMetrics } from '../../lib/metrics.ts';
+import { dns1123LabelProblems } from '../../lib/names.ts';
 import { volumePhases } from '../replication/quorum.ts';
 import { parseVolumeSpec, type VolumeManager } from './volume-manager.ts';
 
@@ -48,43 +49,42 @@ export function createMgmtApp(options: MgmtAppOptions): express.Express {
   });
 
   app.put('/v1/volumes/:volume', async (req, res) => {
-    const spec = parseVolumeSpec(String(req.params.volume), req.body);
+    const spec = parseVolumeSpec(String(req.params.volume), req.body as unknown);
     const created = await ops.observe('volume_serve', () => manager.serve(spec));
     res.status(created ? 201 : 200).json(manager.get(spec.name).status());
   });
 
   app.delete('/v1/volumes/:volume', async (req, res) => {
-    await ops.observe('volume_stop', () => manager.stop(String(req.params.volume)));
+    const name = volumeParam(req.params.volume);
+    await ops.observe('volume_stop', () => manager.stop(name));
     res.status(204).end();
   });
 
   app.get('/v1/volumes/:volume', (req, res) => {
-    res.json(manager.get(String(req.params.volume)).status());
+    res.json(manager.get(volumeParam(req.params.volume)).status());
   });
 
   app.get('/v1/volumes/:volume/stats', (req, res) => {
-    const name = String(req.params.volume);
+    const name = volumeParam(req.params.volume);
     const vol = manager.get(name);
     res.json({ volume: name, phase: vol.phase, engine: vol.stats, iscsi: options.iscsiStats?.(name) ?? null });
   });
 
   app.get('/v1/volumes/:volume/snapshots', async (req, res) => {
-    const vol = manager.get(String(req.params.volume));
+    const vol = manager.get(volumeParam(req.params.volume));
     const items = await ops.observe('snapshot_list', () => vol.snapshotList());
     res.json({ items });
   });
 
   app.post('/v1/volumes/:volume/snapshots', async (req, res) => {
-    const vol = manager.get(String(req.params.volume));
-    const body = req.body as unknown;
-    const name = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).name : undefined;
-    if (typeof name !== 'string') throw new CstorError('invalid', 'request body must be a JSON object like {"name": "snap-1"}');
+    const vol = manager.get(volumeParam(req.params.volume));
+    const name = parseSnapshotBody(req.body as unknown);
     const info = await ops.observe('snapshot_create', () => vol.snapshotCreate(name));
     res.status(201).json(info);
   });
 
   app.delete('/v1/volumes/:volume/snapshots/:name', async (req, res) => {
-    const vol = manager.get(String(req.params.volume));
+    const vol = manager.get(volumeParam(req.params.volume));
     await ops.observe('snapshot_destroy', () => vol.snapshotDestroy(String(req.params.name)));
     res.status(204).end();
   });
@@ -92,6 +92,27 @@ export function createMgmtApp(options: MgmtAppOptions): express.Express {
   app.use(unknownRoute());
   app.use(apiErrorHandler(log));
   return app;
+}
+
+/** The :volume path parameter, refused (400 naming the problem) unless it is a DNS-1123 label. */
+function volumeParam(value: unknown): string {
+  const name = String(value);
+  const problems = dns1123LabelProblems(name);
+  if (problems.length > 0) throw new CstorError('invalid', `volume name ${JSON.stringify(name)} is invalid: ${problems.join('; ')}`);
+  return name;
+}
+
+/** A snapshot create body: {"name": "<snapshot>"} and nothing else (the volume checks the name itself). */
+function parseSnapshotBody(body: unknown): string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new CstorError('invalid', 'request body must be a JSON object like {"name": "snap-1"} (send Content-Type: application/json)');
+  }
+  const problems: string[] = [];
+  for (const k of Object.keys(body)) if (k !== 'name') problems.push(`unknown field "${k}"`);
+  const name = (body as Record<string, unknown>).name;
+  if (typeof name !== 'string') problems.push('name must be a string');
+  if (problems.length > 0) throw new CstorError('invalid', `create snapshot: ${problems.join('; ')}`);
+  return name as string;
 }
 
 /** Phase and in-flight gauges, read from the volumes at scrape time. */

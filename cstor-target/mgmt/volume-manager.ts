@@ -94,6 +94,20 @@ export function parseVolumeSpec(name: string, body: unknown): VolumeSpec {
   return { name, capacity: capacity as number, replicationFactor: rf as number, replicas: [...(replicas as string[])], blockSize: blockSize as number };
 }
 
+/** Why `v` is not a StateFile (fields of the wrong type), or null. Each volume is checked when served. */
+function stateFileProblem(v: unknown): string | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a JSON object';
+  const s = v as Record<string, unknown>;
+  if (!Array.isArray(s.volumes)) return '"volumes" is not a list';
+  if (s.volumes.some((x) => typeof x !== 'object' || x === null)) return '"volumes" holds a non-object';
+  for (const k of ['suspects', 'ioSeqReserved'] as const) {
+    const m = s[k];
+    if (m !== undefined && (typeof m !== 'object' || m === null || Array.isArray(m))) return `"${k}" is not an object`;
+  }
+  if (s.writeCacheOff !== undefined && !Array.isArray(s.writeCacheOff)) return '"writeCacheOff" is not a list';
+  return null;
+}
+
 function sameSpec(a: VolumeSpec, b: VolumeSpec): boolean {
   return (
     a.capacity === b.capacity &&
@@ -120,13 +134,16 @@ export class VolumeManager {
   async load(): Promise<void> {
     const file = this.options.stateFile;
     if (!file) return;
-    let state: StateFile;
+    let parsed: unknown;
     try {
-      state = JSON.parse(await fs.readFile(file, 'utf8')) as StateFile;
+      parsed = JSON.parse(await fs.readFile(file, 'utf8'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw new CstorError('io', `state file ${file} is unreadable: ${describeError(err)}`, { cause: err });
     }
+    const shapeProblem = stateFileProblem(parsed);
+    if (shapeProblem) throw new CstorError('io', `state file ${file} is not a target state file: ${shapeProblem}; fix or move it away`);
+    const state = parsed as StateFile;
     for (const [name, list] of Object.entries(state.suspects ?? {})) {
       if (Array.isArray(list)) this.suspects.set(name, new Set(list.filter((a): a is string => typeof a === 'string')));
     }
@@ -136,6 +153,7 @@ export class VolumeManager {
     for (const name of state.writeCacheOff ?? []) if (typeof name === 'string') this.writeCacheOff.add(name);
     for (const raw of state.volumes ?? []) {
       try {
+        if (typeof raw.name !== 'string') throw new CstorError('invalid', `volume name ${JSON.stringify(raw.name)} is not a string`);
         const spec = parseVolumeSpec(raw.name, { capacity: raw.capacity, replicationFactor: raw.replicationFactor, replicas: raw.replicas, blockSize: raw.blockSize });
         this.start(spec);
         this.log.info('volume served again from the state file', { volume: spec.name });
@@ -153,7 +171,16 @@ export class VolumeManager {
       throw new CstorError('conflict', `volume ${spec.name} is already served with another spec (capacity ${cur.spec.capacity}, replicas ${cur.spec.replicas.join(',')}); stop it first`);
     }
     this.start(spec);
-    await this.save();
+    try {
+      await this.save();
+    } catch (err) {
+      // Not remembered, so not served: a restart would forget it, and the caller retries anyway.
+      const cur = this.volumes.get(spec.name);
+      this.volumes.delete(spec.name);
+      if (this.options.portal?.hasTarget(spec.name)) await this.options.portal.removeTarget(spec.name).catch(() => {});
+      await cur?.volume.stop().catch(() => {});
+      throw err;
+    }
     return true;
   }
 
@@ -217,7 +244,13 @@ export class VolumeManager {
     // Suspect marks, the io_seq reservation and the write-cache setting are kept: a stop and serve
     // (a changed replica set) must not trust a replica that missed a write or a snapshot, reuse an
     // io_seq a drain that timed out left in flight, or forget a cache an initiator turned off.
-    await this.save();
+    try {
+      await this.save();
+    } catch (err) {
+      // Still in the state file, so still served: a restart must not serve a volume we stopped.
+      if (!this.volumes.has(name)) this.volumes.set(name, cur);
+      throw err;
+    }
     if (this.options.portal?.hasTarget(name)) await this.options.portal.removeTarget(name);
     await cur.volume.stop();
     this.log.info('stopped serving volume', { volume: name });
@@ -247,6 +280,8 @@ export class VolumeManager {
       }),
     );
     this.volumes.clear();
+    // A save still in flight (a suspect mark, an io_seq reservation) ends before close() does.
+    await this.saving.catch(() => {});
   }
 
   private save(): Promise<void> {
@@ -264,18 +299,22 @@ export class VolumeManager {
       writeCacheOff: [...this.writeCacheOff],
     };
     const write = async (): Promise<void> => {
-      await fs.mkdir(path.dirname(file), { recursive: true });
-      const tmp = `${file}.tmp`;
-      const fh = await fs.open(tmp, 'w');
       try {
-        await fh.writeFile(JSON.stringify(state, null, 2));
-        await fh.sync();
-      } finally {
-        await fh.close();
+        await fs.mkdir(path.dirname(file), { recursive: true });
+        const tmp = `${file}.tmp`;
+        const fh = await fs.open(tmp, 'w');
+        try {
+          await fh.writeFile(JSON.stringify(state, null, 2));
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await fs.rename(tmp, file);
+        // The rename itself durable: a suspect mark or an io_seq reservation is relied on once saved.
+        await fsyncDir(path.dirname(file));
+      } catch (err) {
+        throw new CstorError('io', `cannot save the state file ${file}: ${describeError(err)}`, { cause: err });
       }
-      await fs.rename(tmp, file);
-      // The rename itself durable: a suspect mark or an io_seq reservation is relied on once saved.
-      await fsyncDir(path.dirname(file));
     };
     this.saving = this.saving.then(write, write);
     return this.saving;

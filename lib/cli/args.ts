@@ -1,5 +1,7 @@
 // Argument parsing for the `cstor` subcommands: node's util.parseArgs plus help text and
 // fail-fast validation that lists every problem at once.
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CstorError } from '../errors.ts';
 
@@ -66,17 +68,25 @@ export function parseCommand<O extends Record<string, OptionSpec>>(
   for (const [name, o] of Object.entries(spec.options)) {
     options[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
   }
-  let values: Record<string, unknown>;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; strict: true; allowPositionals: false; tokens: true }>>;
   try {
-    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, tokens: true });
   } catch (err) {
     throw new CstorError('invalid', `cstor ${spec.name}: ${(err as Error).message} (see --help)`, { cause: err });
   }
+  const values: Record<string, unknown> = parsed.values;
   if (values.help === true) {
     out.write(helpText(spec));
     return null;
   }
   const problems: string[] = [];
+  // A single-valued flag given twice is a conflict, not "the last one wins".
+  const seen = new Set<string>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option' || options[t.name]?.multiple || t.name === 'help') continue;
+    if (seen.has(t.name) && !problems.includes(`--${t.name} is given more than once`)) problems.push(`--${t.name} is given more than once`);
+    seen.add(t.name);
+  }
   const result: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(spec.options)) {
     const v = values[name];
@@ -97,4 +107,21 @@ export function parseHostPort(value: string, flag: string): { host: string; port
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new CstorError('invalid', `${flag}: "${value}" is not HOST:PORT`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/**
+ * Creates `dir` if absent and checks that it is a directory this process can write (a probe file
+ * is created and removed: access(2) says yes to root even on a read-only mount); else an `invalid`
+ * error naming the flag, the path and why. Daemons call it before they listen.
+ */
+export async function ensureWritableDir(dir: string, flag: string): Promise<void> {
+  const probe = path.join(dir, `.write-probe-${process.pid}`);
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(probe, '');
+    await fs.rm(probe, { force: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new CstorError('invalid', `${flag} ${dir}: not a writable directory (${e.code ?? e.message})`, { cause: err });
+  }
 }

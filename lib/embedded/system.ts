@@ -13,6 +13,7 @@ import { loadKubeConfig } from '../kube/kubeconfig.ts';
 import { HttpKubeTransport } from '../kube/transport.ts';
 import { applyManifests, kubeApplyApi, type ApplyResult } from './applier.ts';
 import { componentArgs, componentEnv, embeddedComponents, openebsNamespace, type ComponentContext, type ComponentDef } from './components.ts';
+import { lockDataDir } from './dir-lock.ts';
 import { defaultDeployDir, loadManifests, type Manifest, type ManifestObject } from './manifests.ts';
 import { choosePort, portOf } from './ports.ts';
 import { probeSubcommand, type SubcommandInfo } from './probe.ts';
@@ -52,12 +53,40 @@ export interface EmbeddedSystem {
 }
 
 export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedSystem> {
-  const { logger, listenHost: host } = options;
   const dataDir = path.resolve(options.dataDir);
+  try {
+    fs.mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw new CstorError('invalid', `--data-dir ${dataDir}: not a directory that can be created (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+  }
+  const lock = lockDataDir(dataDir);
+  let system: EmbeddedSystem;
+  try {
+    system = await startLocked(options, dataDir);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  return {
+    dataDir: system.dataDir,
+    kubeconfig: system.kubeconfig,
+    supervisor: system.supervisor,
+    state: () => system.state(),
+    async stop() {
+      try {
+        await system.stop();
+      } finally {
+        lock.release();
+      }
+    },
+  };
+}
+
+async function startLocked(options: EmbeddedOptions, dataDir: string): Promise<EmbeddedSystem> {
+  const { logger, listenHost: host } = options;
   const cstorBin = options.cstorBin ?? defaultCstorBin;
   const stageTimeoutMs = options.stageTimeoutMs ?? 90_000;
   const kubeconfig = path.join(dataDir, 'kubeconfig');
-  fs.mkdirSync(dataDir, { recursive: true });
 
   const previous = readState(dataDir);
   await takeOver(previous, logger);

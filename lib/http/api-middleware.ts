@@ -25,14 +25,21 @@ export function unknownRoute(hint = ''): RequestHandler {
   };
 }
 
-/** body-parser errors carry a `type`: malformed JSON → invalid, too large → too_large. */
+/**
+ * body-parser errors carry a `type`: malformed JSON → invalid, too large → too_large. Other
+ * client errors express raises (http-errors with a 4xx `status`, e.g. a path parameter that is not
+ * valid percent-encoding) → invalid; anything else is a bug → internal.
+ */
 export function toApiError(err: unknown): CstorError {
   if (isCstorError(err)) return err;
-  const type = (err as { type?: unknown } | null)?.type;
+  const { type, status } = (err ?? {}) as { type?: unknown; status?: unknown };
   const message = err instanceof Error ? err.message : String(err);
   if (type === 'entity.parse.failed') return new CstorError('invalid', `malformed JSON body: ${message}`, { cause: err });
   if (type === 'entity.too.large') return new CstorError('too_large', `request body too large: ${message}`, { cause: err });
   if (typeof type === 'string') return new CstorError('invalid', `bad request body: ${message}`, { cause: err });
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new CstorError(status === 413 ? 'too_large' : 'invalid', `bad request: ${message}`, { cause: err });
+  }
   return new CstorError('internal', describeError(err), { cause: err });
 }
 
