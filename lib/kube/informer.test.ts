@@ -3,7 +3,7 @@ import { silentLogger } from '../logger.ts';
 import { FakeClock, flush } from './fake-clock.ts';
 import { FakeListWatch } from './fake-list-watch.ts';
 import { Informer } from './informer.ts';
-import type { KubeObject } from './types/meta.ts';
+import type { KubeObject, WatchEvent } from './types/meta.ts';
 
 interface Thing extends KubeObject {
   spec: { pool: string; size: number };
@@ -222,5 +222,117 @@ describe('Informer', () => {
     s2.source.put(thing('b'));
     expect(s2.events).to.deep.equal(['add a', 'add b']);
     await s2.informer.stop();
+  });
+
+  it('stop() does not wait for a list or a watch request the server never answers', async () => {
+    for (const hang of ['list', 'watch'] as const) {
+      const { source, informer } = setup();
+      source.put(thing('a'));
+      let lateWatchAborted = false;
+      let answer: () => void = () => {};
+      if (hang === 'list') source.list = () => new Promise(() => {});
+      else {
+        const real = source.watch.bind(source);
+        source.watch = (options, onEvent) =>
+          new Promise((resolve) => {
+            answer = () =>
+              void real(options, onEvent).then((h) =>
+                resolve({
+                  done: h.done,
+                  abort: () => {
+                    lateWatchAborted = true;
+                    h.abort();
+                  },
+                }),
+              );
+          });
+      }
+      informer.start();
+      await flush();
+      const stopped = await Promise.race([informer.stop().then(() => 'stopped'), new Promise((r) => setTimeout(() => r('hung'), 500))]);
+      expect(stopped, `stop() with a hanging ${hang}`).to.equal('stopped');
+      if (hang === 'watch') {
+        answer();
+        await flush();
+        expect(lateWatchAborted, 'the watch that opened after stop() was ended').to.equal(true);
+        expect(source.openWatches).to.equal(0);
+      }
+    }
+  });
+
+  it('replays to handlers exactly the server history under random watch breaks, closes, 410s and relists', async () => {
+    let seed = 5;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 20; round++) {
+      const { clock, source, informer } = setup({ resyncPeriodMs: round % 2 === 0 ? 3_000 : 0 });
+      // A model of what the handlers said: every event must be consistent with it.
+      const model = new Map<string, number>();
+      const problems: string[] = [];
+      informer.addHandlers({
+        onAdd: (o) => {
+          const k = `ns/${o.metadata?.name}`;
+          if (model.has(k)) problems.push(`add of present ${k}`);
+          model.set(k, o.spec.size);
+        },
+        onUpdate: (old, o) => {
+          const k = `ns/${o.metadata?.name}`;
+          if (model.get(k) !== old.spec.size) problems.push(`update of ${k} from ${old.spec.size}, handlers knew ${model.get(k)}`);
+          model.set(k, o.spec.size);
+        },
+        onDelete: (o) => {
+          const k = `ns/${o.metadata?.name}`;
+          if (!model.delete(k)) problems.push(`delete of absent ${k}`);
+        },
+      });
+      informer.start();
+      await informer.waitForSync();
+      for (let step = 0; step < 60; step++) {
+        const r = rnd();
+        const name = `o${Math.floor(rnd() * 6)}`;
+        if (r < 0.45) source.put(thing(name, 'p1', Math.floor(rnd() * 1000)));
+        else if (r < 0.65) {
+          if (source.state().has(`ns/${name}`)) source.remove(`ns/${name}`);
+        } else if (r < 0.72) source.breakWatches();
+        else if (r < 0.78) source.closeWatches();
+        else if (r < 0.84) {
+          source.compact();
+          source.breakWatches();
+        } else if (r < 0.88) source.sendError(410, 'Expired');
+        else if (r < 0.92) source.down = !source.down;
+        else await clock.advance(Math.floor(rnd() * 2_000));
+      }
+      source.down = false;
+      source.breakWatches();
+      await clock.advance(5_000);
+      await clock.advance(5_000);
+      expect(problems, `round ${round}`).to.deep.equal([]);
+      expect(Object.fromEntries(model), `round ${round}: handlers end where the server is`).to.deep.equal(serverState(source));
+      expect(cacheState(informer)).to.deep.equal(serverState(source));
+      await informer.stop();
+    }
+  });
+
+  it('takes the resourceVersion of a BOOKMARK (no handler call) and rewatches from it', async () => {
+    const { clock, source, events, informer } = setup();
+    source.put(thing('a'));
+    let send: ((e: WatchEvent<Thing>) => void) | undefined;
+    const real = source.watch.bind(source);
+    source.watch = (options, onEvent) => {
+      send = onEvent;
+      return real(options, onEvent);
+    };
+    informer.start();
+    await informer.waitForSync();
+    await flush();
+    expect(source.watchCalls.at(-1)?.allowWatchBookmarks).to.equal(true);
+    // Other objects (filtered out by a selector, say) moved the server on to 1000.
+    send!({ type: 'BOOKMARK', object: { ...thing('ignored'), metadata: { resourceVersion: '1000' } } as Thing });
+    expect(informer.resourceVersion).to.equal('1000');
+    expect(events).to.deep.equal(['add a']);
+    expect(informer.cache.size).to.equal(1);
+    source.breakWatches();
+    await clock.advance(10);
+    expect(source.watchCalls.at(-1)?.resourceVersion).to.equal('1000');
+    await informer.stop();
   });
 });

@@ -45,6 +45,8 @@ export const defaultInformerBackoff: BackoffOptions = { baseMs: 250, maxMs: 30_0
 
 type WatchOutcome = 'closed' | 'gone' | 'failed' | 'interrupted';
 
+const stoppedMark = Symbol('stopped');
+
 export class Informer<T extends KubeObject> {
   readonly cache: ObjectCache<T>;
   readonly name: string;
@@ -53,6 +55,8 @@ export class Informer<T extends KubeObject> {
   private readonly logger: Logger;
   private readonly handlers: InformerHandlers<T>[] = [];
   private readonly stopController = new AbortController();
+  /** Resolves when stop() is called: a list or watch request in flight is not waited for. */
+  private readonly whenStopped: Promise<typeof stoppedMark>;
   private synced = false;
   private syncWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private running: Promise<void> | undefined;
@@ -68,6 +72,7 @@ export class Informer<T extends KubeObject> {
     this.clock = options.clock ?? realClock;
     this.logger = options.logger.child({ informer: options.name });
     this.cache = new ObjectCache<T>(options.indexers ?? {});
+    this.whenStopped = new Promise((resolve) => this.stopController.signal.addEventListener('abort', () => resolve(stoppedMark), { once: true }));
   }
 
   /** Registers handlers; add them before start() so the initial list reaches them. */
@@ -191,8 +196,12 @@ export class Informer<T extends KubeObject> {
   /** Lists, replaces the cache and emits the difference; returns the list's resourceVersion. */
   private async relist(periodic: boolean): Promise<string> {
     this.stats.lists++;
-    const list = await this.options.source.list(this.selectors());
-    if (this.stopped) throw new CstorError('aborted', 'stopped');
+    const listing = this.options.source.list(this.selectors());
+    const list = await Promise.race([listing, this.whenStopped]);
+    if (list === stoppedMark || this.stopped) {
+      listing.catch(() => {}); // its late failure is nobody's business now
+      throw new CstorError('aborted', 'stopped');
+    }
     const rv = list.metadata?.resourceVersion;
     if (!rv) throw new CstorError('protocol', `list of ${this.name} has no metadata.resourceVersion`);
     const seen = new Set<string>();
@@ -238,7 +247,17 @@ export class Informer<T extends KubeObject> {
     };
     const timeoutSeconds = this.options.watchTimeoutSeconds ?? Math.floor(300 + 300 * (this.options.random ?? Math.random)());
     try {
-      handle = await this.options.source.watch({ ...this.selectors(), resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds }, onEvent);
+      const opening = this.options.source.watch({ ...this.selectors(), resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds }, onEvent);
+      const opened = await Promise.race([opening, this.whenStopped]);
+      if (opened === stoppedMark) {
+        // Stopped while the server had not answered yet: end that watch whenever it opens.
+        opening.then(
+          (h) => h.abort(),
+          () => {},
+        );
+        return { outcome: 'interrupted', events };
+      }
+      handle = opened;
     } catch (err) {
       if (this.stopped) return { outcome: 'interrupted', events };
       return hasErrorCode(err, 'gone') ? { outcome: 'gone', events, error: err } : { outcome: 'failed', events, error: err };

@@ -127,6 +127,116 @@ describe('LeaderElector', () => {
     await a.stop();
   });
 
+  it('stops leading at the renew deadline while a renew request hangs, before another candidate takes over', async () => {
+    const { clock, leases, log } = election();
+    // a's API calls can hang (a partitioned client); b reaches the same Lease normally.
+    let hang = false;
+    const hanging: LeaseClient = {
+      get: (ref) => (hang ? new Promise<Lease>(() => {}) : leases.get(ref)),
+      create: (obj) => leases.create(obj),
+      replace: (obj) => (hang ? new Promise<Lease>(() => {}) : leases.replace(obj)),
+    };
+    const mk = (id: string, client: LeaseClient, others: () => LeaderElector[]): LeaderElector =>
+      new LeaderElector({
+        lease: { name: 'ctrl', namespace: 'openebs' },
+        identity: id,
+        client,
+        logger: silentLogger(),
+        clock,
+        random: () => 0,
+        leaseDurationMs: 15_000,
+        renewDeadlineMs: 10_000,
+        retryPeriodMs: 2_000,
+        onStartedLeading: () => log.push(`${id} started${others().some((o) => o.isLeader) ? ' while another leads' : ''}`),
+        onStoppedLeading: () => log.push(`${id} stopped`),
+      });
+    const a: LeaderElector = mk('a', hanging, () => [b]);
+    const b: LeaderElector = mk('b', leases, () => [a]);
+    a.start();
+    await clock.advance(1);
+    b.start();
+    await clock.advance(5_000);
+    expect(a.isLeader).to.equal(true);
+    hang = true;
+    await clock.advance(60_000);
+    expect(log).to.deep.equal(['a started', 'a stopped', 'b started']);
+    expect(a.isLeader).to.equal(false);
+    expect(b.isLeader).to.equal(true);
+    await b.stop();
+    await a.stop();
+  });
+
+  it('awaits an async onStoppedLeading before campaigning again and before releasing on stop()', async () => {
+    const { clock, leases, log } = election();
+    let finishStop: () => void = () => {};
+    const a = new LeaderElector({
+      lease: { name: 'ctrl', namespace: 'openebs' },
+      identity: 'a',
+      client: leases,
+      logger: silentLogger(),
+      clock,
+      random: () => 0,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      onStartedLeading: () => log.push('a started'),
+      onStoppedLeading: () => {
+        log.push('a stopping');
+        return new Promise<void>((resolve) => {
+          finishStop = () => {
+            log.push('a stopped');
+            resolve();
+          };
+        });
+      },
+    });
+    a.start();
+    await clock.advance(1);
+    leases.down = true;
+    await clock.advance(12_000);
+    expect(log).to.deep.equal(['a started', 'a stopping']);
+    leases.down = false;
+    await clock.advance(10_000);
+    expect(log, 'no second start while the first stop winds down').to.deep.equal(['a started', 'a stopping']);
+    finishStop();
+    await clock.advance(3_000);
+    expect(log).to.deep.equal(['a started', 'a stopping', 'a stopped', 'a started']);
+    // stop(): the work stops first, then the lease is released.
+    const stopping = a.stop();
+    await flush();
+    expect(leases.lease?.spec?.holderIdentity, 'not released while the work still runs').to.equal('a');
+    finishStop();
+    await stopping;
+    expect(leases.lease?.spec?.holderIdentity).to.equal(null);
+  });
+
+  it("ignores the holder's clock: a skewed renewTime neither delays nor hastens a takeover", async () => {
+    const { clock, leases, log, candidate } = election();
+    // A holder whose clock runs a year ahead, gone silent: taken after leaseDuration on OUR clock.
+    await leases.create({ metadata: { name: 'ctrl', namespace: 'openebs' }, spec: { holderIdentity: 'future', leaseDurationSeconds: 15, renewTime: '2099-01-01T00:00:00.000000Z' } });
+    const b = candidate('b');
+    b.start();
+    await clock.advance(14_000);
+    expect(log).to.deep.equal([]);
+    await clock.advance(4_000);
+    expect(log).to.deep.equal(['b started']);
+    await b.stop();
+
+    // A live holder whose clock runs a year behind (renewTime long past, but it keeps changing): never taken.
+    const e2 = election();
+    await e2.leases.create({ metadata: { name: 'ctrl', namespace: 'openebs' }, spec: { holderIdentity: 'past', leaseDurationSeconds: 15, renewTime: '2000-01-01T00:00:00.000000Z' } });
+    const c = e2.candidate('c');
+    c.start();
+    for (let i = 0; i < 30; i++) {
+      const l = e2.leases.lease!;
+      await e2.leases.replace({ ...l, spec: { ...l.spec, renewTime: `2000-01-01T00:00:${String(i % 60).padStart(2, '0')}.000000Z` } });
+      await e2.clock.advance(2_000);
+    }
+    expect(e2.log).to.deep.equal([]);
+    expect(c.leader).to.equal('past');
+    await c.stop();
+  });
+
   it('refuses inconsistent timings', () => {
     expect(
       () =>

@@ -32,7 +32,11 @@ export interface LeaderElectionOptions {
   clock?: Clock;
   random?: () => number;
   onStartedLeading: () => void;
-  onStoppedLeading: () => void;
+  /**
+   * Called when leadership ends (renew failed, lease taken, or stop()). A returned promise is
+   * awaited before the lease is released on stop() and before campaigning again.
+   */
+  onStoppedLeading: () => unknown;
   /** Called when the observed holder changes (including to ourselves). */
   onNewLeader?: (identity: string) => void;
 }
@@ -50,6 +54,8 @@ export class LeaderElector {
   private observedTime = 0;
   private observedHolder = '';
   private lastLease: Lease | undefined;
+  /** A renew attempt given up at the renew deadline and not yet finished. */
+  private straggler: Promise<void> | undefined;
 
   constructor(options: LeaderElectionOptions) {
     this.o = {
@@ -99,11 +105,23 @@ export class LeaderElector {
   private async run(): Promise<void> {
     const clock = this.o.clock;
     while (!this.stopped) {
+      // A renew that outlived the renew deadline may still be in flight: let it finish before
+      // campaigning again, so one elector never has two attempts racing on the lease.
+      if (this.straggler) {
+        const signal = this.stopController.signal;
+        let onStop = (): void => {};
+        await Promise.race([this.straggler, new Promise<void>((resolve) => signal.addEventListener('abort', (onStop = () => resolve()), { once: true }))]);
+        signal.removeEventListener('abort', onStop);
+        this.straggler = undefined;
+      }
       // Campaign until we hold the lease.
       let acquired = false;
+      let acquiredAt = 0;
       while (!this.stopped) {
+        const started = clock.now();
         if ((await this.tryAcquireOrRenew()) === 'leading') {
           acquired = true;
+          acquiredAt = started;
           break;
         }
         await sleep(clock, this.o.retryPeriodMs * (1 + 0.2 * this.random()), this.stopController.signal);
@@ -116,34 +134,66 @@ export class LeaderElector {
       this.logger.info('started leading');
       this.callback(this.o.onStartedLeading, 'onStartedLeading');
 
-      // Renew until we cannot, or are stopped.
-      let lastRenew = clock.now();
+      // Renew until we cannot, or are stopped. The deadline counts from when the last successful
+      // attempt STARTED (its write landed after that, so others saw it no earlier), and a renew
+      // still hanging at the deadline does not keep us leading: others take the lease when it
+      // has not changed for leaseDuration, whatever our request is doing.
+      let lastRenew = acquiredAt;
       while (!this.stopped) {
         await sleep(clock, this.o.retryPeriodMs, this.stopController.signal);
         if (this.stopped) break;
-        const result = await this.tryAcquireOrRenew();
+        const started = clock.now();
+        const result = await this.renewBefore(lastRenew + this.o.renewDeadlineMs - started);
         if (result === 'leading') {
-          lastRenew = clock.now();
+          lastRenew = started;
           continue;
         }
         if (result === 'held-by-other') {
           this.logger.warn('lease taken by another holder', { holder: this.observedHolder });
           break;
         }
-        if (clock.now() - lastRenew >= this.o.renewDeadlineMs) {
+        if (this.stopped) break;
+        if (result === 'deadline' || clock.now() - lastRenew >= this.o.renewDeadlineMs) {
           this.logger.warn('could not renew the lease within the renew deadline', { renewDeadlineMs: this.o.renewDeadlineMs });
           break;
         }
       }
-      if (this.stopped && this.leading) await this.release();
       this.leading = false;
       this.logger.info('stopped leading');
-      this.callback(this.o.onStoppedLeading, 'onStoppedLeading');
+      // The work stops before the lease is released (a successor starts only once we have stopped),
+      // and before campaigning again (never a second onStartedLeading while the first still winds down).
+      await this.stoppedLeading();
+      if (this.stopped) await this.release();
+    }
+  }
+
+  /** One renew attempt, given up (not cancelled) when `ms` pass or the elector is stopped first. */
+  private async renewBefore(ms: number): Promise<Attempt | 'deadline'> {
+    if (ms <= 0) return 'deadline';
+    const attempt = this.tryAcquireOrRenew();
+    const timer = new AbortController();
+    const onStop = (): void => timer.abort();
+    this.stopController.signal.addEventListener('abort', onStop, { once: true });
+    try {
+      const result = await Promise.race([attempt, sleep(this.o.clock, ms, timer.signal).then(() => 'deadline' as const)]);
+      if (result === 'deadline') this.straggler = attempt.then(() => undefined);
+      return result;
+    } finally {
+      timer.abort();
+      this.stopController.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  private async stoppedLeading(): Promise<void> {
+    try {
+      await this.o.onStoppedLeading();
+    } catch (err) {
+      this.logger.error('onStoppedLeading callback threw', { error: describeError(err) });
     }
   }
 
   private async tryAcquireOrRenew(): Promise<Attempt> {
-    const now = this.o.clock.now();
+    let now = this.o.clock.now();
     const me = this.o.identity;
     const ref = this.o.lease;
     let lease: Lease;
@@ -154,6 +204,7 @@ export class LeaderElector {
         this.logger.warn('cannot read the lease', { error: describeError(err) });
         return 'failed';
       }
+      now = this.o.clock.now();
       try {
         const created = await this.o.client.create({
           apiVersion: 'coordination.k8s.io/v1',
@@ -168,6 +219,9 @@ export class LeaderElector {
         return 'failed';
       }
     }
+    // Seen now, after the GET returned (not when it was sent): a record we saw change counts as
+    // changed no earlier than we saw it, so a slow GET never makes the lease look older than it is.
+    now = this.o.clock.now();
     this.observe(lease, now);
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
@@ -272,7 +326,7 @@ export function runWhenLeading(o: RunWhenLeadingOptions): LeaderElector | undefi
     renewDeadlineMs: Math.round((leaseDurationMs * 2) / 3),
     retryPeriodMs: Math.round(leaseDurationMs / 5),
     onStartedLeading: o.start,
-    onStoppedLeading: () => void o.stop(),
+    onStoppedLeading: () => o.stop(),
     onNewLeader: (leader) => o.logger.info('leader observed', { leader }),
   });
   elector.start();

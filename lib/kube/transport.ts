@@ -141,6 +141,12 @@ export class HttpKubeTransport implements KubeTransport {
     // handshake, per request). A proxied cluster keeps client-node's proxy agent.
     if (!this.kubeConfig.getCurrentCluster()?.proxyUrl) options.agent = this.agentFor(url.protocol, options);
     const mod = url.protocol === 'https:' ? https : http;
+    // A reset on a kept-alive socket usually means the server closed it idle before our request
+    // got there, but the server may also have read and applied the request before the reset: so
+    // only requests that are safe to apply twice are sent again (a second POST could create a
+    // second generateName object; a second JSON patch could append twice). The others fail as
+    // `unavailable` (retryable), and their caller's own retry reads the state first.
+    const idempotent = req.method === 'GET' || req.method === 'PUT' || req.method === 'DELETE' || (req.method === 'PATCH' && req.contentType === 'application/merge-patch+json');
     const attempt = (retry: boolean): Promise<http.IncomingMessage> =>
       new Promise((resolve, reject) => {
         const r = mod.request(url, options, (res) => {
@@ -149,8 +155,8 @@ export class HttpKubeTransport implements KubeTransport {
         });
         r.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
         r.on('error', (err: NodeJS.ErrnoException) => {
-          // A kept-alive socket the server closed meanwhile: the request never reached it; send it again once.
-          if (retry && r.reusedSocket && err.code === 'ECONNRESET') resolve(attempt(false));
+          // A kept-alive socket the server reset: send an idempotent request again, once.
+          if (retry && idempotent && r.reusedSocket && err.code === 'ECONNRESET') resolve(attempt(false));
           else reject(kubeNetworkError(req.what, err));
         });
         if (timeoutMs > 0) r.setTimeout(timeoutMs, () => r.destroy(new Error(`no answer in ${timeoutMs} ms`)));

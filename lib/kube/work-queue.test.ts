@@ -131,6 +131,65 @@ describe('WorkQueue', () => {
   });
 });
 
+describe('WorkQueue under random load', () => {
+  it('never hands one key to two workers, and every add is followed by a processing that starts after it', async () => {
+    let seed = 42;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const clock = new FakeClock();
+    const q = new WorkQueue({ name: 'random', clock, backoff: { baseMs: 10, maxMs: 200 } });
+    const keys = ['a', 'b', 'c', 'd'];
+    /** Per key: sequence number of its last add (any kind that will deliver it), and of the last processing start. */
+    let tick = 0;
+    const lastAdd = new Map<string, number>();
+    const lastStart = new Map<string, number>();
+    const held = new Map<number, string>(); // worker → key
+    const problems: string[] = [];
+    const take = async (w: number): Promise<void> => {
+      if (q.length === 0) return; // get() would wait (and a waiting get takes the next key)
+      const key = await q.get();
+      if (key === undefined) return;
+      if ([...held.values()].includes(key)) problems.push(`${key} handed out twice`);
+      held.set(w, key);
+      lastStart.set(key, ++tick);
+    };
+    for (let step = 0; step < 3000; step++) {
+      const r = rnd();
+      const key = keys[Math.floor(rnd() * keys.length)]!;
+      const w = Math.floor(rnd() * 3);
+      if (r < 0.3) {
+        q.add(key);
+        lastAdd.set(key, ++tick);
+      } else if (r < 0.4) {
+        q.addAfter(key, Math.floor(rnd() * 50));
+      } else if (r < 0.7) {
+        if (!held.has(w)) await take(w);
+      } else if (r < 0.9) {
+        const k = held.get(w);
+        if (k !== undefined) {
+          if (rnd() < 0.3) q.addRateLimited(k);
+          else q.forget(k);
+          held.delete(w);
+          q.done(k);
+        }
+      } else await clock.advance(Math.floor(rnd() * 100));
+    }
+    // Drain: finish what is held, then take and finish until nothing is left (delayed keys included).
+    for (let round = 0; round < 200; round++) {
+      for (const [w, k] of [...held]) {
+        held.delete(w);
+        q.forget(k);
+        q.done(k);
+      }
+      await clock.advance(1_000);
+      await take(0);
+      if (!held.has(0) && q.length === 0 && q.delayedCount === 0) break;
+    }
+    expect(problems).to.deep.equal([]);
+    for (const [k, added] of lastAdd) expect(lastStart.get(k) ?? 0, `key ${k} added after its last processing began`).to.be.above(added);
+    q.shutDown();
+  });
+});
+
 describe('runWorkers', () => {
   it('retries a failing key with growing backoff, and polls a requeueAfter key without counting failures', async () => {
     const clock = new FakeClock();

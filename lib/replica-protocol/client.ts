@@ -48,10 +48,14 @@ export interface ConnectReplicaOptions {
 
 /** One request in flight: settled through a promise (`resolve`/`reject`) or a callback (`cb`). */
 class Pending {
+  /** readInto: set once a reply header took `into` for its payload (a duplicate reply gets its own Buffer). */
+  intoTaken = false;
+
   constructor(
     readonly opcode: number,
     /** READ via readInto: the caller's Buffer, which the reply's payload is read into. */
     readonly into: Buffer | null,
+    /** performance.now() + timeoutMs when sent. */
     readonly deadline: number,
     readonly decode: (frame: Frame) => unknown,
     readonly resolve: ((value: unknown) => void) | null,
@@ -60,14 +64,14 @@ class Pending {
   ) {}
 
   /** A failure: the promise rejects, or the callback runs in a microtask (never inside the caller's stack or the read loop). */
-  fail(err: unknown): void {
+  fail(err: unknown, logger: Logger | undefined): void {
     if (this.cb === null) {
       this.reject!(err);
       return;
     }
     const cb = this.cb;
     const e = asError(err);
-    queueMicrotask(() => cb(e, undefined));
+    queueMicrotask(() => callSafely(logger, () => cb(e, undefined)));
   }
 }
 
@@ -82,6 +86,15 @@ export interface CallbackReplicaClient {
   readCb(offset: number, length: number, cb: (err: Error | null, data: Buffer | undefined) => void): void;
 }
 
+/** Runs a caller's callback; what it throws is logged and dropped (never an uncaught exception). */
+function callSafely(logger: Logger | undefined, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    logger?.error('replica reply callback threw', { error: isCstorError(err) ? err.message : String(err) });
+  }
+}
+
 const writeOpcode = opcodes.write;
 const readOpcode = opcodes.read;
 
@@ -92,6 +105,8 @@ const readOpcode = opcodes.read;
 export async function connectReplica(address: string, options: ConnectReplicaOptions = {}): Promise<ReplicaClient> {
   const where = parseReplicaAddress(address);
   const timeoutMs = options.timeoutMs ?? 30_000;
+  // 0, a negative or NaN timeout would fail every request at once, or never.
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new CstorError('invalid', `replica ${address}: timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
   // Replies are read straight into their payload buffers (DirectFrameDecoder), so large reads
   // are not split into 64 KiB chunks and copied back together.
   let intoFor: (h: FrameHeader) => Buffer | null = () => null;
@@ -135,8 +150,11 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
   private closeError: Error | undefined;
   private readonly out: FrameWriter;
   private readonly sweeper: NodeJS.Timeout;
-  /** When the last frame of any kind (reply or keepalive) arrived. */
-  private lastHeard = Date.now();
+  /**
+   * When the peer last sent anything (bytes of a reply or a keepalive), on the monotonic clock
+   * (performance.now(): a wall-clock step must neither fail a live replica nor keep a dead one).
+   */
+  private lastHeard = performance.now();
   private readonly socketClosed: Promise<void>;
   /** Reused for every hot-path frame (FrameWriter copies it into its slab at once). */
   private readonly scratch: FrameHeader = { opcode: 0, status: 0, flags: 0, seq: 0, ioSeq: 0, offset: 0, length: 0 };
@@ -227,14 +245,20 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
   writeCb(offset: number, data: Buffer, ioSeq: number, cb: (err: Error | null) => void): void {
     if (this.closedWith !== null || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(ioSeq) || ioSeq < 0 || data.length > maxIoBytes) {
       // The rare cases: the promise path has the exact error.
-      this.write(offset, data, ioSeq).then(() => cb(null), (err: unknown) => cb(asError(err)));
+      this.write(offset, data, ioSeq).then(
+        () => callSafely(this.logger, () => cb(null)),
+        (err: unknown) => callSafely(this.logger, () => cb(asError(err))),
+      );
       return;
     }
     this.sendCb(writeOpcode, ioSeq, offset, [data], null, decodeWriteReply, cb as (err: Error | null, value: unknown) => void);
   }
   readCb(offset: number, length: number, cb: (err: Error | null, data: Buffer | undefined) => void): void {
     if (this.closedWith !== null || !Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0 || length > maxIoBytes) {
-      this.read(offset, length).then((data) => cb(null, data), (err: unknown) => cb(asError(err), undefined));
+      this.read(offset, length).then(
+        (data) => callSafely(this.logger, () => cb(null, data)),
+        (err: unknown) => callSafely(this.logger, () => cb(asError(err), undefined)),
+      );
       return;
     }
     const req = Buffer.allocUnsafe(4);
@@ -317,7 +341,7 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
     }
     this.nextSeq++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(seq, new Pending(opcode, into, Date.now() + this.timeoutMs, decode, resolve as (v: unknown) => void, reject, null));
+      this.pending.set(seq, new Pending(opcode, into, performance.now() + this.timeoutMs, decode, resolve as (v: unknown) => void, reject, null));
     });
   }
 
@@ -332,23 +356,29 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
     try {
       this.out.send(h, payload);
     } catch (err) {
-      new Pending(opcode, into, 0, decode, null, null, cb).fail(err);
+      new Pending(opcode, into, 0, decode, null, null, cb).fail(err, this.logger);
       return;
     }
     this.nextSeq++;
-    this.pending.set(seq, new Pending(opcode, into, Date.now() + this.timeoutMs, decode, null, null, cb));
+    this.pending.set(seq, new Pending(opcode, into, performance.now() + this.timeoutMs, decode, null, null, cb));
   }
 
   /** The caller's Buffer for the payload of reply `h` (readInto), if it is one. */
   replyBuffer(h: FrameHeader): Buffer | null {
     if (h.status !== 0 || !isReply(h)) return null;
     const p = this.pending.get(h.seq);
-    return p !== undefined && p.opcode === h.opcode ? p.into : null;
+    // The decoder asks for every large payload of a read before the replies are delivered, so a
+    // repeated reply for the same seq in the same read must not get `into` a second time.
+    if (p === undefined || p.opcode !== h.opcode || p.into === null || p.intoTaken) return null;
+    p.intoTaken = true;
+    return p.into;
   }
 
   /** Called by the socket's onread callback with the bytes read into decoder.nextBuffer(). */
   onBytes(n: number): void {
     if (this.closedWith !== null) return;
+    // Any bytes count as hearing from the peer: a large reply still arriving is a live peer.
+    this.lastHeard = performance.now();
     let frames: Frame[];
     try {
       frames = this.decoder.commit(n);
@@ -356,7 +386,6 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
       this.fail(new CstorError('protocol', `replica ${this.address}: bad reply stream: ${(err as Error).message}`, { cause: err }));
       return;
     }
-    if (frames.length > 0) this.lastHeard = Date.now();
     for (const frame of frames) {
       const h = frame.header;
       if (isKeepalive(h)) continue;
@@ -368,14 +397,14 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
       }
       this.pending.delete(h.seq);
       if (h.status !== 0) {
-        p.fail(decodeErrorReply(frame, `replica ${this.address} ${opcodeName(h.opcode) ?? h.opcode}`));
+        p.fail(decodeErrorReply(frame, `replica ${this.address} ${opcodeName(h.opcode) ?? h.opcode}`), this.logger);
         continue;
       }
       let value: unknown;
       try {
         value = p.decode(frame);
       } catch (err) {
-        p.fail(err);
+        p.fail(err, this.logger);
         continue;
       }
       if (p.cb === null) {
@@ -401,7 +430,7 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
     const oldest = this.pending.entries().next();
     if (oldest.done) return;
     const [seq, p] = oldest.value;
-    const verdict = replicaTimeoutVerdict({ now: Date.now(), sentAt: p.deadline - this.timeoutMs, lastHeard: this.lastHeard, timeoutMs: this.timeoutMs });
+    const verdict = replicaTimeoutVerdict({ now: performance.now(), sentAt: p.deadline - this.timeoutMs, lastHeard: this.lastHeard, timeoutMs: this.timeoutMs });
     if (verdict === null) return;
     const n = this.pending.size;
     this.fail(
@@ -423,7 +452,7 @@ export class TcpReplicaClient implements ReplicaClient, CallbackReplicaClient {
     }
     const failed = [...this.pending.values()];
     this.pending.clear();
-    for (const p of failed) p.fail(err);
+    for (const p of failed) p.fail(err, this.logger);
     if (!this.closeFired && (this.socket.destroyed || err.code === 'aborted')) {
       this.closeFired = true;
       const listeners = this.closeListeners.splice(0);

@@ -8,11 +8,12 @@
 
 export const hardLimitFactor = 30;
 
+/** All times on one monotonic clock (the client uses performance.now(), never the wall clock). */
 export interface TimeoutCheck {
   now: number;
   /** When the oldest outstanding request was sent. */
   sentAt: number;
-  /** When the last frame of any kind arrived (or the connection was made). */
+  /** When the peer last sent anything: bytes of any frame, keepalives included (or the connection was made). */
   lastHeard: number;
   timeoutMs: number;
 }
