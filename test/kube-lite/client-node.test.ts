@@ -91,9 +91,20 @@ describe('kube-lite with @kubernetes/client-node', function () {
       const list = await objs.list(f.apiVersion!, f.kind!, f.metadata!.namespace);
       expect(list.items.map((i) => i.metadata?.name), what).to.include(f.metadata!.name);
       expect(Number(list.metadata?.resourceVersion), what).to.be.at.least(Number(created.metadata?.resourceVersion));
-      const replaced = (await objs.replace({ ...read, metadata: { ...read.metadata, labels: { step: 'replaced' } } })) as Obj;
+      // A built-in controller may write the object between the read and the replace (a PV's
+      // phase): a 409 then is right, and a client reads again and retries, as here.
+      let base = read;
+      let replaced: Obj | undefined;
+      for (let attempt = 0; replaced === undefined; attempt++) {
+        try {
+          replaced = (await objs.replace({ ...base, metadata: { ...base.metadata, labels: { step: 'replaced' } } })) as Obj;
+        } catch (err) {
+          if ((err as { code?: number }).code !== 409 || attempt >= 5) throw err;
+          base = (await objs.read({ apiVersion: f.apiVersion!, kind: f.kind!, metadata: { name: f.metadata!.name!, namespace: f.metadata!.namespace! } })) as Obj;
+        }
+      }
       expect(replaced.metadata?.labels, what).to.deep.include({ step: 'replaced' });
-      expect(Number(replaced.metadata?.resourceVersion), what).to.be.greaterThan(Number(read.metadata?.resourceVersion));
+      expect(Number(replaced.metadata?.resourceVersion), what).to.be.greaterThan(Number(base.metadata?.resourceVersion));
       const patched = (await objs.patch(
         { apiVersion: f.apiVersion!, kind: f.kind!, metadata: { name: f.metadata!.name!, namespace: f.metadata!.namespace!, annotations: { step: 'patched' } } },
         undefined, undefined, undefined, undefined, PatchStrategy.MergePatch,
