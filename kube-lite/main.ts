@@ -1,6 +1,7 @@
 // `cstor kube-lite`: the embedded Kubernetes API server for development and tests.
 import path from 'node:path';
-import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { ensureWritableDir, parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { takePidLock } from '../lib/cli/pid-lock.ts';
 import { CstorError } from '../lib/errors.ts';
 import { announceListening } from '../lib/listen.ts';
 import { createLogger } from '../lib/logger.ts';
@@ -39,10 +40,22 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const config = Object.freeze({ host, port, dataDir: path.resolve(args['data-dir']), historySize, bookmarkIntervalMs: bookmarkSeconds * 1000, logLevel: args['log-level'] ?? env.LOG_LEVEL ?? 'info' });
   const logger = createLogger({ component: 'kube-lite', level: config.logLevel });
   logger.warn('kube-lite is a development Kubernetes API server, not a production one');
-  const kl = await startKubeLite({ host: config.host, port: config.port, dataDir: config.dataDir, historySize: config.historySize, bookmarkIntervalMs: config.bookmarkIntervalMs, logger });
+  await ensureWritableDir(config.dataDir, '--data-dir');
+  // One kube-lite per directory: a second would compact at start and delete the first one's log.
+  const lock = takePidLock(config.dataDir, 'kube-lite');
+  let kl: Awaited<ReturnType<typeof startKubeLite>>;
+  try {
+    kl = await startKubeLite({ host: config.host, port: config.port, dataDir: config.dataDir, historySize: config.historySize, bookmarkIntervalMs: config.bookmarkIntervalMs, logger });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   announceListening(logger, 'api', kl.address);
   logger.info('kubeconfig written', { path: kl.kubeconfigPath, server: kl.url });
 
   await waitForSignal(logger);
-  await shutdown(logger, 'kube-lite', () => kl.close());
+  await shutdown(logger, 'kube-lite', async () => {
+    await kl.close();
+    lock.release();
+  });
 }

@@ -144,6 +144,23 @@ describe('cstor commands given bad input (real processes)', function () {
     expect(await third.stop()).to.equal(0);
   });
 
+  it('a second kube-lite on a data dir a live one uses: exit 1 naming its pid, before listening; the first keeps its log', async () => {
+    const dir = path.join(root, 'kube-lite-twice');
+    const first = await startDaemon(['kube-lite', '--data-dir', dir, '--listen', '127.0.0.1:0'], { listeners: ['api'] });
+    try {
+      const second = await run(['kube-lite', '--data-dir', dir, '--listen', '127.0.0.1:0']);
+      expect({ code: second.code, stderr: second.stderr }).to.deep.equal({
+        code: 1,
+        stderr: `cstor kube-lite: another cstor kube-lite (pid ${first.pid}) is running on ${dir} (${path.join(dir, 'kube-lite.lock')}); stop it first\n`,
+      });
+      expect(second.stdout).to.not.include('"listening"');
+      expect(fs.readdirSync(dir).filter((f) => /^wal-\d+\.log$/.test(f)), 'the first one\'s write-ahead log is still there').to.have.length(1);
+    } finally {
+      expect(await first.stop()).to.equal(0);
+    }
+    expect(fs.existsSync(path.join(dir, 'kube-lite.lock'))).to.equal(false);
+  });
+
   it('cstor up on a dir another live `cstor up` holds: exit 1 naming its pid, nothing started, the lock kept', async () => {
     const dir = path.join(root, 'up-held');
     fs.mkdirSync(dir);
