@@ -1,6 +1,7 @@
 // `cstor kube-lite`: the embedded Kubernetes API server for development and tests.
 import path from 'node:path';
 import { ensureWritableDir, parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { logLevelFrom } from '../lib/cli/daemon-options.ts';
 import { takePidLock } from '../lib/cli/pid-lock.ts';
 import { CstorError } from '../lib/errors.ts';
 import { announceListening } from '../lib/listen.ts';
@@ -35,9 +36,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   if (!Number.isInteger(historySize) || historySize < 1) problems.push(`--history-size: "${args['history-size']}" is not a positive integer`);
   const bookmarkSeconds = Number(args['bookmark-seconds']);
   if (!(bookmarkSeconds > 0)) problems.push(`--bookmark-seconds: "${args['bookmark-seconds']}" is not a positive number`);
+  const logLevel = logLevelFrom(args['log-level'], env, problems);
   if (problems.length > 0) throw new CstorError('invalid', `${problems.join('; ')} (see --help)`);
   const { host, port } = listen;
-  const config = Object.freeze({ host, port, dataDir: path.resolve(args['data-dir']), historySize, bookmarkIntervalMs: bookmarkSeconds * 1000, logLevel: args['log-level'] ?? env.LOG_LEVEL ?? 'info' });
+  const config = Object.freeze({ host, port, dataDir: path.resolve(args['data-dir']), historySize, bookmarkIntervalMs: bookmarkSeconds * 1000, logLevel });
   const logger = createLogger({ component: 'kube-lite', level: config.logLevel });
   logger.warn('kube-lite is a development Kubernetes API server, not a production one');
   await ensureWritableDir(config.dataDir, '--data-dir');

@@ -5,6 +5,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseCommand, parseHostPort } from '../lib/cli/args.ts';
+import { logLevelFrom } from '../lib/cli/daemon-options.ts';
 import { CstorError, describeError, hasErrorCode } from '../lib/errors.ts';
 import { announceListening, closeServer, listen } from '../lib/listen.ts';
 import { shutdown, waitForSignal } from '../lib/shutdown.ts';
@@ -79,6 +80,7 @@ export function buildConfig(args: NonNullable<ReturnType<typeof parseCommand<typ
   }
   const namespace = args.namespace ?? env.OPENEBS_NAMESPACE ?? 'openebs';
   if (!namespace) problems.push('--namespace is empty');
+  const logLevel = logLevelFrom(args['log-level'], env, problems);
   if (problems.length) throw new CstorError('invalid', `cstor snapshot-controller: ${problems.join('; ')}`);
   const mapiAddr = args['mapi-addr'] ?? env.MAPI_ADDR;
   return Object.freeze({
@@ -91,7 +93,7 @@ export function buildConfig(args: NonNullable<ReturnType<typeof parseCommand<typ
     leaseDurationMs: leaseSeconds * 1000,
     identity: args.identity ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     workers,
-    logLevel: args['log-level'] ?? env.LOG_LEVEL ?? 'info',
+    logLevel,
   });
 }
 

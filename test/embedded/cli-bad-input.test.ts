@@ -72,6 +72,8 @@ describe('cstor commands given bad input (real processes)', function () {
       { args: ['volume-provisioner', '--bogus'], stderr: "cstor volume-provisioner: Unknown option '--bogus' (see --help)" },
       { args: ['snapshot-controller', '--bogus'], stderr: "cstor snapshot-controller: Unknown option '--bogus' (see --help)" },
       { args: ['snapshot-provisioner', '--bogus'], stderr: "cstor snapshot-provisioner: Unknown option '--bogus' (see --help)" },
+      { args: ['kube-lite', '--data-dir', root, '--log-level', 'loud'], stderr: 'cstor kube-lite: log level "loud" is not one of error, warn, info, debug (see --help)' },
+      { args: ['snapshot-controller', '--log-level', 'loud'], stderr: 'cstor snapshot-controller: log level "loud" is not one of error, warn, info, debug' },
     ];
     const results = await Promise.all(table.map((c) => run(c.args)));
     table.forEach((c, i) => {
